@@ -1,0 +1,60 @@
+"""Matching PromQL series selectors (``name{a="x", b=~"y.*"}``) against label sets.
+
+Used where series are produced locally (the demo fleet) and must be routed through
+the same presets as series fetched from Prometheus.  Supports the four matchers
+``=``, ``!=``, ``=~``, ``!~``; regexes are fully anchored, as in PromQL.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+_SELECTOR = re.compile(r"^\s*([A-Za-z_:][A-Za-z0-9_:]*)\s*(?:\{(.*)\})?\s*$")
+_MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
+
+
+@dataclass(frozen=True)
+class Selector:
+    """A parsed series selector: metric name and label matchers."""
+
+    name: str
+    matchers: tuple[tuple[str, str, str], ...]
+
+    def matches(self, labels: dict[str, str]) -> bool:
+        """True when ``labels`` (with ``__name__``) satisfy the selector."""
+        if labels.get("__name__") != self.name:
+            return False
+        for label, op, value in self.matchers:
+            actual = labels.get(label, "")
+            if op == "=" and actual != value:
+                return False
+            if op == "!=" and actual == value:
+                return False
+            if op == "=~" and not re.fullmatch(value, actual):
+                return False
+            if op == "!~" and re.fullmatch(value, actual):
+                return False
+        return True
+
+
+def parse_selector(text: str) -> Selector:
+    """Parse ``name{label op "value", ...}``.
+
+    Raises:
+        ValueError: not a selector of that form (the message quotes it).
+    """
+    match = _SELECTOR.match(text)
+    if not match:
+        raise ValueError(f"not a series selector: {text!r}")
+    name, body = match.group(1), match.group(2) or ""
+    matchers = []
+    pos = 0
+    while pos < len(body.strip()):
+        m = _MATCHER.match(body, pos)
+        if not m:
+            raise ValueError(f"cannot parse label matchers in {text!r} at {body[pos:]!r}")
+        value = m.group(3).encode().decode("unicode_escape")
+        matchers.append((m.group(1), m.group(2), value))
+        pos = m.end()
+    return Selector(name, tuple(matchers))

@@ -1,0 +1,335 @@
+"""Observatory's configuration file: YAML, validated strictly, errors that say where.
+
+The file lists the regions to collect from, how to reach and authenticate with each
+region's Prometheus-compatible API, which exporter presets each region runs, and the
+collection schedule.  The full format is documented in ``docs/configuration.md``;
+``examples/observatory.yaml`` is a complete example.
+
+Secrets never live in the file: a bearer token, a basic-auth password or a secret
+header value is named by the environment variable that holds it (``*_env`` keys).
+
+Every mistake raises :class:`ConfigError` with the file, the line and the key path
+(``regions[1].url``) and what was expected.  Unknown keys are refused.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """Parse a Prometheus-style duration (``90s``, ``5m``, ``6h``, ``14d``, ``2w``).
+
+    A bare number is taken as seconds.
+
+    Raises:
+        ValueError: the text is not a positive duration.
+    """
+    if isinstance(value, timedelta):
+        seconds = value.total_seconds()
+    elif isinstance(value, bool):
+        raise ValueError("expected a duration such as 60s, 5m, 6h or 14d")
+    elif isinstance(value, int | float):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _DURATION_RE.match(value)
+        if not match:
+            raise ValueError(f"expected a duration such as 60s, 5m, 6h or 14d, got {value!r}")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    else:
+        raise ValueError(f"expected a duration such as 60s, 5m, 6h or 14d, got {value!r}")
+    if seconds <= 0:
+        raise ValueError(f"a duration must be positive, got {value!r}")
+    return timedelta(seconds=seconds)
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
+_ENV_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class BasicAuth(_Strict):
+    """HTTP basic auth: the password comes from the environment variable ``password_env``."""
+
+    username: str
+    password_env: str = Field(pattern=_ENV_RE)
+
+
+class Auth(_Strict):
+    """How to authenticate with one region's API. At most one of ``basic`` and ``bearer_token_env``."""
+
+    basic: BasicAuth | None = None
+    bearer_token_env: str | None = Field(default=None, pattern=_ENV_RE)
+
+    @model_validator(mode="after")
+    def _one_scheme(self) -> Auth:
+        if self.basic is not None and self.bearer_token_env is not None:
+            raise ValueError("choose one of basic and bearer_token_env, not both")
+        return self
+
+
+class LabelMap(_Strict):
+    """Which exporter labels hold the model and the arm (e.g. the model version)."""
+
+    model: list[str] = Field(default_factory=lambda: ["model_name", "model"])
+    arm: list[str] = Field(default_factory=lambda: ["version", "model_version", "arm"])
+
+    @field_validator("model", "arm", mode="before")
+    @classmethod
+    def _listify(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class Region(_Strict):
+    """One region: a Prometheus-compatible base URL and where it is on the map."""
+
+    name: str = Field(pattern=_NAME_RE)
+    url: str = Field(pattern=r"^https?://\S+$")
+    display_name: str | None = None
+    latitude: float = Field(ge=-90, le=90)
+    longitude: float = Field(ge=-180, le=180)
+    presets: list[Literal["vllm", "dcgm", "opencost", "quality", "prometheus"]] = Field(
+        default_factory=lambda: ["vllm", "dcgm"], min_length=1
+    )
+    labels: LabelMap = Field(default_factory=LabelMap)
+    auth: Auth | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    headers_env: dict[str, str] = Field(default_factory=dict)
+    verify_tls: bool = True
+
+    @property
+    def title(self) -> str:
+        """The name shown to operators."""
+        return self.display_name or self.name
+
+    @field_validator("headers_env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for header, env in value.items():
+            if not re.match(_ENV_RE, env):
+                raise ValueError(f"header {header!r}: {env!r} is not an environment variable name")
+        return value
+
+
+class Collection(_Strict):
+    """When and how much to collect.
+
+    ``step``: resolution of stored rows (default 60 s).  ``lookback``: how far back the
+    first run of a region starts.  ``chunk``: the longest time range one query asks
+    for.  ``counter_lookback``: how far before a window the collector looks for the
+    previous counter sample, so that the first delta of the window is exact.
+    ``settle``: how far behind now a window ends, so that scrapes still in flight are
+    not missed.  ``timeout``: per HTTP request.
+    """
+
+    step: Duration = timedelta(seconds=60)
+    lookback: Duration = timedelta(days=1)
+    chunk: Duration = timedelta(hours=6)
+    counter_lookback: Duration = timedelta(minutes=15)
+    settle: Duration = timedelta(seconds=60)
+    timeout: Duration = timedelta(seconds=30)
+
+    @model_validator(mode="after")
+    def _whole_steps(self) -> Collection:
+        step = self.step.total_seconds()
+        if step < 1 or step != int(step):
+            raise ValueError("step must be a whole number of seconds, at least 1s")
+        if self.chunk.total_seconds() % step:
+            raise ValueError("chunk must be a multiple of step")
+        return self
+
+
+class Health(_Strict):
+    """Thresholds that colour a region on the map until SLOs are defined."""
+
+    max_error_ratio: float = Field(default=0.01, gt=0, lt=1)
+    max_p99_seconds: float = Field(default=20.0, gt=0)
+
+
+class Settings(_Strict):
+    """The whole configuration file."""
+
+    store: str = "data/store"
+    collection: Collection = Field(default_factory=Collection)
+    health: Health = Field(default_factory=Health)
+    regions: list[Region] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_regions(self) -> Settings:
+        seen: set[str] = set()
+        for region in self.regions:
+            if region.name in seen:
+                raise ValueError(f"region name {region.name!r} appears twice")
+            seen.add(region.name)
+        return self
+
+
+@dataclass(frozen=True)
+class Config:
+    """A loaded configuration: the validated settings and where they came from."""
+
+    settings: Settings
+    path: Path | None
+
+    @property
+    def store_path(self) -> Path:
+        """The store folder; a relative path is relative to the config file's folder."""
+        store = Path(self.settings.store)
+        if store.is_absolute() or self.path is None:
+            return store
+        return self.path.parent / store
+
+
+class ConfigError(ValueError):
+    """A configuration mistake, with the file, line and key path where it is."""
+
+    def __init__(self, messages: list[str]):
+        self.messages = messages
+        super().__init__("\n".join(messages))
+
+
+def _line_index(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+    """Map every key path of a composed YAML document to its 1-based line."""
+    lines = {path: node.start_mark.line + 1}
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            lines[(*path, key)] = key_node.start_mark.line + 1
+            for sub, line in _line_index(value_node, (*path, key)).items():
+                lines.setdefault(sub, line)
+            lines[(*path, key)] = key_node.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            lines.update(_line_index(item, (*path, i)))
+    return lines
+
+
+def _format_loc(loc: tuple[Any, ...]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _nearest_line(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
+    for cut in range(len(loc), -1, -1):
+        if loc[:cut] in lines:
+            return lines[loc[:cut]]
+    return None
+
+
+def parse_config(text: str, source: str = "<config>", path: Path | None = None) -> Config:
+    """Validate configuration text.
+
+    Raises:
+        ConfigError: YAML syntax errors, unknown keys, wrong types, missing fields;
+            each message names ``source``, the line and the key path.
+    """
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError([f"{where}: invalid YAML: {problem}"]) from None
+    if node is None or data is None:
+        raise ConfigError([f"{source}: the file is empty; expected a mapping with 'regions'"])
+    if not isinstance(data, dict):
+        raise ConfigError([f"{source}:1: expected a mapping at the top level"])
+    lines = _line_index(node)
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        messages = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+            line = _nearest_line(lines, loc)
+            where = f"{source}:{line}" if line else source
+            msg = err["msg"]
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (check the spelling; see docs/configuration.md)"
+            elif err["type"] == "missing":
+                msg = "required key is missing"
+            elif err["type"] == "literal_error":
+                msg = f"{msg}, got {err.get('input')!r}"
+            messages.append(f"{where}: {_format_loc(loc)}: {msg}")
+        raise ConfigError(messages) from None
+    return Config(settings=settings, path=path)
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate the configuration file at ``path``.
+
+    Raises:
+        ConfigError: the file is missing, unreadable or invalid.
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{file}: cannot read the configuration file: {exc.strerror}"]) from None
+    return parse_config(text, source=str(file), path=file.resolve())
+
+
+def resolve_headers(region: Region, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """HTTP headers for a region, with secrets read from the environment.
+
+    Raises:
+        ConfigError: an environment variable that the region names is not set.
+    """
+    env = os.environ if environ is None else environ
+    headers = dict(region.headers)
+    missing = []
+    for header, var in region.headers_env.items():
+        if var in env:
+            headers[header] = env[var]
+        else:
+            missing.append(f"region {region.name}: headers_env.{header}: ${var} is not set")
+    if region.auth and region.auth.bearer_token_env:
+        var = region.auth.bearer_token_env
+        if var in env:
+            headers["Authorization"] = f"Bearer {env[var]}"
+        else:
+            missing.append(f"region {region.name}: auth.bearer_token_env: ${var} is not set")
+    if missing:
+        raise ConfigError(missing)
+    return headers
+
+
+def resolve_basic_auth(region: Region, environ: dict[str, str] | None = None) -> tuple[str, str] | None:
+    """``(username, password)`` for basic auth, or None.
+
+    Raises:
+        ConfigError: the password's environment variable is not set.
+    """
+    if region.auth is None or region.auth.basic is None:
+        return None
+    env = os.environ if environ is None else environ
+    var = region.auth.basic.password_env
+    if var not in env:
+        raise ConfigError([f"region {region.name}: auth.basic.password_env: ${var} is not set"])
+    return region.auth.basic.username, env[var]

@@ -1,0 +1,19 @@
+-- Observatory's schema: typed empty tables that stand in for a table of the lake
+-- that holds no file yet, so every view exists (and is empty) on a fresh store.
+-- Columns and units: docs/schema.md. Times are UTC; ts_utc is the END of a step
+-- that covers (ts_utc - step, ts_utc].
+CREATE TABLE _empty_counters (
+    ts_utc TIMESTAMP, model VARCHAR, arm VARCHAR, instance VARCHAR,
+    value DOUBLE, unit VARCHAR, signal VARCHAR, date DATE, region VARCHAR);
+CREATE TABLE _empty_gauges (
+    ts_utc TIMESTAMP, model VARCHAR, arm VARCHAR, instance VARCHAR,
+    mean DOUBLE, max DOUBLE, last DOUBLE, samples INTEGER, step_s INTEGER,
+    unit VARCHAR, signal VARCHAR, date DATE, region VARCHAR);
+CREATE TABLE _empty_histograms (
+    ts_utc TIMESTAMP, model VARCHAR, arm VARCHAR, le DOUBLE,
+    value DOUBLE, unit VARCHAR, signal VARCHAR, date DATE, region VARCHAR);
+CREATE TABLE _empty_regions (
+    region VARCHAR, display_name VARCHAR, latitude DOUBLE, longitude DOUBLE, url VARCHAR);
+CREATE TABLE _empty_runs (
+    started_utc TIMESTAMP, finished_utc TIMESTAMP, region VARCHAR, status VARCHAR,
+    window_start_utc TIMESTAMP, window_end_utc TIMESTAMP, rows BIGINT, error VARCHAR);

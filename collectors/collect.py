@@ -33,7 +33,7 @@ from observatory.store import Store
 def _ms(t: datetime) -> int:
     if t.tzinfo is None:
         t = t.replace(tzinfo=UTC)
-    return int(round(t.timestamp() * 1000))
+    return round(t.timestamp() * 1000)
 
 
 def _dt(ms: int) -> datetime:
@@ -82,7 +82,9 @@ class Collector:
         self.settings = config.settings
         self.store = store
         self._state_lock = threading.Lock()
-        self._source_factory = source_factory or (lambda region, timeout: RegionSource(region, timeout))
+        self._source_factory = source_factory or (
+            lambda region, timeout: RegionSource(region, timeout)
+        )
 
     def run(
         self,
@@ -106,7 +108,9 @@ class Collector:
         coll = self.settings.collection
         step_ms = int(coll.step.total_seconds() * 1000)
         now_ms = _ms(now or datetime.now(UTC))
-        end_ms = _floor(_ms(end) if end else now_ms - int(coll.settle.total_seconds() * 1000), step_ms)
+        end_ms = _floor(
+            _ms(end) if end else now_ms - int(coll.settle.total_seconds() * 1000), step_ms
+        )
         chosen = self.settings.regions
         if regions:
             known = {r.name for r in chosen}
@@ -140,7 +144,9 @@ class Collector:
                 s = _floor(end_ms - int(coll.lookback.total_seconds() * 1000), step_ms)
             starts[region.name] = s
         with ThreadPoolExecutor(max_workers=max(1, min(8, len(chosen)))) as pool:
-            futures = [pool.submit(self._region, r, starts[r.name], end_ms, step_ms) for r in chosen]
+            futures = [
+                pool.submit(self._region, r, starts[r.name], end_ms, step_ms) for r in chosen
+            ]
             reports = [f.result() for f in futures]
         self.store.touch_version()
         return reports
@@ -153,7 +159,9 @@ class Collector:
             report.status = "current"
         else:
             try:
-                source = self._source_factory(region, self.settings.collection.timeout.total_seconds())
+                source = self._source_factory(
+                    region, self.settings.collection.timeout.total_seconds()
+                )
             except ConfigError as exc:
                 report.status = "failed"
                 report.errors.append(str(exc))
@@ -178,7 +186,13 @@ class Collector:
         return report
 
     def _collect_region(
-        self, region: Region, source: RegionSource, start_ms: int, end_ms: int, step_ms: int, report: RegionReport
+        self,
+        region: Region,
+        source: RegionSource,
+        start_ms: int,
+        end_ms: int,
+        step_ms: int,
+        report: RegionReport,
     ) -> None:
         coll = self.settings.collection
         chunk_ms = int(coll.chunk.total_seconds() * 1000)
@@ -195,8 +209,10 @@ class Collector:
                 extra = lookback_ms if mapping.kind != "gauge" else 0
                 range_s = -(-(chunk_end - chunk_start + extra) // 1000)
                 try:
-                    result = source.raw_samples(mapping.selector, chunk_end, range_s)
-                    rows = to_rows(from_api(result), mapping, rules, chunk_start, chunk_end, step_ms)
+                    answer = source.raw_samples(mapping.selector, chunk_end, range_s)
+                    rows = to_rows(
+                        from_api(answer), mapping, rules, chunk_start, chunk_end, step_ms
+                    )
                 except QueryError as exc:
                     report.errors.append(str(exc))
                     failed = True
@@ -212,7 +228,9 @@ class Collector:
                 if len(rows):
                     frames[table].append(rows)
             for table, sigs in signals.items():
-                frame = pd.concat(frames[table], ignore_index=True) if frames[table] else pd.DataFrame()
+                frame = (
+                    pd.concat(frames[table], ignore_index=True) if frames[table] else pd.DataFrame()
+                )
                 result = self.store.replace_window(
                     table, region.name, sorted(sigs), _dt(chunk_start), _dt(chunk_end), frame
                 )
@@ -234,4 +252,3 @@ class Collector:
                 return
             regions[region] = {"collected_until": _dt(until_ms).isoformat()}
             self.store.write_state(state)
-

@@ -39,8 +39,29 @@ from collectors.selector import parse_selector
 from collectors.transform import TABLE_OF_KIND, LabelRules, Series, to_rows
 
 #: vLLM's default buckets for vllm:e2e_request_latency_seconds (seconds).
-VLLM_E2E_BUCKETS = (0.3, 0.5, 0.8, 1.0, 1.5, 2.0, 2.5, 5.0, 10.0, 15.0, 20.0, 30.0, 40.0, 50.0,
-                    60.0, 120.0, 240.0, 480.0, 960.0, 1920.0, 7680.0)
+VLLM_E2E_BUCKETS = (
+    0.3,
+    0.5,
+    0.8,
+    1.0,
+    1.5,
+    2.0,
+    2.5,
+    5.0,
+    10.0,
+    15.0,
+    20.0,
+    30.0,
+    40.0,
+    50.0,
+    60.0,
+    120.0,
+    240.0,
+    480.0,
+    960.0,
+    1920.0,
+    7680.0,
+)
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 DEMO_PRESETS = ("vllm", "dcgm", "opencost", "quality")
 STEP_S = 60
@@ -82,7 +103,9 @@ REGIONS: tuple[DemoRegion, ...] = (
     DemoRegion("eu-central-1", "Europe (Frankfurt)", 50.11, 8.68, "Europe/Berlin", 0.6, 4.60),
     DemoRegion("ap-northeast-1", "Asia Pacific (Tokyo)", 35.68, 139.69, "Asia/Tokyo", 0.6, 4.90),
     DemoRegion("ap-south-1", "Asia Pacific (Mumbai)", 19.08, 72.88, "Asia/Kolkata", 0.5, 3.80),
-    DemoRegion("sa-east-1", "South America (São Paulo)", -23.55, -46.63, "America/Sao_Paulo", 0.4, 5.20),
+    DemoRegion(
+        "sa-east-1", "South America (São Paulo)", -23.55, -46.63, "America/Sao_Paulo", 0.4, 5.20
+    ),
 )
 MODELS: tuple[DemoModel, ...] = (
     DemoModel("llama-3.1-70b", ("v1", "v2"), 2, 90.0, 2.2, 0.55, 0.860, (6.0, 2.0), 420.0, 260.0),
@@ -131,7 +154,7 @@ def default_end(now: datetime | None = None) -> datetime:
 
 
 def incidents_for(start: datetime, end: datetime) -> list[Incident]:
-    """The incidents injected into a fleet spanning ``[start, end]`` (placed by fraction of the span)."""
+    """The incidents injected into a fleet over ``[start, end]``, placed by fraction of the span."""
     span = end - start
 
     def at(fraction: float, hour: int) -> datetime:
@@ -140,18 +163,54 @@ def incidents_for(start: datetime, end: datetime) -> list[Incident]:
 
     burst = at(0.42, 9)
     return [
-        Incident("latency-eu-west-1", "latency_regression", "eu-west-1", "llama-3.1-70b", "v2", "latency",
-                 at(0.64, 10), None, 1.6,
-                 "Deployment of llama-3.1-70b v2 (new quantisation) makes median latency 60% slower"),
-        Incident("errors-ap-south-1", "error_burst", "ap-south-1", "mistral-7b", None, "errors",
-                 burst, burst + timedelta(minutes=90), 0.08,
-                 "Upstream tokenizer service outage: 8% of mistral-7b requests fail for 90 minutes"),
-        Incident("accuracy-us-west-2", "accuracy_drift", "us-west-2", "qwen2.5-32b", None, "accuracy",
-                 at(0.78, 6), None, 0.07,
-                 "Input distribution shift: qwen2.5-32b accuracy falls by 7 points over 12 hours"),
-        Incident("gpu-ap-northeast-1", "gpu_efficiency_drop", "ap-northeast-1", None, None, "gpu_power",
-                 at(0.28, 3), None, 1.35,
-                 "Driver update: GPUs draw 35% more power for the same work (tokens per joule drop)"),
+        Incident(
+            "latency-eu-west-1",
+            "latency_regression",
+            "eu-west-1",
+            "llama-3.1-70b",
+            "v2",
+            "latency",
+            at(0.64, 10),
+            None,
+            1.6,
+            "Deployment of llama-3.1-70b v2 (new quantisation) makes median latency 60% slower",
+        ),
+        Incident(
+            "errors-ap-south-1",
+            "error_burst",
+            "ap-south-1",
+            "mistral-7b",
+            None,
+            "errors",
+            burst,
+            burst + timedelta(minutes=90),
+            0.08,
+            "Upstream tokenizer service outage: 8% of mistral-7b requests fail for 90 minutes",
+        ),
+        Incident(
+            "accuracy-us-west-2",
+            "accuracy_drift",
+            "us-west-2",
+            "qwen2.5-32b",
+            None,
+            "accuracy",
+            at(0.78, 6),
+            None,
+            0.07,
+            "Input distribution shift: qwen2.5-32b accuracy falls by 7 points over 12 hours",
+        ),
+        Incident(
+            "gpu-ap-northeast-1",
+            "gpu_efficiency_drop",
+            "ap-northeast-1",
+            None,
+            None,
+            "gpu_power",
+            at(0.28, 3),
+            None,
+            1.35,
+            "Driver update: GPUs draw 35% more power for the same work (tokens per joule drop)",
+        ),
     ]
 
 
@@ -171,7 +230,9 @@ def _active(times: pd.DatetimeIndex, inc: Incident) -> np.ndarray:
     return np.asarray(on)
 
 
-def _counter(increments: np.ndarray, reset_at: int | None = None, start_value: float = 0.0) -> np.ndarray:
+def _counter(
+    increments: np.ndarray, reset_at: int | None = None, start_value: float = 0.0
+) -> np.ndarray:
     """Cumulative counter samples: a sample at the start, then one per step.
 
     With ``reset_at`` = i the process restarts just before step i ends: the sample
@@ -234,7 +295,9 @@ def simulate_region(
                 elif inc.kind == "error_burst":
                     error_ratio = np.where(on, inc.magnitude, error_ratio)
                 elif inc.kind == "accuracy_drift":
-                    hours = (times.tz_convert(UTC) - pd.Timestamp(inc.start)).total_seconds().to_numpy() / 3600
+                    hours = (
+                        times.tz_convert(UTC) - pd.Timestamp(inc.start)
+                    ).total_seconds().to_numpy() / 3600
                     ramp = np.clip(hours / 12.0, 0.0, 1.0) * on
                     accuracy = accuracy - inc.magnitude * ramp
                     score_b_t = score_b_t * (1.0 + 0.8 * ramp)
@@ -242,50 +305,101 @@ def simulate_region(
             ok = requests - errors
             length = rng.binomial(ok.astype(np.int64), 0.08).astype(np.float64)
             stop = ok - length
-            reset_at = n // 3 if (region.name == "us-east-1" and model.name == "mistral-7b") else None
+            reset_at = (
+                n // 3 if (region.name == "us-east-1" and model.name == "mistral-7b") else None
+            )
             for reason, counts in (("stop", stop), ("length", length), ("error", errors)):
                 out.series.append(
-                    Series({"__name__": "vllm:request_success_total", **base, "finished_reason": reason},
-                           ts_counter, _counter(counts, reset_at))
+                    Series(
+                        {
+                            "__name__": "vllm:request_success_total",
+                            **base,
+                            "finished_reason": reason,
+                        },
+                        ts_counter,
+                        _counter(counts, reset_at),
+                    )
                 )
             totals["requests"] += float(requests.sum())
             totals["errors"] += float(errors.sum())
             # Latency histogram (cumulative buckets) and sum.
             sigma = model.latency_sigma
             cdf = lognorm.cdf(np.asarray(VLLM_E2E_BUCKETS)[None, :], s=sigma, scale=median[:, None])
-            probs = np.diff(np.concatenate([np.zeros((n, 1)), cdf, np.ones((n, 1))], axis=1), axis=1)
+            probs = np.diff(
+                np.concatenate([np.zeros((n, 1)), cdf, np.ones((n, 1))], axis=1), axis=1
+            )
             probs = np.clip(probs, 0, None)
             probs /= probs.sum(axis=1, keepdims=True)
             counts = rng.multinomial(requests.astype(np.int64), probs).astype(np.float64)
             cumulative = np.cumsum(counts, axis=1)
             for k, le in enumerate(le_text):
                 out.series.append(
-                    Series({"__name__": "vllm:e2e_request_latency_seconds_bucket", **base, "le": le},
-                           ts_counter, _counter(cumulative[:, k], reset_at))
+                    Series(
+                        {"__name__": "vllm:e2e_request_latency_seconds_bucket", **base, "le": le},
+                        ts_counter,
+                        _counter(cumulative[:, k], reset_at),
+                    )
                 )
             mean_latency = median * np.exp(sigma**2 / 2)
             lat_sum = requests * mean_latency * rng.normal(1.0, 0.01, n).clip(0.9, 1.1)
-            out.series.append(Series({"__name__": "vllm:e2e_request_latency_seconds_sum", **base},
-                                     ts_counter, _counter(lat_sum, reset_at)))
-            out.series.append(Series({"__name__": "vllm:e2e_request_latency_seconds_count", **base},
-                                     ts_counter, _counter(requests, reset_at)))
-            prompt = np.round(requests * model.prompt_tokens * rng.normal(1, 0.05, n).clip(0.5, 1.5))
-            gen = np.round(requests * model.generation_tokens * rng.normal(1, 0.05, n).clip(0.5, 1.5))
-            out.series.append(Series({"__name__": "vllm:prompt_tokens_total", **base}, ts_counter,
-                                     _counter(prompt, reset_at)))
-            out.series.append(Series({"__name__": "vllm:generation_tokens_total", **base}, ts_counter,
-                                     _counter(gen, reset_at)))
+            out.series.append(
+                Series(
+                    {"__name__": "vllm:e2e_request_latency_seconds_sum", **base},
+                    ts_counter,
+                    _counter(lat_sum, reset_at),
+                )
+            )
+            out.series.append(
+                Series(
+                    {"__name__": "vllm:e2e_request_latency_seconds_count", **base},
+                    ts_counter,
+                    _counter(requests, reset_at),
+                )
+            )
+            prompt = np.round(
+                requests * model.prompt_tokens * rng.normal(1, 0.05, n).clip(0.5, 1.5)
+            )
+            gen = np.round(
+                requests * model.generation_tokens * rng.normal(1, 0.05, n).clip(0.5, 1.5)
+            )
+            out.series.append(
+                Series(
+                    {"__name__": "vllm:prompt_tokens_total", **base},
+                    ts_counter,
+                    _counter(prompt, reset_at),
+                )
+            )
+            out.series.append(
+                Series(
+                    {"__name__": "vllm:generation_tokens_total", **base},
+                    ts_counter,
+                    _counter(gen, reset_at),
+                )
+            )
             # Quality: accuracy gauge and prediction-score histogram.
             acc = np.clip(accuracy + rng.normal(0, 0.004, n), 0, 1)
-            out.series.append(Series({"__name__": "model_accuracy", **base}, ts_ms, np.round(acc, 5)))
-            score_cdf = beta_dist.cdf(np.asarray(SCORE_BUCKETS)[None, :], score_a, score_b_t[:, None])
-            sprobs = np.diff(np.concatenate([np.zeros((n, 1)), score_cdf, np.ones((n, 1))], axis=1), axis=1)
+            out.series.append(
+                Series({"__name__": "model_accuracy", **base}, ts_ms, np.round(acc, 5))
+            )
+            score_cdf = beta_dist.cdf(
+                np.asarray(SCORE_BUCKETS)[None, :], score_a, score_b_t[:, None]
+            )
+            sprobs = np.diff(
+                np.concatenate([np.zeros((n, 1)), score_cdf, np.ones((n, 1))], axis=1), axis=1
+            )
             sprobs = np.clip(sprobs, 0, None)
             sprobs /= sprobs.sum(axis=1, keepdims=True)
-            scounts = np.cumsum(rng.multinomial(ok.astype(np.int64), sprobs), axis=1).astype(np.float64)
+            scounts = np.cumsum(rng.multinomial(ok.astype(np.int64), sprobs), axis=1).astype(
+                np.float64
+            )
             for k, le in enumerate(score_text):
-                out.series.append(Series({"__name__": "model_prediction_score_bucket", **base, "le": le},
-                                         ts_counter, _counter(scounts[:, k])))
+                out.series.append(
+                    Series(
+                        {"__name__": "model_prediction_score_bucket", **base, "le": le},
+                        ts_counter,
+                        _counter(scounts[:, k]),
+                    )
+                )
             # GPUs: utilisation (percent, integer like DCGM), power, energy counter (mJ).
             node = f"ip-10-0-{gpu_index // 2}-{gpu_index % 2 + 10}.{region.name}.compute.internal"
             for g in range(model.gpus_per_arm):
@@ -305,22 +419,44 @@ def simulate_region(
                 }
                 gpu_reset = n // 2 if (region.name == "us-east-1" and gpu_index == 3) else None
                 boot_mj = float(rng.integers(10**9, 10**11))
-                out.series.append(Series({"__name__": "DCGM_FI_DEV_GPU_UTIL", **gpu_labels}, ts_ms, pct))
-                out.series.append(Series({"__name__": "DCGM_FI_DEV_POWER_USAGE", **gpu_labels}, ts_ms, power))
-                out.series.append(Series({"__name__": "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", **gpu_labels},
-                                         ts_counter, _counter(energy_mj, gpu_reset, boot_mj)))
+                out.series.append(
+                    Series({"__name__": "DCGM_FI_DEV_GPU_UTIL", **gpu_labels}, ts_ms, pct)
+                )
+                out.series.append(
+                    Series({"__name__": "DCGM_FI_DEV_POWER_USAGE", **gpu_labels}, ts_ms, power)
+                )
+                out.series.append(
+                    Series(
+                        {"__name__": "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION", **gpu_labels},
+                        ts_counter,
+                        _counter(energy_mj, gpu_reset, boot_mj),
+                    )
+                )
                 totals["energy_joules"] += float(energy_mj.sum()) / 1000.0
                 gpu_index += 1
             hourly = model.gpus_per_arm * region.usd_per_gpu_hour + 0.45
-            out.series.append(Series({"__name__": "node_total_hourly_cost", **base, "node": node,
-                                      "instance_type": "p5.48xlarge", "region": region.name},
-                                     ts_ms, np.full(n, hourly)))
+            out.series.append(
+                Series(
+                    {
+                        "__name__": "node_total_hourly_cost",
+                        **base,
+                        "node": node,
+                        "instance_type": "p5.48xlarge",
+                        "region": region.name,
+                    },
+                    ts_ms,
+                    np.full(n, hourly),
+                )
+            )
     out.totals = totals
     return out
 
 
 def simulate(
-    seed: int = 7, end: datetime | None = None, days: float = 14, regions: Iterable[str] | None = None
+    seed: int = 7,
+    end: datetime | None = None,
+    days: float = 14,
+    regions: Iterable[str] | None = None,
 ) -> tuple[list[RegionSeries], dict[str, Any]]:
     """Simulate the fleet; returns the regions' series and the ground truth.
 
@@ -361,7 +497,9 @@ def simulate(
     return sims, truth
 
 
-def region_frames(sim: RegionSeries, start: datetime, end: datetime) -> Iterator[tuple[str, list[str], pd.DataFrame]]:
+def region_frames(
+    sim: RegionSeries, start: datetime, end: datetime
+) -> Iterator[tuple[str, list[str], pd.DataFrame]]:
     """``(table, signals, rows)`` for the store, through the demo presets' mappings."""
     start_ms = int(start.timestamp() * 1000)
     end_ms = int(end.timestamp() * 1000)
@@ -385,8 +523,13 @@ def region_catalogue(names: Iterable[str] | None = None) -> pd.DataFrame:
     wanted = set(names) if names else {r.name for r in REGIONS}
     return pd.DataFrame(
         [
-            {"region": r.name, "display_name": r.display_name, "latitude": r.latitude,
-             "longitude": r.longitude, "url": "demo://" + r.name}
+            {
+                "region": r.name,
+                "display_name": r.display_name,
+                "latitude": r.latitude,
+                "longitude": r.longitude,
+                "url": "demo://" + r.name,
+            }
             for r in REGIONS
             if r.name in wanted
         ]
@@ -409,7 +552,9 @@ def write_openmetrics(sim: RegionSeries, out: IO[str]) -> int:
         name = s.labels["__name__"]
         if name.endswith("_total"):
             family, kind = name[: -len("_total")], "counter"
-        elif name.endswith(("_bucket", "_sum", "_count")) and name not in ("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",):
+        elif name.endswith(("_bucket", "_sum", "_count")) and name not in (
+            "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION",
+        ):
             family, kind = name.rsplit("_", 1)[0], "histogram"
         elif name == "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION":
             family, kind = name, "unknown"  # dcgm-exporter exposes it as a counter without _total

@@ -7,6 +7,7 @@ region's config names the presets it runs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from collectors.signals import SIGNALS, Kind
@@ -82,7 +83,7 @@ PRESETS: dict[str, tuple[Mapping, ...]] = {
 }
 
 
-def mappings_for(presets: list[str] | tuple[str, ...]) -> list[Mapping]:
+def mappings_for(presets: Sequence[str]) -> list[Mapping]:
     """All mappings of the named presets, in order.
 
     Raises:

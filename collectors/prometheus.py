@@ -67,7 +67,7 @@ class RegionSource:
             auth=resolve_basic_auth(self.region),
             disable_ssl=not self.region.verify_tls,
             retry=retry,
-            timeout=self.timeout_s,  # type: ignore[arg-type]
+            timeout=self.timeout_s,
         )
 
     def raw_samples(self, selector: str, at_ms: int, range_s: int) -> list[dict[str, Any]]:
@@ -86,11 +86,15 @@ class RegionSource:
         except PrometheusApiClientException as exc:
             raise QueryError(self.region.name, query, str(exc)) from exc
         except (requests.ConnectionError, requests.Timeout) as exc:
-            raise QueryError(self.region.name, query, f"unreachable: {exc}", unreachable=True) from exc
+            raise QueryError(
+                self.region.name, query, f"unreachable: {exc}", unreachable=True
+            ) from exc
         except requests.RequestException as exc:
             raise QueryError(self.region.name, query, f"request failed: {exc}") from exc
         except ValueError as exc:  # not JSON
-            raise QueryError(self.region.name, query, f"answer is not Prometheus JSON: {exc}") from exc
+            raise QueryError(
+                self.region.name, query, f"answer is not Prometheus JSON: {exc}"
+            ) from exc
         if not isinstance(result, list):
             raise QueryError(self.region.name, query, "answer is not a matrix")
         return result

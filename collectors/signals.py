@@ -38,7 +38,9 @@ SIGNALS: dict[str, Signal] = {
         Signal("requests", "counter", "requests", "Finished inference requests, all outcomes"),
         Signal("errors", "counter", "requests", "Requests that finished with an error"),
         Signal("latency", "histogram", "seconds", "End-to-end request latency"),
-        Signal("latency_sum", "counter", "seconds", "Sum of end-to-end latencies (mean = sum/count)"),
+        Signal(
+            "latency_sum", "counter", "seconds", "Sum of end-to-end latencies (mean = sum/count)"
+        ),
         Signal("ttft", "histogram", "seconds", "Time to first token"),
         Signal("prompt_tokens", "counter", "tokens", "Prompt (input) tokens processed"),
         Signal("generation_tokens", "counter", "tokens", "Generated (output) tokens"),

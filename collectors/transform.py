@@ -89,8 +89,9 @@ def to_rows(
 
     Counters and histogram buckets: exact reset-aware increases summed per step and
     key.  Gauges: per-step mean, max and last of the samples (over all series that
-    share a key), scaled to the signal's unit.  NaN samples are skipped; +/-Inf
-    gauge samples are skipped too (they are not measurements); values at or above
+    share a key), scaled to the signal's unit.  NaN and +/-Inf samples are skipped
+    for every kind (they are not measurements; an infinite counter sample would
+    make its step's increase, and every window over it, inf or NaN); values at or above
     ``mapping.drop_at_or_above`` are dropped as exporter blanks.
 
     Args:
@@ -115,11 +116,9 @@ def to_rows(
     for series in result:
         labels = series.labels
         ts_ms, vals = series.ts_ms, series.values
-        keep = ~np.isnan(vals)
+        keep = np.isfinite(vals)  # NaN and +/-Inf are not measurements, of any kind
         if mapping.drop_at_or_above is not None:
             keep &= vals < mapping.drop_at_or_above
-        if kind == "gauge":
-            keep &= np.isfinite(vals)
         ts_ms, vals = ts_ms[keep], vals[keep]
         if kind in ("counter", "histogram"):
             deltas = reset_aware_deltas(vals)
@@ -139,7 +138,9 @@ def to_rows(
             try:
                 le = parse_le(labels["le"])
             except ValueError:
-                raise ValueError(f"{mapping.selector}: le={labels['le']!r} is not a number") from None
+                raise ValueError(
+                    f"{mapping.selector}: le={labels['le']!r} is not a number"
+                ) from None
         ts_parts.append(ts_ms)
         val_parts.append(vals)
         keys.append((model, arm, instance, le))
@@ -171,7 +172,11 @@ def to_rows(
         out["samples"] = out["samples"].astype(np.int32)
         out["step_s"] = np.int32(step_ms // 1000)
     else:
-        by = ["step", "model", "arm", "le"] if kind == "histogram" else ["step", "model", "arm", "instance"]
+        by = (
+            ["step", "model", "arm", "le"]
+            if kind == "histogram"
+            else ["step", "model", "arm", "instance"]
+        )
         out = frame.groupby(by, sort=True)["v"].sum().rename("value").reset_index()
     out["ts_utc"] = pd.to_datetime(out.pop("step"), unit="ms")
     out["signal"] = mapping.signal

@@ -31,8 +31,9 @@ def _parse_time(value: str | None, option: str) -> datetime | None:
     try:
         t = datetime.fromisoformat(value)
     except ValueError:
-        raise click.BadParameter(f"expected an ISO 8601 time such as 2026-11-30T12:00Z, got {value!r}",
-                                 param_hint=option) from None
+        raise click.BadParameter(
+            f"expected an ISO 8601 time such as 2026-11-30T12:00Z, got {value!r}", param_hint=option
+        ) from None
     return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
@@ -52,10 +53,19 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
-              help="Configuration file (YAML): regions, presets, schedule.")
-@click.option("--from", "start", help="Backfill from this UTC time (ISO 8601) instead of the saved state.")
-@click.option("--to", "end", help="Collect up to this UTC time (default: now minus collection.settle).")
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Configuration file (YAML): regions, presets, schedule.",
+)
+@click.option(
+    "--from", "start", help="Backfill from this UTC time (ISO 8601) instead of the saved state."
+)
+@click.option(
+    "--to", "end", help="Collect up to this UTC time (default: now minus collection.settle)."
+)
 @click.option("--region", "regions", multiple=True, help="Only this region (repeatable).")
 def collect(config_path: str, start: str | None, end: str | None, regions: tuple[str, ...]) -> None:
     """Collect every region once into the store, resuming where the last run ended."""
@@ -66,8 +76,11 @@ def collect(config_path: str, start: str | None, end: str | None, regions: tuple
     began = time.monotonic()
     collector = Collector(config, Store(config.store_path))
     try:
-        reports = collector.run(start=_parse_time(start, "--from"), end=_parse_time(end, "--to"),
-                                regions=list(regions) or None)
+        reports = collector.run(
+            start=_parse_time(start, "--from"),
+            end=_parse_time(end, "--to"),
+            regions=list(regions) or None,
+        )
     except ConfigError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
@@ -83,30 +96,58 @@ def collect(config_path: str, start: str | None, end: str | None, regions: tuple
 
 
 @main.command()
-@click.option("--store", "store_path", type=click.Path(file_okay=False), default=str(DEFAULT_DEMO_STORE),
-              show_default=True, help="Store folder to build the demo fleet into.")
-@click.option("--openmetrics", "om_dir", type=click.Path(file_okay=False),
-              help="Instead of the store, write OpenMetrics text per region here (for promtool).")
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(file_okay=False),
+    default=str(DEFAULT_DEMO_STORE),
+    show_default=True,
+    help="Store folder to build the demo fleet into.",
+)
+@click.option(
+    "--openmetrics",
+    "om_dir",
+    type=click.Path(file_okay=False),
+    help="Instead of the store, write OpenMetrics text per region here (for promtool).",
+)
 @click.option("--seed", default=7, show_default=True, help="Random seed (same seed, same fleet).")
 @click.option("--days", default=14.0, show_default=True, help="Days of history at 1-minute steps.")
 @click.option("--end", help="End of the history, UTC ISO 8601 (default: the last full hour).")
 @click.option("--region", "regions", multiple=True, help="Only this demo region (repeatable).")
 @click.option("--force", is_flag=True, help="Rebuild even if the store already holds data.")
-def demo(store_path: str, om_dir: str | None, seed: int, days: float, end: str | None,
-         regions: tuple[str, ...], force: bool) -> None:
+def demo(
+    store_path: str,
+    om_dir: str | None,
+    seed: int,
+    days: float,
+    end: str | None,
+    regions: tuple[str, ...],
+    force: bool,
+) -> None:
     """Build the demo fleet (7 regions, 3 models, an A/B test, injected incidents)."""
     from observatory import demo as demo_build
 
     try:
         if om_dir:
-            paths = demo_build.build_openmetrics(Path(om_dir), seed=seed, days=days,
-                                                 end=_parse_time(end, "--end"), regions=list(regions) or None)
+            paths = demo_build.build_openmetrics(
+                Path(om_dir),
+                seed=seed,
+                days=days,
+                end=_parse_time(end, "--end"),
+                regions=list(regions) or None,
+            )
             for p in paths:
                 click.echo(str(p))
             return
         store = Path(store_path)
-        summary = demo_build.build_store(store, seed=seed, days=days, end=_parse_time(end, "--end"),
-                                         regions=list(regions) or None, force=force)
+        summary = demo_build.build_store(
+            store,
+            seed=seed,
+            days=days,
+            end=_parse_time(end, "--end"),
+            regions=list(regions) or None,
+            force=force,
+        )
     except ValueError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(EXIT_USAGE)
@@ -114,10 +155,18 @@ def demo(store_path: str, om_dir: str | None, seed: int, days: float, end: str |
 
 
 @main.command()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False),
-              help="Configuration file; without it the demo fleet is served (built on first use).")
-@click.option("--store", "store_path", type=click.Path(file_okay=False),
-              help="Store folder to read (default: the config's store, or data/demo).")
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Configuration file; without it the demo fleet is served (built on first use).",
+)
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(file_okay=False),
+    help="Store folder to read (default: the config's store, or data/demo).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8501, show_default=True, help="Port to listen on.")
 def serve(config_path: str | None, store_path: str | None, host: str, port: int) -> None:
@@ -136,9 +185,21 @@ def serve(config_path: str | None, store_path: str | None, host: str, port: int)
     env["OBSERVATORY_STORE"] = str(store.resolve())
     app = Path(__file__).resolve().parent.parent / "app" / "main.py"
     click.echo(f"Observatory dashboard: http://{host}:{port}  (store: {store})", err=False)
-    cmd = [sys.executable, "-m", "streamlit", "run", str(app),
-           "--server.address", host, "--server.port", str(port), "--server.headless", "true",
-           "--browser.gatherUsageStats", "false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(app),
+        "--server.address",
+        host,
+        "--server.port",
+        str(port),
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
     sys.exit(subprocess.call(cmd, env=env))
 
 

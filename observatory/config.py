@@ -62,9 +62,22 @@ def parse_duration(value: Any) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+PresetName = Literal["vllm", "dcgm", "opencost", "quality", "prometheus"]
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 _NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 _ENV_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class _LocatedError(ValueError):
+    """A model-level check's error that belongs to a key below the model (``loc``)."""
+
+    def __init__(self, message: str, *loc: str | int):
+        super().__init__(message)
+        self.loc = loc
+
+
+def _default_presets() -> list[PresetName]:
+    return ["vllm", "dcgm"]
 
 
 class _Strict(BaseModel):
@@ -79,7 +92,7 @@ class BasicAuth(_Strict):
 
 
 class Auth(_Strict):
-    """How to authenticate with one region's API. At most one of ``basic`` and ``bearer_token_env``."""
+    """How to authenticate with one region's API: ``basic`` or ``bearer_token_env``, not both."""
 
     basic: BasicAuth | None = None
     bearer_token_env: str | None = Field(default=None, pattern=_ENV_RE)
@@ -107,18 +120,23 @@ class Region(_Strict):
     """One region: a Prometheus-compatible base URL and where it is on the map."""
 
     name: str = Field(pattern=_NAME_RE)
-    url: str = Field(pattern=r"^https?://\S+$")
+    url: str
     display_name: str | None = None
     latitude: float = Field(ge=-90, le=90)
     longitude: float = Field(ge=-180, le=180)
-    presets: list[Literal["vllm", "dcgm", "opencost", "quality", "prometheus"]] = Field(
-        default_factory=lambda: ["vllm", "dcgm"], min_length=1
-    )
+    presets: list[PresetName] = Field(default_factory=_default_presets, min_length=1)
     labels: LabelMap = Field(default_factory=LabelMap)
     auth: Auth | None = None
     headers: dict[str, str] = Field(default_factory=dict)
     headers_env: dict[str, str] = Field(default_factory=dict)
     verify_tls: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(f"expected an http:// or https:// base URL, got {value!r}")
+        return value
 
     @property
     def title(self) -> str:
@@ -156,9 +174,9 @@ class Collection(_Strict):
     def _whole_steps(self) -> Collection:
         step = self.step.total_seconds()
         if step < 1 or step != int(step):
-            raise ValueError("step must be a whole number of seconds, at least 1s")
+            raise _LocatedError("step must be a whole number of seconds, at least 1s", "step")
         if self.chunk.total_seconds() % step:
-            raise ValueError("chunk must be a multiple of step")
+            raise _LocatedError("chunk must be a multiple of step", "chunk")
         return self
 
 
@@ -180,9 +198,11 @@ class Settings(_Strict):
     @model_validator(mode="after")
     def _unique_regions(self) -> Settings:
         seen: set[str] = set()
-        for region in self.regions:
+        for i, region in enumerate(self.regions):
             if region.name in seen:
-                raise ValueError(f"region name {region.name!r} appears twice")
+                raise _LocatedError(
+                    f"region name {region.name!r} appears twice", "regions", i, "name"
+                )
             seen.add(region.name)
         return self
 
@@ -267,14 +287,15 @@ def parse_config(text: str, source: str = "<config>", path: Path | None = None) 
         messages = []
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+            loc += getattr((err.get("ctx") or {}).get("error"), "loc", ())
             line = _nearest_line(lines, loc)
             where = f"{source}:{line}" if line else source
-            msg = err["msg"]
+            msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
                 msg = "unknown key (check the spelling; see docs/configuration.md)"
             elif err["type"] == "missing":
                 msg = "required key is missing"
-            elif err["type"] == "literal_error":
+            elif err["type"] != "value_error" and not isinstance(err.get("input"), dict | list):
                 msg = f"{msg}, got {err.get('input')!r}"
             messages.append(f"{where}: {_format_loc(loc)}: {msg}")
         raise ConfigError(messages) from None
@@ -320,7 +341,9 @@ def resolve_headers(region: Region, environ: dict[str, str] | None = None) -> di
     return headers
 
 
-def resolve_basic_auth(region: Region, environ: dict[str, str] | None = None) -> tuple[str, str] | None:
+def resolve_basic_auth(
+    region: Region, environ: dict[str, str] | None = None
+) -> tuple[str, str] | None:
     """``(username, password)`` for basic auth, or None.
 
     Raises:

@@ -31,21 +31,31 @@ def build_store(
         return f"demo store {root} already built (use --force to rebuild)"
     began = time.monotonic()
     sims, truth = demo_fleet.simulate(seed=seed, end=end, days=days, regions=regions)
-    start, stop = datetime.fromisoformat(truth["start_utc"]), datetime.fromisoformat(truth["end_utc"])
+    start, stop = (
+        datetime.fromisoformat(truth["start_utc"]),
+        datetime.fromisoformat(truth["end_utc"]),
+    )
     rows = 0
     with store.writer():
         for sim in sims:
             for table, signals, frame in demo_fleet.region_frames(sim, start, stop):
-                rows += store.replace_window(table, sim.region.name, signals, start, stop, frame).rows
+                rows += store.replace_window(
+                    table, sim.region.name, signals, start, stop, frame
+                ).rows
         store.write_regions(demo_fleet.region_catalogue(regions))
         demo_fleet.write_truth(truth, root / "ground_truth.json")
         store.touch_version()
-    return (f"demo fleet: {len(sims)} regions, {days:g} days, {rows:,} rows into {root} "
-            f"in {time.monotonic() - began:.1f}s")
+    return (
+        f"demo fleet: {len(sims)} regions, {days:g} days, {rows:,} rows into {root} "
+        f"in {time.monotonic() - began:.1f}s"
+    )
 
 
 def build_openmetrics(
-    out_dir: Path, seed: int = 7, days: float = 14, end: datetime | None = None,
+    out_dir: Path,
+    seed: int = 7,
+    days: float = 14,
+    end: datetime | None = None,
     regions: list[str] | None = None,
 ) -> list[Path]:
     """Write ``<region>.om`` (OpenMetrics with timestamps) per region and ``ground_truth.json``.

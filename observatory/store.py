@@ -52,7 +52,9 @@ _COMMON = [
     ("arm", pa.string()),
 ]
 SCHEMAS: dict[str, pa.Schema] = {
-    "counters": pa.schema([*_COMMON, ("instance", pa.string()), ("value", pa.float64()), ("unit", pa.string())]),
+    "counters": pa.schema(
+        [*_COMMON, ("instance", pa.string()), ("value", pa.float64()), ("unit", pa.string())]
+    ),
     "gauges": pa.schema(
         [
             *_COMMON,
@@ -65,7 +67,9 @@ SCHEMAS: dict[str, pa.Schema] = {
             ("unit", pa.string()),
         ]
     ),
-    "histograms": pa.schema([*_COMMON, ("le", pa.float64()), ("value", pa.float64()), ("unit", pa.string())]),
+    "histograms": pa.schema(
+        [*_COMMON, ("le", pa.float64()), ("value", pa.float64()), ("unit", pa.string())]
+    ),
 }
 REGION_SCHEMA = pa.schema(
     [
@@ -117,7 +121,9 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
 
 def _atomic_write_table(path: Path, table: pa.Table) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".parquet")
+    # The temporary name must not end in .parquet: readers glob ``*.parquet`` (DuckDB's
+    # glob matches dot-files) and would read a half-written or a second copy of the data.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".parquet.tmp")
     os.close(fd)
     try:
         pq.write_table(table, tmp, compression="zstd", row_group_size=256_000)
@@ -159,7 +165,14 @@ class Store:
 
     def partition_path(self, table: str, signal: str, day: date, region: str) -> Path:
         """The file holding one table's rows of one signal, day and region."""
-        return self.lake / table / f"signal={signal}" / f"date={day.isoformat()}" / f"region={region}" / "part.parquet"
+        return (
+            self.lake
+            / table
+            / f"signal={signal}"
+            / f"date={day.isoformat()}"
+            / f"region={region}"
+            / "part.parquet"
+        )
 
     def replace_window(
         self,
@@ -206,7 +219,10 @@ class Store:
                 )
             extra = set(frame["signal"].unique()) - set(signal_list)
             if extra:
-                raise StoreError(f"{table}: region {region}: rows of signals {sorted(extra)} not in {signal_list}")
+                raise StoreError(
+                    f"{table}: region {region}: rows of signals {sorted(extra)} "
+                    f"not in {signal_list}"
+                )
             frame = frame.assign(_date=ts.dt.date)
         rows = files = 0
         start_pa = pa.scalar(start, type=pa.timestamp("us"))
@@ -222,12 +238,16 @@ class Store:
                         old = pq.read_table(path, schema=schema)
                     except (OSError, pa.ArrowException) as exc:
                         raise StoreError(f"cannot read {path}: {exc}") from exc
-                    keep = pc.or_(pc.less_equal(old["ts_utc"], start_pa), pc.greater(old["ts_utc"], end_pa))
+                    keep = pc.or_(
+                        pc.less_equal(old["ts_utc"], start_pa), pc.greater(old["ts_utc"], end_pa)
+                    )
                     parts.append(old.filter(keep))
                 elif new is None:
                     continue
                 if new is not None:
-                    parts.append(pa.Table.from_pandas(new[schema.names], schema=schema, preserve_index=False))
+                    parts.append(
+                        pa.Table.from_pandas(new[schema.names], schema=schema, preserve_index=False)
+                    )
                     rows += len(new)
                 combined = pa.concat_tables(parts) if parts else schema.empty_table()
                 if combined.num_rows == 0:
@@ -240,7 +260,9 @@ class Store:
 
     def write_regions(self, regions: pd.DataFrame) -> None:
         """Replace the region catalogue (name, display name, coordinates, URL)."""
-        table = pa.Table.from_pandas(regions[REGION_SCHEMA.names], schema=REGION_SCHEMA, preserve_index=False)
+        table = pa.Table.from_pandas(
+            regions[REGION_SCHEMA.names], schema=REGION_SCHEMA, preserve_index=False
+        )
         _atomic_write_table(self.lake / "regions" / "regions.parquet", table)
 
     def append_run_log(self, record: dict[str, Any]) -> None:
@@ -262,7 +284,9 @@ class Store:
 
     def write_state(self, state: dict[str, Any]) -> None:
         """Replace the collector's state atomically."""
-        atomic_write_bytes(self.root / "state.json", json.dumps(state, indent=2, sort_keys=True).encode())
+        atomic_write_bytes(
+            self.root / "state.json", json.dumps(state, indent=2, sort_keys=True).encode()
+        )
 
     # ------------------------------------------------------------------ reading
     def has_data(self) -> bool:
@@ -285,12 +309,15 @@ class Store:
         regions = self.lake / "regions" / "regions.parquet"
         sources = {t: self._source(t) for t in SCHEMAS}
         sources["regions"] = (
-            "read_parquet('" + regions.as_posix().replace("'", "''") + "')" if regions.exists() else "_empty_regions"
+            "read_parquet('" + regions.as_posix().replace("'", "''") + "')"
+            if regions.exists()
+            else "_empty_regions"
         )
         runs = self.root / "runs.jsonl"
         sources["runs"] = (
             "read_json('" + runs.as_posix().replace("'", "''") + "', format='newline_delimited', "
-            "columns={'started_utc': 'TIMESTAMP', 'finished_utc': 'TIMESTAMP', 'region': 'VARCHAR', "
+            "columns={'started_utc': 'TIMESTAMP', 'finished_utc': 'TIMESTAMP', "
+            "'region': 'VARCHAR', "
             "'status': 'VARCHAR', 'window_start_utc': 'TIMESTAMP', 'window_end_utc': 'TIMESTAMP', "
             "'rows': 'BIGINT', 'error': 'VARCHAR'})"
             if runs.exists()

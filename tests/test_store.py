@@ -1,0 +1,359 @@
+"""The Parquet lake: idempotent atomic window rewrites, DuckDB views, concurrent readers."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import textwrap
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from observatory.store import Store, StoreError
+
+ROOT = Path(__file__).resolve().parent.parent
+DAY = datetime(2024, 3, 1)
+MIN = timedelta(minutes=1)
+
+
+def _counter_frame(start: datetime, end: datetime, signal: str = "requests", value: float = 1.0,
+                   models: tuple[str, ...] = ("llama",)) -> pd.DataFrame:
+    """One row per minute step in ``(start, end]`` per model, all with ``value``."""
+    steps = pd.date_range(start + MIN, end, freq="1min")
+    frames = [
+        pd.DataFrame(
+            {
+                "ts_utc": steps,
+                "model": model,
+                "arm": "v1",
+                "instance": "",
+                "value": value,
+                "signal": signal,
+                "unit": "requests",
+            }
+        )
+        for model in models
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _sums(store: Store, where: str = "TRUE") -> tuple[int, float]:
+    df = store.query(f"SELECT count(*) AS n, coalesce(sum(value), 0) AS s FROM counters WHERE {where}")
+    return int(df["n"].iloc[0]), float(df["s"].iloc[0])
+
+
+def _reader(root: Path) -> Store:
+    """A fresh reader (views are built on first use; new tables need a new connection)."""
+    return Store(root)
+
+
+# --------------------------------------------------------------------------- write/read
+
+
+def test_replace_window_writes_and_reads_back(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    start, end = DAY, DAY + timedelta(hours=2)
+    frame = pd.concat(
+        [_counter_frame(start, end, "requests", 3.0, ("a", "b")), _counter_frame(start, end, "errors", 0.5)],
+        ignore_index=True,
+    )
+    result = store.replace_window("counters", "eu", ["requests", "errors"], start, end, frame)
+    assert result.rows == 360
+    assert result.files == 2  # one partition per signal (one day)
+    assert store.partition_path("counters", "requests", DAY.date(), "eu").exists()
+    reader = _reader(tmp_path)
+    df = reader.query(
+        "SELECT signal, model, count(*) AS n, sum(value) AS s, min(ts_utc) AS first, max(ts_utc) AS last "
+        "FROM counters WHERE region = 'eu' GROUP BY ALL ORDER BY signal, model"
+    )
+    assert df["signal"].tolist() == ["errors", "requests", "requests"]
+    assert df["model"].tolist() == ["llama", "a", "b"]
+    assert df["n"].tolist() == [120, 120, 120]
+    assert df["s"].tolist() == [60.0, 360.0, 360.0]
+    assert pd.Timestamp(df["first"].iloc[0]) == pd.Timestamp(start + MIN)
+    assert pd.Timestamp(df["last"].iloc[0]) == pd.Timestamp(end)
+    assert set(reader.query("SELECT DISTINCT unit FROM counters")["unit"]) == {"requests"}
+
+
+def test_aware_datetimes_are_utc(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    start = datetime(2024, 3, 1, 1, 0, tzinfo=UTC)
+    end = start + timedelta(minutes=10)
+    naive = _counter_frame(start.replace(tzinfo=None), end.replace(tzinfo=None))
+    store.replace_window("counters", "eu", ["requests"], start, end, naive)
+    df = _reader(tmp_path).query("SELECT min(ts_utc) AS t FROM counters")
+    assert pd.Timestamp(df["t"].iloc[0]) == pd.Timestamp("2024-03-01 01:01:00")
+
+
+def test_rewriting_the_same_window_is_idempotent(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    start, end = DAY + timedelta(hours=22), DAY + timedelta(hours=26)  # crosses midnight
+    frame = _counter_frame(start, end, value=2.0, models=("a", "b"))
+    store.replace_window("counters", "eu", ["requests"], start, end, frame)
+    first = _sums(_reader(tmp_path))
+    paths = sorted(tmp_path.glob("lake/counters/*/*/*/*.parquet"))
+    tables = [pq.read_table(p) for p in paths]
+    assert len(paths) == 2  # two days
+    for _ in range(2):
+        store.replace_window("counters", "eu", ["requests"], start, end, frame)
+    assert _sums(_reader(tmp_path)) == first == (480, 960.0)
+    assert sorted(tmp_path.glob("lake/counters/*/*/*/*.parquet")) == paths
+    for p, t in zip(paths, tables, strict=True):
+        assert pq.read_table(p).equals(t)
+    # no temporary files are left behind
+    assert not [p for p in tmp_path.rglob("*") if p.name.startswith(".tmp")]
+
+
+def test_overlapping_window_replaces_only_rows_inside_it(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    a0, a1 = DAY, DAY + timedelta(hours=2)
+    b0, b1 = DAY + timedelta(hours=1), DAY + timedelta(hours=3)
+    store.replace_window("counters", "eu", ["requests"], a0, a1, _counter_frame(a0, a1, value=1.0))
+    store.replace_window("counters", "eu", ["requests"], b0, b1, _counter_frame(b0, b1, value=10.0))
+    reader = _reader(tmp_path)
+    assert _sums(reader) == (180, 60 * 1.0 + 120 * 10.0)
+    # (a0, b0] keeps the old rows, including the row exactly at b0 (outside (b0, b1])
+    assert _sums(reader, f"ts_utc <= TIMESTAMP '{b0}'") == (60, 60.0)
+    assert _sums(reader, f"ts_utc > TIMESTAMP '{b0}'") == (120, 1200.0)
+    dup = reader.query("SELECT ts_utc, count(*) AS n FROM counters GROUP BY ts_utc HAVING count(*) > 1")
+    assert dup.empty
+
+
+def test_other_regions_and_signals_are_untouched_and_empty_signal_deletes(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    start, end = DAY, DAY + timedelta(hours=1)
+    both = pd.concat([_counter_frame(start, end, "requests"), _counter_frame(start, end, "errors", 2.0)])
+    store.replace_window("counters", "eu", ["requests", "errors"], start, end, both)
+    store.replace_window("counters", "us", ["requests"], start, end, _counter_frame(start, end, value=5.0))
+    # rewrite eu/errors only, with no rows: its rows in the window go away
+    store.replace_window("counters", "eu", ["errors"], start, end, pd.DataFrame())
+    reader = _reader(tmp_path)
+    got = reader.query("SELECT region, signal, count(*) AS n, sum(value) AS s FROM counters GROUP BY ALL ORDER BY ALL")
+    assert got.values.tolist() == [["eu", "requests", 60, 60.0], ["us", "requests", 60, 300.0]]
+    assert not store.partition_path("counters", "errors", DAY.date(), "eu").exists()
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [DAY, DAY - MIN, DAY + timedelta(hours=1, seconds=1)],
+    ids=["at-start", "before-start", "after-end"],
+)
+def test_rows_outside_the_window_are_refused(tmp_path: Path, ts: datetime) -> None:
+    store = Store(tmp_path)
+    start, end = DAY, DAY + timedelta(hours=1)
+    frame = _counter_frame(start, end)
+    frame.loc[0, "ts_utc"] = ts
+    with pytest.raises(StoreError, match="outside the window"):
+        store.replace_window("counters", "eu", ["requests"], start, end, frame)
+    assert not store.has_data()  # nothing was written
+
+
+def test_row_exactly_at_window_end_is_accepted(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    start, end = DAY, DAY + MIN
+    frame = _counter_frame(start, end)
+    assert frame["ts_utc"].tolist() == [pd.Timestamp(end)]
+    assert store.replace_window("counters", "eu", ["requests"], start, end, frame).rows == 1
+
+
+def test_bad_table_columns_and_signals_are_refused(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    start, end = DAY, DAY + timedelta(minutes=5)
+    frame = _counter_frame(start, end)
+    with pytest.raises(StoreError, match="unknown table"):
+        store.replace_window("counter", "eu", ["requests"], start, end, frame)
+    with pytest.raises(StoreError, match="lack columns"):
+        store.replace_window("counters", "eu", ["requests"], start, end, frame.drop(columns=["unit"]))
+    with pytest.raises(StoreError, match="errors"):
+        store.replace_window("counters", "eu", ["requests"], start, end, frame.assign(signal="errors"))
+    assert not store.has_data()
+
+
+def test_gauges_and_histograms_round_trip(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    start, end = DAY, DAY + timedelta(minutes=2)
+    gauges = pd.DataFrame(
+        {
+            "ts_utc": [DAY + MIN, DAY + 2 * MIN],
+            "model": "m",
+            "arm": "",
+            "instance": "node-a/0",
+            "mean": [0.5, 0.25],
+            "max": [0.9, 0.5],
+            "last": [0.4, 0.1],
+            "samples": np.array([4, 4], dtype=np.int32),
+            "step_s": np.int32(60),
+            "signal": "gpu_utilization",
+            "unit": "ratio",
+        }
+    )
+    hist = pd.DataFrame(
+        {
+            "ts_utc": [DAY + MIN] * 3,
+            "model": "m",
+            "arm": "",
+            "le": [0.5, 1.0, math.inf],
+            "value": [5.0, 8.0, 11.0],
+            "signal": "latency",
+            "unit": "seconds",
+        }
+    )
+    store.replace_window("gauges", "eu", ["gpu_utilization"], start, end, gauges)
+    store.replace_window("histograms", "eu", ["latency"], start, end, hist)
+    reader = _reader(tmp_path)
+    g = reader.query("SELECT * FROM gauges ORDER BY ts_utc")
+    assert g["mean"].tolist() == [0.5, 0.25]
+    assert g["samples"].tolist() == [4, 4]
+    assert set(g["region"]) == {"eu"}
+    h = reader.query("SELECT le, value FROM histograms ORDER BY le")
+    assert h["le"].tolist() == [0.5, 1.0, math.inf]
+    assert h["value"].tolist() == [5.0, 8.0, 11.0]
+    assert reader.query("SELECT count(*) AS n FROM counters")["n"].iloc[0] == 0
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@pytest.mark.parametrize("view", ["counters", "gauges", "histograms", "regions", "collection_runs"])
+def test_views_of_an_empty_store_exist_and_are_empty(tmp_path: Path, view: str) -> None:
+    store = Store(tmp_path / "never-written")
+    df = store.query(f"SELECT * FROM {view}")
+    assert len(df) == 0
+    assert len(df.columns) >= 5
+    assert not store.has_data()
+
+
+def test_regions_and_run_log_views(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    store.write_regions(
+        pd.DataFrame(
+            [
+                {"region": "eu", "display_name": None, "latitude": 50.1, "longitude": 8.7, "url": "http://eu"},
+                {"region": "us", "display_name": "Virginia", "latitude": 39.0, "longitude": -77.5, "url": "http://us"},
+            ]
+        )
+    )
+    store.append_run_log({"region": "eu", "status": "ok", "rows": 12, "started_utc": "2024-03-01T00:00:00"})
+    store.append_run_log({"region": "us", "status": "failed", "rows": 0, "error": "boom"})
+    reader = _reader(tmp_path)
+    regions = reader.query("SELECT region, display_name FROM regions ORDER BY region")
+    assert regions.values.tolist() == [["eu", "eu"], ["us", "Virginia"]]  # display name defaults
+    runs = reader.query("SELECT region, status, rows, error FROM collection_runs ORDER BY region")
+    assert runs["rows"].tolist() == [12, 0]
+    assert runs["error"].tolist()[1] == "boom"
+
+
+def test_state_round_trip_and_bad_query(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    assert store.read_state() == {"regions": {}}
+    state = {"regions": {"eu": {"collected_until": "2024-03-01T00:00:00+00:00"}}}
+    store.write_state(state)
+    assert store.read_state() == state
+    assert json.loads((tmp_path / "state.json").read_text()) == state
+    with pytest.raises(StoreError, match="query failed"):
+        store.query("SELECT no_such_column FROM counters")
+
+
+def test_refresh_picks_up_a_table_that_appeared(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    assert _sums(store) == (0, 0.0)  # built while the lake was empty
+    start, end = DAY, DAY + timedelta(minutes=3)
+    store.replace_window("counters", "eu", ["requests"], start, end, _counter_frame(start, end))
+    store.refresh()
+    assert _sums(store) == (3, 3.0)
+
+
+# --------------------------------------------------------------------------- concurrency
+
+_WRITER = """
+import sys, pickle
+from datetime import datetime
+from observatory.store import Store
+root, start, end, frame_path, n = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+with open(frame_path, "rb") as fh:
+    frame = pickle.load(fh)
+store = Store(root)
+for _ in range(n):
+    with store.writer():
+        store.replace_window("counters", "eu", ["requests", "errors"],
+                             datetime.fromisoformat(start), datetime.fromisoformat(end), frame)
+"""
+
+_READER = """
+import json, sys, time
+from pathlib import Path
+from observatory.store import Store
+root, done = sys.argv[1], Path(sys.argv[2])
+store = Store(root)
+sums, errors = [], []
+while True:
+    finished = done.exists()
+    try:
+        df = store.query("SELECT count(*) AS n, sum(value) AS s FROM counters")
+        sums.append([int(df["n"].iloc[0]), float(df["s"].iloc[0])])
+    except Exception as exc:  # any failure is a test failure; report it
+        errors.append(f"{type(exc).__name__}: {exc}")
+    if finished and len(sums) + len(errors) >= 5:
+        break
+print(json.dumps({"sums": sums, "errors": errors[:5], "n_errors": len(errors)}))
+"""
+
+
+def test_readers_never_see_a_half_written_or_doubled_window(tmp_path: Path) -> None:
+    """One process rewrites a window 30 times while two others sum it in a loop."""
+    root = tmp_path / "store"
+    store = Store(root)
+    start, end = DAY + timedelta(hours=23), DAY + timedelta(hours=25)  # two day partitions
+    frame = pd.concat(
+        [
+            _counter_frame(start, end, "requests", 1.5, ("a", "b", "c")),
+            _counter_frame(start, end, "errors", 0.25, ("a", "b", "c")),
+        ],
+        ignore_index=True,
+    )
+    expected = (len(frame), float(frame["value"].sum()))
+    store.replace_window("counters", "eu", ["requests", "errors"], start, end, frame)
+    assert _sums(_reader(root)) == expected
+    frame_path = tmp_path / "frame.pkl"
+    frame.to_pickle(frame_path)
+    done = tmp_path / "writer-done"
+    env_cwd = str(ROOT)
+    readers = [
+        subprocess.Popen(
+            [sys.executable, "-c", textwrap.dedent(_READER), str(root), str(done)],
+            cwd=env_cwd,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    try:
+        writer = subprocess.run(
+            [sys.executable, "-c", textwrap.dedent(_WRITER), str(root), start.isoformat(), end.isoformat(),
+             str(frame_path), "30"],
+            cwd=env_cwd,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    finally:
+        done.touch()
+    outputs = [r.communicate(timeout=120) for r in readers]
+    assert writer.returncode == 0, writer.stderr
+    for (out, err), proc in zip(outputs, readers, strict=True):
+        assert proc.returncode == 0, err
+        report = json.loads(out)
+        assert report["n_errors"] == 0, report["errors"]
+        assert len(report["sums"]) >= 5
+        print("READS", len(report["sums"]))
+        observed = {tuple(s) for s in report["sums"]}
+        assert observed == {expected}, f"readers saw {sorted(observed)}; expected only {expected}"
+    assert _sums(_reader(root)) == expected
+    assert not [p for p in root.rglob("*") if p.name.startswith(".tmp")]

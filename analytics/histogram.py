@@ -88,4 +88,4 @@ def decumulate(cumulative: npt.ArrayLike) -> FloatArray:
         cumulative: shape ``(..., k)``, buckets sorted by ``le``.
     """
     c = np.maximum.accumulate(np.asarray(cumulative, dtype=np.float64), axis=-1)
-    return np.diff(c, axis=-1, prepend=0.0)
+    return np.clip(np.diff(c, axis=-1, prepend=0.0), 0.0, None)

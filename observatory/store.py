@@ -250,11 +250,10 @@ class Store:
                     )
                     rows += len(new)
                 combined = pa.concat_tables(parts) if parts else schema.empty_table()
-                if combined.num_rows == 0:
-                    path.unlink(missing_ok=True)
-                else:
-                    combined = combined.sort_by([("ts_utc", "ascending")])
-                    _atomic_write_table(path, combined)
+                # An emptied partition stays as an empty file: deleting it could make a
+                # reader that already listed it fail with "file not found".
+                combined = combined.sort_by([("ts_utc", "ascending")])
+                _atomic_write_table(path, combined)
                 files += 1
         return WriteResult(rows=rows, files=files)
 

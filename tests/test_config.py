@@ -102,7 +102,8 @@ def test_valid_config_loads_with_values_and_defaults(tmp_path: Path) -> None:
 
 
 def test_default_presets_and_absolute_store(tmp_path: Path) -> None:
-    text = f"store: {tmp_path / 'abs'}\nregions:\n  - {{name: a, url: 'http://a', latitude: 0, longitude: 0}}\n"
+    region = "{name: a, url: 'http://a', latitude: 0, longitude: 0}"
+    text = f"store: {tmp_path / 'abs'}\nregions:\n  - {region}\n"
     config = load_config(_write(tmp_path, text))
     assert config.store_path == tmp_path / "abs"
     assert config.settings.regions[0].presets == ["vllm", "dcgm"]
@@ -110,7 +111,15 @@ def test_default_presets_and_absolute_store(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [("90s", 90), ("5m", 300), ("6h", 21600), ("14d", 1_209_600), ("2w", 1_209_600), ("250ms", 0.25), (45, 45)],
+    [
+        ("90s", 90),
+        ("5m", 300),
+        ("6h", 21600),
+        ("14d", 1_209_600),
+        ("2w", 1_209_600),
+        ("250ms", 0.25),
+        (45, 45),
+    ],
 )
 def test_parse_duration(text: str | int, seconds: float) -> None:
     assert parse_duration(text).total_seconds() == seconds
@@ -135,7 +144,9 @@ def test_unknown_top_level_key(tmp_path: Path) -> None:
 def test_unknown_key_inside_second_region(tmp_path: Path) -> None:
     text = VALID.replace("    latitude: 39.0", "    lattitude: 39.0\n    latitude: 39.0")
     msg = _error(tmp_path, text)
-    assert f"observatory.yaml:{_line_of(text, 'lattitude')}: regions[1].lattitude: unknown key" in msg
+    assert (
+        f"observatory.yaml:{_line_of(text, 'lattitude')}: regions[1].lattitude: unknown key" in msg
+    )
 
 
 def test_wrong_type_latitude(tmp_path: Path) -> None:
@@ -156,7 +167,8 @@ def test_missing_url_points_at_the_region(tmp_path: Path) -> None:
     text = VALID.replace("    url: https://prom-us.example/prometheus\n", "")
     msg = _error(tmp_path, text)
     # the key is absent: the line is the region's first line
-    assert f"observatory.yaml:{_line_of(text, 'name: us-east')}: regions[1].url: required key is missing" in msg
+    line = _line_of(text, "name: us-east")
+    assert f"observatory.yaml:{line}: regions[1].url: required key is missing" in msg
 
 
 def test_bad_duration(tmp_path: Path) -> None:
@@ -189,7 +201,10 @@ def test_duplicate_region_names(tmp_path: Path) -> None:
 
 
 def test_both_basic_and_bearer_auth(tmp_path: Path) -> None:
-    text = VALID.replace("      bearer_token_env: EU_TOKEN", "      bearer_token_env: EU_TOKEN\n      basic: {username: u, password_env: P}")
+    text = VALID.replace(
+        "      bearer_token_env: EU_TOKEN",
+        "      bearer_token_env: EU_TOKEN\n      basic: {username: u, password_env: P}",
+    )
     msg = _error(tmp_path, text)
     assert f"observatory.yaml:{_line_of(text, 'auth:')}: regions[0].auth:" in msg
     assert "not both" in msg
@@ -226,7 +241,9 @@ def test_no_regions(tmp_path: Path) -> None:
 
 
 def test_several_mistakes_are_all_reported(tmp_path: Path) -> None:
-    text = VALID.replace("latitude: 39.0", "latitude: -91").replace("longitude: 8.68", "longitude: 181")
+    text = VALID.replace("latitude: 39.0", "latitude: -91").replace(
+        "longitude: 8.68", "longitude: 181"
+    )
     path = _write(tmp_path, text)
     with pytest.raises(ConfigError) as info:
         load_config(path)
@@ -246,13 +263,16 @@ def test_missing_config_file(tmp_path: Path) -> None:
 
 def test_parse_config_names_its_source() -> None:
     with pytest.raises(ConfigError, match=r"^inline\.yaml:3: regions\[0\]\.url"):
-        parse_config("regions:\n  - name: a\n    url: ftp://a\n    latitude: 0\n    longitude: 0\n", "inline.yaml")
+        parse_config(
+            "regions:\n  - name: a\n    url: ftp://a\n    latitude: 0\n    longitude: 0\n",
+            "inline.yaml",
+        )
 
 
 # --------------------------------------------------------------------------- secrets
 
 
-def _regions(tmp_path: Path):  # noqa: ANN202 - test helper
+def _regions(tmp_path: Path):
     return load_config(_write(tmp_path, VALID)).settings.regions
 
 
@@ -281,7 +301,9 @@ def test_resolve_headers_names_region_and_variables_when_missing(tmp_path: Path)
     assert len(info.value.messages) == 2
 
 
-def test_resolve_headers_defaults_to_os_environ(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_resolve_headers_defaults_to_os_environ(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     eu, _ = _regions(tmp_path)
     monkeypatch.setenv("EU_TENANT", "from-env")
     monkeypatch.setenv("EU_TOKEN", "tok")

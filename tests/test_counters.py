@@ -148,7 +148,9 @@ def test_sample_exactly_on_a_boundary_belongs_to_the_step_ending_there() -> None
 
 def test_step_ends_at_zero_and_negative_times() -> None:
     step = 1_000
-    np.testing.assert_array_equal(step_ends([0, -1, -999, -1000, -1001], step), [0, 0, 0, -1000, -1000])
+    np.testing.assert_array_equal(
+        step_ends([0, -1, -999, -1000, -1001], step), [0, 0, 0, -1000, -1000]
+    )
 
 
 def test_step_ends_realistic_epoch_milliseconds() -> None:

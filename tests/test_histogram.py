@@ -15,7 +15,7 @@ LE = [0.1, 0.5, 1.0, INF]
 CUM = [10.0, 30.0, 40.0, 50.0]
 
 
-def _q(q: float, le=LE, cum=CUM) -> float:  # noqa: ANN001 - test helper
+def _q(q: float, le=LE, cum=CUM) -> float:
     out = histogram_quantile(q, le, cum)
     assert np.ndim(out) == 0
     return float(out)
@@ -126,7 +126,30 @@ def test_unsorted_le_input_is_sorted_with_its_counts() -> None:
 
 
 def test_vllm_latency_buckets_p99() -> None:
-    le = [0.3, 0.5, 0.8, 1, 1.5, 2, 2.5, 5, 10, 15, 20, 30, 40, 50, 60, 120, 240, 480, 960, 1920, 7680, INF]
+    le = [
+        0.3,
+        0.5,
+        0.8,
+        1,
+        1.5,
+        2,
+        2.5,
+        5,
+        10,
+        15,
+        20,
+        30,
+        40,
+        50,
+        60,
+        120,
+        240,
+        480,
+        960,
+        1920,
+        7680,
+        INF,
+    ]
     per_bucket = np.zeros(len(le))
     per_bucket[[1, 3, 7, 9]] = [500, 300, 150, 50]  # 1000 requests
     cum = np.cumsum(per_bucket)
@@ -187,4 +210,6 @@ def test_decumulate_works_on_the_last_axis() -> None:
     cum = np.array([[1.0, 3.0, 6.0], [0.0, 0.0, 4.0], [5.0, 2.0, 7.0]])
     np.testing.assert_array_equal(decumulate(cum), [[1, 2, 3], [0, 0, 4], [5, 0, 2]])
     # round trip: cumsum of decumulated counts is the running max of the input
-    np.testing.assert_array_equal(np.cumsum(decumulate(cum), axis=-1), np.maximum.accumulate(cum, axis=-1))
+    np.testing.assert_array_equal(
+        np.cumsum(decumulate(cum), axis=-1), np.maximum.accumulate(cum, axis=-1)
+    )

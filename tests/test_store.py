@@ -7,6 +7,7 @@ import math
 import subprocess
 import sys
 import textwrap
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -22,8 +23,13 @@ DAY = datetime(2024, 3, 1)
 MIN = timedelta(minutes=1)
 
 
-def _counter_frame(start: datetime, end: datetime, signal: str = "requests", value: float = 1.0,
-                   models: tuple[str, ...] = ("llama",)) -> pd.DataFrame:
+def _counter_frame(
+    start: datetime,
+    end: datetime,
+    signal: str = "requests",
+    value: float = 1.0,
+    models: tuple[str, ...] = ("llama",),
+) -> pd.DataFrame:
     """One row per minute step in ``(start, end]`` per model, all with ``value``."""
     steps = pd.date_range(start + MIN, end, freq="1min")
     frames = [
@@ -44,7 +50,9 @@ def _counter_frame(start: datetime, end: datetime, signal: str = "requests", val
 
 
 def _sums(store: Store, where: str = "TRUE") -> tuple[int, float]:
-    df = store.query(f"SELECT count(*) AS n, coalesce(sum(value), 0) AS s FROM counters WHERE {where}")
+    df = store.query(
+        f"SELECT count(*) AS n, coalesce(sum(value), 0) AS s FROM counters WHERE {where}"
+    )
     return int(df["n"].iloc[0]), float(df["s"].iloc[0])
 
 
@@ -60,7 +68,10 @@ def test_replace_window_writes_and_reads_back(tmp_path: Path) -> None:
     store = Store(tmp_path)
     start, end = DAY, DAY + timedelta(hours=2)
     frame = pd.concat(
-        [_counter_frame(start, end, "requests", 3.0, ("a", "b")), _counter_frame(start, end, "errors", 0.5)],
+        [
+            _counter_frame(start, end, "requests", 3.0, ("a", "b")),
+            _counter_frame(start, end, "errors", 0.5),
+        ],
         ignore_index=True,
     )
     result = store.replace_window("counters", "eu", ["requests", "errors"], start, end, frame)
@@ -69,7 +80,8 @@ def test_replace_window_writes_and_reads_back(tmp_path: Path) -> None:
     assert store.partition_path("counters", "requests", DAY.date(), "eu").exists()
     reader = _reader(tmp_path)
     df = reader.query(
-        "SELECT signal, model, count(*) AS n, sum(value) AS s, min(ts_utc) AS first, max(ts_utc) AS last "
+        "SELECT signal, model, count(*) AS n, sum(value) AS s, "
+        "min(ts_utc) AS first, max(ts_utc) AS last "
         "FROM counters WHERE region = 'eu' GROUP BY ALL ORDER BY signal, model"
     )
     assert df["signal"].tolist() == ["errors", "requests", "requests"]
@@ -121,22 +133,35 @@ def test_overlapping_window_replaces_only_rows_inside_it(tmp_path: Path) -> None
     # (a0, b0] keeps the old rows, including the row exactly at b0 (outside (b0, b1])
     assert _sums(reader, f"ts_utc <= TIMESTAMP '{b0}'") == (60, 60.0)
     assert _sums(reader, f"ts_utc > TIMESTAMP '{b0}'") == (120, 1200.0)
-    dup = reader.query("SELECT ts_utc, count(*) AS n FROM counters GROUP BY ts_utc HAVING count(*) > 1")
+    dup = reader.query(
+        "SELECT ts_utc, count(*) AS n FROM counters GROUP BY ts_utc HAVING count(*) > 1"
+    )
     assert dup.empty
 
 
-def test_other_regions_and_signals_are_untouched_and_empty_signal_deletes(tmp_path: Path) -> None:
+def test_other_regions_and_signals_are_untouched_and_empty_signal_empties(tmp_path: Path) -> None:
     store = Store(tmp_path)
     start, end = DAY, DAY + timedelta(hours=1)
-    both = pd.concat([_counter_frame(start, end, "requests"), _counter_frame(start, end, "errors", 2.0)])
+    both = pd.concat(
+        [_counter_frame(start, end, "requests"), _counter_frame(start, end, "errors", 2.0)]
+    )
     store.replace_window("counters", "eu", ["requests", "errors"], start, end, both)
-    store.replace_window("counters", "us", ["requests"], start, end, _counter_frame(start, end, value=5.0))
+    store.replace_window(
+        "counters", "us", ["requests"], start, end, _counter_frame(start, end, value=5.0)
+    )
     # rewrite eu/errors only, with no rows: its rows in the window go away
     store.replace_window("counters", "eu", ["errors"], start, end, pd.DataFrame())
     reader = _reader(tmp_path)
-    got = reader.query("SELECT region, signal, count(*) AS n, sum(value) AS s FROM counters GROUP BY ALL ORDER BY ALL")
+    got = reader.query(
+        "SELECT region, signal, count(*) AS n, sum(value) AS s "
+        "FROM counters GROUP BY ALL ORDER BY ALL"
+    )
     assert got.values.tolist() == [["eu", "requests", 60, 60.0], ["us", "requests", 60, 300.0]]
-    assert not store.partition_path("counters", "errors", DAY.date(), "eu").exists()
+    # The emptied partition stays as an empty file (a reader that listed it must not
+    # fail with "file not found"); it holds no rows.
+    emptied = store.partition_path("counters", "errors", DAY.date(), "eu")
+    assert emptied.exists()
+    assert pq.read_metadata(emptied).num_rows == 0
 
 
 @pytest.mark.parametrize(
@@ -169,9 +194,13 @@ def test_bad_table_columns_and_signals_are_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="unknown table"):
         store.replace_window("counter", "eu", ["requests"], start, end, frame)
     with pytest.raises(StoreError, match="lack columns"):
-        store.replace_window("counters", "eu", ["requests"], start, end, frame.drop(columns=["unit"]))
+        store.replace_window(
+            "counters", "eu", ["requests"], start, end, frame.drop(columns=["unit"])
+        )
     with pytest.raises(StoreError, match="errors"):
-        store.replace_window("counters", "eu", ["requests"], start, end, frame.assign(signal="errors"))
+        store.replace_window(
+            "counters", "eu", ["requests"], start, end, frame.assign(signal="errors")
+        )
     assert not store.has_data()
 
 
@@ -234,12 +263,26 @@ def test_regions_and_run_log_views(tmp_path: Path) -> None:
     store.write_regions(
         pd.DataFrame(
             [
-                {"region": "eu", "display_name": None, "latitude": 50.1, "longitude": 8.7, "url": "http://eu"},
-                {"region": "us", "display_name": "Virginia", "latitude": 39.0, "longitude": -77.5, "url": "http://us"},
+                {
+                    "region": "eu",
+                    "display_name": None,
+                    "latitude": 50.1,
+                    "longitude": 8.7,
+                    "url": "http://eu",
+                },
+                {
+                    "region": "us",
+                    "display_name": "Virginia",
+                    "latitude": 39.0,
+                    "longitude": -77.5,
+                    "url": "http://us",
+                },
             ]
         )
     )
-    store.append_run_log({"region": "eu", "status": "ok", "rows": 12, "started_utc": "2024-03-01T00:00:00"})
+    store.append_run_log(
+        {"region": "eu", "status": "ok", "rows": 12, "started_utc": "2024-03-01T00:00:00"}
+    )
     store.append_run_log({"region": "us", "status": "failed", "rows": 0, "error": "boom"})
     reader = _reader(tmp_path)
     regions = reader.query("SELECT region, display_name FROM regions ORDER BY region")
@@ -275,7 +318,8 @@ _WRITER = """
 import sys, pickle
 from datetime import datetime
 from observatory.store import Store
-root, start, end, frame_path, n = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+root, start, end, frame_path = sys.argv[1:5]
+n = int(sys.argv[5])
 with open(frame_path, "rb") as fh:
     frame = pickle.load(fh)
 store = Store(root)
@@ -289,9 +333,9 @@ _READER = """
 import json, sys, time
 from pathlib import Path
 from observatory.store import Store
-root, done = sys.argv[1], Path(sys.argv[2])
+root, done, ready = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
 store = Store(root)
-sums, errors = [], []
+sums, errors, during = [], [], 0
 while True:
     finished = done.exists()
     try:
@@ -299,9 +343,11 @@ while True:
         sums.append([int(df["n"].iloc[0]), float(df["s"].iloc[0])])
     except Exception as exc:  # any failure is a test failure; report it
         errors.append(f"{type(exc).__name__}: {exc}")
+    ready.touch()
+    during += not finished
     if finished and len(sums) + len(errors) >= 5:
         break
-print(json.dumps({"sums": sums, "errors": errors[:5], "n_errors": len(errors)}))
+print(json.dumps({"sums": sums, "errors": errors[:5], "n_errors": len(errors), "during": during}))
 """
 
 
@@ -324,20 +370,33 @@ def test_readers_never_see_a_half_written_or_doubled_window(tmp_path: Path) -> N
     frame.to_pickle(frame_path)
     done = tmp_path / "writer-done"
     env_cwd = str(ROOT)
+    ready = [tmp_path / f"reader-{i}-ready" for i in range(2)]
     readers = [
         subprocess.Popen(
-            [sys.executable, "-c", textwrap.dedent(_READER), str(root), str(done)],
+            [sys.executable, "-c", textwrap.dedent(_READER), str(root), str(done), str(r)],
             cwd=env_cwd,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(2)
+        for r in ready
     ]
     try:
+        deadline = time.monotonic() + 60
+        while not all(r.exists() for r in ready) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert all(r.exists() for r in ready), "readers did not start"
         writer = subprocess.run(
-            [sys.executable, "-c", textwrap.dedent(_WRITER), str(root), start.isoformat(), end.isoformat(),
-             str(frame_path), "30"],
+            [
+                sys.executable,
+                "-c",
+                textwrap.dedent(_WRITER),
+                str(root),
+                start.isoformat(),
+                end.isoformat(),
+                str(frame_path),
+                "30",
+            ],
             cwd=env_cwd,
             capture_output=True,
             text=True,
@@ -352,7 +411,7 @@ def test_readers_never_see_a_half_written_or_doubled_window(tmp_path: Path) -> N
         report = json.loads(out)
         assert report["n_errors"] == 0, report["errors"]
         assert len(report["sums"]) >= 5
-        print("READS", len(report["sums"]))
+        assert report["during"] > 0  # the reader overlapped the writer
         observed = {tuple(s) for s in report["sums"]}
         assert observed == {expected}, f"readers saw {sorted(observed)}; expected only {expected}"
     assert _sums(_reader(root)) == expected

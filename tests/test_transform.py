@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import Any
 
@@ -25,10 +26,15 @@ GPU_POWER = next(m for m in PRESETS["dcgm"] if m.signal == "gpu_power")
 
 def _series(labels: dict[str, str], points: list[tuple[float, Any]]) -> dict[str, Any]:
     """One matrix entry as the HTTP API sends it: float seconds, string values."""
-    return {"metric": labels, "values": [[t, v if isinstance(v, str) else repr(float(v))] for t, v in points]}
+    return {
+        "metric": labels,
+        "values": [[t, v if isinstance(v, str) else repr(float(v))] for t, v in points],
+    }
 
 
-def _rows(raw: list[dict[str, Any]], mapping: Mapping, start_s: float, end_s: float, step_ms: int = STEP):
+def _rows(
+    raw: list[dict[str, Any]], mapping: Mapping, start_s: float, end_s: float, step_ms: int = STEP
+):
     return to_rows(from_api(raw), mapping, RULES, int(start_s * 1000), int(end_s * 1000), step_ms)
 
 
@@ -40,7 +46,12 @@ def _by_step(rows: pd.DataFrame, column: str = "value") -> dict[pd.Timestamp, fl
     return {pd.Timestamp(t): float(v) for t, v in zip(rows["ts_utc"], rows[column], strict=True)}
 
 
-VLLM = {"__name__": "vllm:request_success_total", "model_name": "llama-3-8b", "version": "v2", "pod": "p1"}
+VLLM = {
+    "__name__": "vllm:request_success_total",
+    "model_name": "llama-3-8b",
+    "version": "v2",
+    "pod": "p1",
+}
 
 
 # --------------------------------------------------------------------------- counters
@@ -76,7 +87,14 @@ def test_counter_nan_string_samples_are_skipped_and_bridged() -> None:
 
 
 def test_counter_inf_samples_are_not_measurements() -> None:
-    points = [(T0, 10), (T0 + 15, 20), (T0 + 30, "+Inf"), (T0 + 45, 25), (T0 + 75, "-Inf"), (T0 + 90, 28)]
+    points = [
+        (T0, 10),
+        (T0 + 15, 20),
+        (T0 + 30, "+Inf"),
+        (T0 + 45, 25),
+        (T0 + 75, "-Inf"),
+        (T0 + 90, 28),
+    ]
     rows = _rows([_series(VLLM, points)], REQUESTS, T0, T0 + 120)
     assert np.isfinite(rows["value"]).all()
     # without the infinite samples: 10 -> 20 -> 25 | -> 28
@@ -126,8 +144,12 @@ def test_fixed_model_from_the_mapping_and_label_rules() -> None:
     assert list(rows["model"]) == ["prometheus"]
     assert list(rows["arm"]) == [""]
     # custom rules: model from "app", arm from "track"
-    raw = [_series({"app": "ranker", "track": "canary", "model": "ignored"}, [(T0, 1), (T0 + 60, 4)])]
-    rows = to_rows(from_api(raw), REQUESTS, LabelRules(("app",), ("track",)), T0 * 1000, (T0 + 60) * 1000, STEP)
+    raw = [
+        _series({"app": "ranker", "track": "canary", "model": "ignored"}, [(T0, 1), (T0 + 60, 4)])
+    ]
+    rows = to_rows(
+        from_api(raw), REQUESTS, LabelRules(("app",), ("track",)), T0 * 1000, (T0 + 60) * 1000, STEP
+    )
     assert (rows["model"].tolist(), rows["arm"].tolist()) == (["ranker"], ["canary"])
 
 
@@ -162,7 +184,9 @@ def test_gauge_mean_max_last_percent_scaled_and_blank_dropped() -> None:
     assert first["max"] == pytest.approx(0.9)
     assert first["last"] == pytest.approx(0.5)
     assert first["samples"] == 3
-    assert (second["mean"], second["max"], second["last"], second["samples"]) == pytest.approx((0.1, 0.1, 0.1, 1))
+    assert (second["mean"], second["max"], second["last"], second["samples"]) == pytest.approx(
+        (0.1, 0.1, 0.1, 1)
+    )
     assert set(rows["instance"]) == {"node-a/3"}
     assert set(rows["step_s"]) == {60}
     assert set(rows["unit"]) == {"ratio"}
@@ -173,7 +197,10 @@ def test_gauge_last_is_the_latest_sample_across_series_with_one_key() -> None:
     # two series share model/arm/instance (a label that is not part of the key differs)
     a = {"Hostname": "h", "gpu": "0", "pod": "old"}
     b = {"Hostname": "h", "gpu": "0", "pod": "new"}
-    raw = [_series(b, [(T0 + 20, 300), (T0 + 50, 310)]), _series(a, [(T0 + 10, 100), (T0 + 40, 120)])]
+    raw = [
+        _series(b, [(T0 + 20, 300), (T0 + 50, 310)]),
+        _series(a, [(T0 + 10, 100), (T0 + 40, 120)]),
+    ]
     rows = _rows(raw, GPU_POWER, T0, T0 + 60)
     assert len(rows) == 1
     row = rows.iloc[0]
@@ -196,7 +223,12 @@ def test_gauge_samples_outside_the_window_are_ignored() -> None:
 
 
 def _bucket(le: str, pod: str = "p1") -> dict[str, str]:
-    return {"__name__": "vllm:e2e_request_latency_seconds_bucket", "model_name": "m", "le": le, "pod": pod}
+    return {
+        "__name__": "vllm:e2e_request_latency_seconds_bucket",
+        "model_name": "m",
+        "le": le,
+        "pod": pod,
+    }
 
 
 def test_histogram_bucket_increases_per_le() -> None:
@@ -245,7 +277,11 @@ def _sawtooth_counter() -> list[dict[str, Any]]:
     b = 1000 + 3 * np.arange(121, dtype=float)
     b[70:] = 3 * np.arange(51)  # restart from 0
     pa = [(float(ti), float(ai)) for ti, ai in zip(t, a, strict=True)]
-    pb = [(float(ti), float(bi)) for ti, bi in zip(t, b, strict=True) if not 40 <= (ti - T0) // 15 < 44]
+    pb = [
+        (float(ti), float(bi))
+        for ti, bi in zip(t, b, strict=True)
+        if not 40 <= (ti - T0) // 15 < 44
+    ]
     return [_series({**VLLM, "pod": "a"}, pa), _series({**VLLM, "pod": "b"}, pb)]
 
 
@@ -263,7 +299,7 @@ def test_adjacent_windows_add_up_exactly_to_one_big_window() -> None:
     start, end = T0, T0 + 1800
     big = _rows(raw, REQUESTS, start, end)
     cuts = [start, start + 420, start + 600, start + 1320, end]  # uneven, step-aligned
-    parts = [_rows(raw, REQUESTS, a, b) for a, b in zip(cuts, cuts[1:], strict=False)]
+    parts = [_rows(raw, REQUESTS, a, b) for a, b in itertools.pairwise(cuts)]
     joined = pd.concat(parts, ignore_index=True)
     assert joined["value"].sum() == big["value"].sum()
     assert big["value"].sum() > 0
@@ -273,7 +309,7 @@ def test_adjacent_windows_add_up_exactly_to_one_big_window() -> None:
         big.sort_values(key).reset_index(drop=True)[[*key, "value"]],
     )
     # each part only holds steps inside its own window
-    for (a, b), part in zip(zip(cuts, cuts[1:], strict=False), parts, strict=True):
+    for (a, b), part in zip(itertools.pairwise(cuts), parts, strict=True):
         assert part["ts_utc"].min() > _ts(a)
         assert part["ts_utc"].max() <= _ts(b)
 
@@ -286,7 +322,8 @@ def test_adjacent_windows_with_only_the_samples_each_query_returns() -> None:
 
     def fetched(a: float, b: float) -> list[dict[str, Any]]:
         return [
-            {"metric": s["metric"], "values": [v for v in s["values"] if a - lookback < v[0] <= b]} for s in raw
+            {"metric": s["metric"], "values": [v for v in s["values"] if a - lookback < v[0] <= b]}
+            for s in raw
         ]
 
     start, end = T0, T0 + 1800

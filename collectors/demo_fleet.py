@@ -218,7 +218,7 @@ def _diurnal(times: pd.DatetimeIndex, tz: str) -> np.ndarray:
     local = times.tz_convert(tz)
     hour = local.hour.to_numpy() + local.minute.to_numpy() / 60.0
     shape = 0.5 - 0.5 * np.cos(2 * np.pi * (hour - 4.0) / 24.0)  # low at 04:00, peak at 16:00
-    weekend = np.where(local.dayofweek.to_numpy() >= 5, 0.8, 1.0)
+    weekend = np.where(local.day_of_week.to_numpy() >= 5, 0.8, 1.0)
     return (0.25 + 0.75 * shape**1.5) * weekend
 
 

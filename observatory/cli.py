@@ -183,7 +183,8 @@ def serve(config_path: str | None, store_path: str | None, host: str, port: int)
         if store_path is None:
             click.echo(demo_build.build_store(store))
     env["OBSERVATORY_STORE"] = str(store.resolve())
-    app = Path(__file__).resolve().parent.parent / "app" / "main.py"
+    root = Path(__file__).resolve().parent.parent  # holds .streamlit/config.toml
+    app = root / "app" / "main.py"
     click.echo(f"Observatory dashboard: http://{host}:{port}  (store: {store})", err=False)
     cmd = [
         sys.executable,
@@ -200,7 +201,7 @@ def serve(config_path: str | None, store_path: str | None, host: str, port: int)
         "--browser.gatherUsageStats",
         "false",
     ]
-    sys.exit(subprocess.call(cmd, env=env))
+    sys.exit(subprocess.call(cmd, env=env, cwd=root))
 
 
 @main.command("check-config")

@@ -1,0 +1,171 @@
+"""Plotly figures of the Overview: the fleet map and the per-region time series.
+
+Every label value is escaped with :func:`app.ui.plotly_text` (Plotly renders a
+subset of HTML in labels and hover text).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from analytics.overview import HEALTH_LEVELS, Thresholds, format_number
+from app.ui import HEALTH_COLORS, plotly_text
+
+
+def _pct(v: float, digits: int = 2) -> str:
+    return "no data" if not math.isfinite(v) else f"{100 * v:.{digits}f} %"
+
+
+def _secs(v: float) -> str:
+    return "no data" if not math.isfinite(v) else f"{v:.2f} s"
+
+
+def fleet_map(summary: pd.DataFrame) -> go.Figure:
+    """Each region at its coordinates, coloured by health, sized by requests.
+
+    Args:
+        summary: :func:`analytics.overview.region_summary` rows; regions without
+            coordinates are left out (the page lists them).
+    """
+    located = summary.dropna(subset=["latitude", "longitude"])
+    peak = float(located["requests"].max()) if len(located) else 0.0
+    fig = go.Figure()
+    for level in HEALTH_LEVELS:
+        rows = located[located["health"] == level]
+        if rows.empty:
+            continue
+        sizes = [
+            14 + 34 * math.sqrt(r / peak) if peak > 0 and r > 0 else 11 for r in rows["requests"]
+        ]
+        custom = np.array(
+            [
+                [
+                    plotly_text(row.display_name),
+                    plotly_text(row.region),
+                    level,
+                    format_number(row.requests),
+                    _pct(row.error_ratio),
+                    _secs(row.p50),
+                    _secs(row.p99),
+                    _pct(row.gpu_utilization, 1),
+                    "no data" if not math.isfinite(row.cost_usd) else f"${row.cost_usd:,.2f}",
+                ]
+                for row in rows.itertuples()
+            ],
+            dtype=object,
+        ).reshape(-1, 9)
+        fig.add_trace(
+            go.Scattergeo(
+                lat=rows["latitude"],
+                lon=rows["longitude"],
+                mode="markers+text",
+                text=[plotly_text(r) for r in rows["region"]],
+                textposition="top center",
+                textfont={"size": 11, "color": "#333333"},
+                marker={
+                    "size": sizes,
+                    "color": HEALTH_COLORS[level],
+                    "opacity": 0.85,
+                    "line": {"width": 1, "color": "#FFFFFF"},
+                },
+                name=level,
+                customdata=custom,
+                hovertemplate=(
+                    "<b>%{customdata[0]}</b> (%{customdata[1]})<br>"
+                    "Health: %{customdata[2]}<br>"
+                    "Requests: %{customdata[3]}<br>"
+                    "Error ratio: %{customdata[4]}<br>"
+                    "p50 / p99: %{customdata[5]} / %{customdata[6]}<br>"
+                    "GPU utilisation: %{customdata[7]}<br>"
+                    "Cost: %{customdata[8]}<extra></extra>"
+                ),
+                showlegend=False,  # the page's caption explains all four colours
+            )
+        )
+    fig.update_geos(
+        projection_type="natural earth",
+        showland=True,
+        landcolor="#EEF0F3",
+        showcountries=True,
+        countrycolor="#D0D4DA",
+        showocean=True,
+        oceancolor="#FAFBFC",
+        coastlinecolor="#C0C4CA",
+        showframe=False,
+        lataxis_range=[-60, 80],
+    )
+    fig.update_layout(
+        height=430,
+        margin={"l": 0, "r": 0, "t": 10, "b": 0},
+    )
+    return fig
+
+
+def series_chart(
+    series: pd.DataFrame,
+    column: str,
+    title: str,
+    y_title: str,
+    colors: dict[str, str],
+    percent: bool = False,
+    limit: float | None = None,
+) -> go.Figure:
+    """One line per region over time.
+
+    Args:
+        series: :func:`analytics.overview.timeseries` rows.
+        column: the figure to plot (``requests_per_min``, ``error_ratio``, ``p99``).
+        title, y_title: chart and axis titles.
+        colors: region -> colour (:func:`app.ui.region_colors`).
+        percent: format the axis as a percentage (values are 0-1 ratios).
+        limit: draw the health limit as a dashed line.
+    """
+    fig = go.Figure()
+    for region, rows in series.groupby("region", sort=True):
+        fig.add_trace(
+            go.Scatter(
+                x=rows["bucket_end"],
+                y=rows[column],
+                mode="lines",
+                name=plotly_text(region),
+                line={"color": colors.get(str(region), "#555555"), "width": 1.6},
+                connectgaps=False,
+                hovertemplate="%{x|%Y-%m-%d %H:%M} UTC: %{y"
+                + (":.2%" if percent else ":,.2f")
+                + "}<extra>"
+                + plotly_text(region)
+                + "</extra>",
+            )
+        )
+    if limit is not None and math.isfinite(limit):
+        fig.add_hline(
+            y=limit,
+            line={"dash": "dash", "color": HEALTH_COLORS["critical"], "width": 1},
+            annotation_text="limit",
+            annotation_position="top left",
+        )
+    fig.update_layout(
+        title={"text": title, "font": {"size": 15}},
+        height=300,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        legend={"orientation": "v"},
+        hovermode="closest",
+        xaxis_title="bucket end (UTC)",
+        yaxis_title=y_title,
+    )
+    if percent:
+        fig.update_yaxes(tickformat=".1%", rangemode="tozero")
+    else:
+        fig.update_yaxes(rangemode="tozero")
+    return fig
+
+
+def threshold_for(column: str, thresholds: Thresholds) -> float | None:
+    """The health limit that applies to a plotted column, if any."""
+    return {"error_ratio": thresholds.max_error_ratio, "p99": thresholds.max_p99_seconds}.get(
+        column
+    )

@@ -1,0 +1,120 @@
+"""The dashboard's only door to the store: cached Store objects and cached named queries.
+
+- The store folder comes from ``OBSERVATORY_STORE`` (``observatory serve`` sets it;
+  default ``data/demo``); the health thresholds from the configuration file named by
+  ``OBSERVATORY_CONFIG`` when set, else the defaults.
+- One :class:`~observatory.store.Store` per ``(store folder, data version)`` is kept
+  with ``st.cache_resource``: when a writer finishes (``Store.touch_version``) the
+  next run gets a fresh Store whose views see tables that were empty before; older
+  ones are dropped (and their in-memory DuckDB closed when no run uses them).
+- Query results are kept with ``st.cache_data(ttl=60)`` keyed by
+  ``(store folder, query name, params, data version)``.
+
+Pages never import DuckDB or the Store themselves; they call :func:`query`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import pandas as pd
+import streamlit as st
+
+from analytics.overview import Thresholds
+from observatory.config import ConfigError, load_config
+from observatory.store import Store, StoreError
+
+DEFAULT_STORE = Path("data/demo")
+StoreStatus = Literal["missing", "empty", "ready"]
+
+__all__ = ["StoreError", "StoreInfo", "query", "store_info", "thresholds"]
+
+
+@dataclass(frozen=True)
+class StoreInfo:
+    """Where the store is and whether it can be read.
+
+    Attributes:
+        path: the store folder.
+        status: ``missing`` (no such folder), ``empty`` (no data files yet), ``ready``.
+    """
+
+    path: Path
+    status: StoreStatus
+
+
+def store_path() -> Path:
+    """The store folder the dashboard reads (``OBSERVATORY_STORE``, default ``data/demo``)."""
+    value = os.environ.get("OBSERVATORY_STORE", "").strip()
+    return Path(value) if value else DEFAULT_STORE
+
+
+def store_info() -> StoreInfo:
+    """The store folder and its status (checked on every run: cheap file-system tests)."""
+    path = store_path()
+    if not path.is_dir():
+        return StoreInfo(path, "missing")
+    return StoreInfo(path, "ready" if Store(path).has_data() else "empty")
+
+
+def _release(store: Store) -> None:
+    store.refresh()  # closes the in-memory DuckDB connection
+
+
+@st.cache_resource(max_entries=4, show_spinner=False, on_release=_release)
+def _store(path: str, version: float) -> Store:
+    """The Store of ``path`` as of data ``version`` (views built once)."""
+    del version  # part of the cache key only
+    store = Store(path)
+    store.connect()
+    return store
+
+
+@st.cache_data(ttl=60, max_entries=512, show_spinner=False)
+def _named(
+    path: str, name: str, params: tuple[tuple[str, Any], ...], version: float
+) -> pd.DataFrame:
+    return _store(path, version).named(
+        name, **{k: list(v) if isinstance(v, tuple) else v for k, v in params}
+    )
+
+
+def query(name: str, **params: Any) -> pd.DataFrame:
+    """Run the named query ``sql/queries/<name>.sql`` (cached for 60 s per data version).
+
+    List parameters (``regions``, ``models``) are order-insensitive and may be given
+    as lists or tuples.
+
+    Raises:
+        StoreError: the query failed (the message says why).
+    """
+    path = store_path()
+    version = Store(path).data_version()
+    key = tuple(
+        sorted(
+            (k, tuple(sorted(v)) if isinstance(v, list | tuple | set) else v)
+            for k, v in params.items()
+        )
+    )
+    return _named(str(path.resolve()), name, key, version)
+
+
+def thresholds() -> tuple[Thresholds, str | None]:
+    """The health thresholds, and a message when the configuration could not be read.
+
+    From ``health`` of the file named by ``OBSERVATORY_CONFIG``; the defaults
+    (error ratio 1 %, p99 20 s) when it is unset or invalid.
+    """
+    config_path = os.environ.get("OBSERVATORY_CONFIG", "").strip()
+    if not config_path:
+        return Thresholds(), None
+    try:
+        health = load_config(config_path).settings.health
+    except ConfigError as exc:
+        return Thresholds(), f"Using default health thresholds: {exc.messages[0]}"
+    return Thresholds(
+        max_error_ratio=health.max_error_ratio, max_p99_seconds=health.max_p99_seconds
+    ), None

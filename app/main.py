@@ -1,0 +1,28 @@
+"""Observatory's dashboard: ``streamlit run app/main.py`` (``observatory serve`` does it).
+
+Pages are files in ``app/pages/``; add one by adding a file there and a line to
+:data:`PAGES` (planned: SLOs, Regressions, Experiments, Drift, SQL).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import streamlit as st
+
+PAGES_DIR = Path(__file__).resolve().parent / "pages"
+
+#: (file in app/pages, title, Material icon); the first one is the default page.
+PAGES: list[tuple[str, str, str]] = [
+    ("overview.py", "Overview", ":material/public:"),
+    ("collection_health.py", "Collection health", ":material/sync:"),
+]
+
+st.set_page_config(page_title="Observatory", page_icon=":material/monitoring:", layout="wide")
+navigation = st.navigation(
+    [
+        st.Page(PAGES_DIR / file, title=title, icon=icon, default=(i == 0))
+        for i, (file, title, icon) in enumerate(PAGES)
+    ]
+)
+navigation.run()

@@ -1,0 +1,18 @@
+-- GPU utilisation and cost per region in ($start, $end].
+-- gpu_util_weighted = sum(mean * step_s) over GPU-steps (ratio-seconds) and
+-- gpu_util_seconds = sum(step_s): their quotient is the time-weighted mean
+-- utilisation, 0-1 (summed first so that regions and the fleet combine exactly).
+-- cost_usd = sum(mean * step_s / 3600) over rows: the cost gauge is USD per hour.
+-- Params: $start, $end (TIMESTAMP, UTC); $regions, $models (VARCHAR[]).
+SELECT
+    region,
+    sum(mean * step_s) FILTER (WHERE signal = 'gpu_utilization') AS gpu_util_weighted,
+    sum(step_s) FILTER (WHERE signal = 'gpu_utilization' AND mean IS NOT NULL) AS gpu_util_seconds,
+    sum(mean * step_s / 3600.0) FILTER (WHERE signal = 'cost') AS cost_usd
+FROM gauges
+WHERE signal IN ('gpu_utilization', 'cost')
+  AND ts_utc > $start AND ts_utc <= $end
+  AND list_contains($regions, region)
+  AND list_contains($models, coalesce(model, ''))
+GROUP BY region
+ORDER BY region;

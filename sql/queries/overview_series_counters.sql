@@ -1,0 +1,18 @@
+-- Requests and errors per region and time bucket. A bucket is right-closed like a
+-- step, (bucket_end - $bucket_s, bucket_end], aligned to the Unix epoch; a step
+-- belongs to the bucket that holds its end ts_utc.
+-- Params: $start, $end (TIMESTAMP, UTC); $regions, $models (VARCHAR[]);
+--         $bucket_s (INTEGER, seconds).
+SELECT
+    region,
+    make_timestamp(((epoch_us(ts_utc) + $bucket_s::BIGINT * 1000000 - 1) // ($bucket_s::BIGINT * 1000000))
+                   * ($bucket_s::BIGINT * 1000000)) AS bucket_end,
+    coalesce(sum(value) FILTER (WHERE signal = 'requests'), 0) AS requests,
+    coalesce(sum(value) FILTER (WHERE signal = 'errors'), 0) AS errors
+FROM counters
+WHERE signal IN ('requests', 'errors')
+  AND ts_utc > $start AND ts_utc <= $end
+  AND list_contains($regions, region)
+  AND list_contains($models, coalesce(model, ''))
+GROUP BY ALL
+ORDER BY region, bucket_end;

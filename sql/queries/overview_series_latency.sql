@@ -1,0 +1,17 @@
+-- Request latency buckets per region and time bucket (see overview_series_counters
+-- for the buckets): per le (seconds), the number of requests that took <= le.
+-- Params: $start, $end (TIMESTAMP, UTC); $regions, $models (VARCHAR[]);
+--         $bucket_s (INTEGER, seconds).
+SELECT
+    region,
+    make_timestamp(((epoch_us(ts_utc) + $bucket_s::BIGINT * 1000000 - 1) // ($bucket_s::BIGINT * 1000000))
+                   * ($bucket_s::BIGINT * 1000000)) AS bucket_end,
+    le,
+    sum(value) AS value
+FROM histograms
+WHERE signal = 'latency'
+  AND ts_utc > $start AND ts_utc <= $end
+  AND list_contains($regions, region)
+  AND list_contains($models, coalesce(model, ''))
+GROUP BY ALL
+ORDER BY region, bucket_end, le;

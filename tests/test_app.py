@@ -1,0 +1,275 @@
+"""The dashboard, run headless with streamlit.testing.v1.AppTest on a small demo store."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from observatory.demo import build_store
+from observatory.store import Store
+
+MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
+REGIONS = ["us-east-1", "eu-west-1", "ap-south-1"]
+END = datetime(2026, 11, 30, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("store") / "demo"
+    build_store(root, days=1, regions=REGIONS, end=END)
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _no_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OBSERVATORY_CONFIG", raising=False)
+
+
+def _app(monkeypatch: pytest.MonkeyPatch, store: Path) -> AppTest:
+    monkeypatch.setenv("OBSERVATORY_STORE", str(store))
+    return AppTest.from_file(MAIN, default_timeout=60).run()
+
+
+def _metric(at: AppTest, label: str) -> str:
+    values = [m.value for m in at.metric if m.label == label]
+    assert values, f"no metric {label!r} among {[m.label for m in at.metric]}"
+    return str(values[0])
+
+
+def _count(text: str) -> int:
+    return int(text.replace(",", ""))
+
+
+def _requests(store: Path, start: datetime, end: datetime, regions: list[str]) -> int:
+    df = Store(store).query(
+        "SELECT sum(value) AS n FROM counters WHERE signal = 'requests' "
+        "AND ts_utc > $start AND ts_utc <= $end AND list_contains($regions, region)",
+        {"start": start, "end": end, "regions": regions},
+    )
+    return round(float(df["n"].iloc[0]))
+
+
+def _window(store: Path, hours: int = 24) -> tuple[datetime, datetime]:
+    latest = (
+        Store(store)
+        .query("SELECT max(ts_utc) AS t FROM counters WHERE signal = 'requests'")["t"]
+        .iloc[0]
+    )
+    end = pd.Timestamp(latest).to_pydatetime()
+    return end - timedelta(hours=hours), end
+
+
+def _texts(at: AppTest) -> str:
+    return "\n".join(
+        str(e.value) for kind in ("error", "warning", "info") for e in getattr(at, kind)
+    )
+
+
+def test_overview_shows_the_real_request_total_and_the_map(
+    monkeypatch: pytest.MonkeyPatch, store_dir: Path
+) -> None:
+    at = _app(monkeypatch, store_dir)
+    assert not at.exception
+    assert not at.error
+    start, end = _window(store_dir)  # default range: last 24 h before the latest data
+    expected = _requests(store_dir, start, end, REGIONS)
+    assert expected > 0
+    assert _count(_metric(at, "Requests")) == expected
+    for label in (
+        "Error ratio",
+        "p50 latency",
+        "p95 latency",
+        "p99 latency",
+        "GPU utilisation",
+        "Energy (kWh)",
+        "Cost",
+    ):
+        assert _metric(at, label) != "—", label
+    charts = at.get("plotly_chart")
+    specs = [json.loads(c.proto.spec) for c in charts]
+    geo = [s for s in specs if any(t.get("type") == "scattergeo" for t in s["data"])]
+    assert len(geo) == 1, "the world map is missing"
+    mapped = {r for t in geo[0]["data"] for r in t.get("text", [])}
+    assert mapped == set(REGIONS)
+    assert len(specs) == 4  # map + requests/min, error ratio, p99
+    table = at.dataframe[0].value
+    assert sorted(table["Region"]) == sorted(REGIONS)
+    assert table["Requests"].sum() == pytest.approx(expected)
+
+
+def test_cost_and_error_ratio_match_the_store(
+    monkeypatch: pytest.MonkeyPatch, store_dir: Path
+) -> None:
+    at = _app(monkeypatch, store_dir)
+    start, end = _window(store_dir)
+    store = Store(store_dir)
+    params = {"start": start, "end": end}
+    cost = store.query(
+        "SELECT sum(mean * step_s / 3600) AS usd FROM gauges WHERE signal = 'cost' "
+        "AND ts_utc > $start AND ts_utc <= $end",
+        params,
+    )["usd"].iloc[0]
+    assert _metric(at, "Cost") == (f"${cost:,.0f}" if cost >= 1000 else f"${cost:,.2f}")
+    sums = store.query(
+        "SELECT sum(value) FILTER (WHERE signal = 'errors') AS e, "
+        "sum(value) FILTER (WHERE signal = 'requests') AS r FROM counters "
+        "WHERE ts_utc > $start AND ts_utc <= $end",
+        params,
+    )
+    ratio = float(sums["e"].iloc[0]) / float(sums["r"].iloc[0])
+    assert _metric(at, "Error ratio") == f"{100 * ratio:.2f} %"
+
+
+def test_filtering_to_one_region_shows_that_regions_total(
+    monkeypatch: pytest.MonkeyPatch, store_dir: Path
+) -> None:
+    at = _app(monkeypatch, store_dir)
+    everything = _count(_metric(at, "Requests"))
+    at.multiselect(key="regions").set_value(["eu-west-1"]).run()
+    assert not at.exception
+    start, end = _window(store_dir)
+    expected = _requests(store_dir, start, end, ["eu-west-1"])
+    shown = _count(_metric(at, "Requests"))
+    assert shown == expected
+    assert 0 < shown < everything
+    assert at.dataframe[0].value["Region"].tolist() == ["eu-west-1"]
+
+
+@pytest.mark.parametrize(
+    ("label", "hours"),
+    [("Last 1 h", 1), ("Last 6 h", 6), ("Last 24 h", 24), ("Last 7 d", 168), ("Last 14 d", 336)],
+)
+def test_every_time_range_renders_with_its_total(
+    monkeypatch: pytest.MonkeyPatch, store_dir: Path, label: str, hours: int
+) -> None:
+    # 7 d and 14 d use 1-hour buckets (on a 1-day store): every bucket width runs its SQL.
+    at = _app(monkeypatch, store_dir)
+    at.selectbox(key="range").set_value(label).run()
+    assert not at.exception
+    assert not at.error, [e.value for e in at.error]
+    start, end = _window(store_dir, hours=hours)
+    assert _count(_metric(at, "Requests")) == _requests(store_dir, start, end, REGIONS)
+    assert len(at.get("plotly_chart")) == 4
+
+
+def test_a_filter_that_selects_nothing_says_so(
+    monkeypatch: pytest.MonkeyPatch, store_dir: Path
+) -> None:
+    at = _app(monkeypatch, store_dir)
+    at.multiselect(key="models").set_value([]).run()
+    assert not at.exception
+    assert "select nothing" in _texts(at)
+    assert not at.metric
+
+
+def test_missing_store_gives_a_clear_message(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    missing = tmp_path / "nowhere"
+    at = _app(monkeypatch, missing)
+    assert not at.exception
+    text = _texts(at)
+    assert "No store at" in text and "nowhere" in text
+    assert "observatory demo" in text and "observatory collect --config" in text
+    assert not at.metric
+
+
+def test_empty_store_folder_gives_a_clear_message(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    at = _app(monkeypatch, empty)
+    assert not at.exception
+    assert "holds no data yet" in _texts(at)
+    assert not at.metric
+
+
+def test_catalogue_region_without_data_is_no_data_on_the_map(
+    monkeypatch: pytest.MonkeyPatch, store_dir: Path, tmp_path: Path
+) -> None:
+    root = tmp_path / "store"
+    shutil.copytree(store_dir, root)
+    store = Store(root)
+    catalogue = store.query("SELECT * FROM regions")
+    extra = pd.DataFrame(
+        [
+            {
+                "region": "sa-east-1",
+                "display_name": "<b>São Paulo</b>",
+                "latitude": -23.55,
+                "longitude": -46.63,
+                "url": "http://example.invalid",
+            }
+        ]
+    )
+    store.write_regions(pd.concat([catalogue, extra], ignore_index=True))
+    at = _app(monkeypatch, root)
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("Region")
+    assert table.loc["sa-east-1", "Health"] == "no data"
+    assert table.loc["sa-east-1", "Requests"] == 0
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    by_level = {t["name"]: t for t in spec["data"]}
+    assert "sa-east-1" in by_level["no data"]["text"]
+    hover = json.dumps(by_level["no data"]["customdata"])
+    assert "<b>" not in hover and "&lt;b&gt;" in hover  # label values are escaped, not HTML
+
+
+def test_thresholds_come_from_the_configuration_file(
+    monkeypatch: pytest.MonkeyPatch, store_dir: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "observatory.yaml"
+    config.write_text(
+        "health:\n  max_error_ratio: 0.00001\n  max_p99_seconds: 60\n"
+        "regions:\n  - name: us-east-1\n    url: http://127.0.0.1:9090\n"
+        "    latitude: 38.95\n    longitude: -77.45\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setenv("OBSERVATORY_CONFIG", str(config))
+    at = _app(monkeypatch, store_dir)
+    assert not at.exception
+    assert set(at.dataframe[0].value["Health"]) == {"critical"}
+
+
+def test_collection_health_page_empty_and_with_runs(
+    monkeypatch: pytest.MonkeyPatch, store_dir: Path, tmp_path: Path
+) -> None:
+    at = _app(monkeypatch, store_dir)
+    at.switch_page("pages/collection_health.py").run()
+    assert not at.exception
+    assert "No collection runs recorded yet" in _texts(at)
+
+    root = tmp_path / "store"
+    shutil.copytree(store_dir, root)
+    store = Store(root)
+    for region, status, error in [
+        ("us-east-1", "ok", None),
+        ("eu-west-1", "failed", "connection refused"),
+    ]:
+        store.append_run_log(
+            {
+                "started_utc": "2026-11-30T00:01:00",
+                "finished_utc": "2026-11-30T00:01:05",
+                "region": region,
+                "status": status,
+                "window_start_utc": "2026-11-29T23:00:00",
+                "window_end_utc": "2026-11-30T00:00:00",
+                "rows": 10,
+                "error": error,
+            }
+        )
+    at = _app(monkeypatch, root)
+    at.switch_page("pages/collection_health.py").run()
+    assert not at.exception
+    table = at.dataframe[0].value.set_index("Region")
+    assert table.loc["eu-west-1", "Status"] == "failed"
+    assert table.loc["eu-west-1", "Error"] == "connection refused"
+    assert table.loc["ap-south-1", "Status"] == "never collected"
+    assert "failed" in _texts(at)

@@ -108,9 +108,10 @@ class Collector:
         coll = self.settings.collection
         step_ms = int(coll.step.total_seconds() * 1000)
         now_ms = _ms(now or datetime.now(UTC))
-        end_ms = _floor(
-            _ms(end) if end else now_ms - int(coll.settle.total_seconds() * 1000), step_ms
-        )
+        # The state never moves past settled time: an explicit ``end`` in the future
+        # collects what exists so far, and the next run collects the rest of its steps.
+        settled_ms = _floor(now_ms - int(coll.settle.total_seconds() * 1000), step_ms)
+        end_ms = _floor(_ms(end), step_ms) if end else settled_ms
         chosen = self.settings.regions
         if regions:
             known = {r.name for r in chosen}
@@ -145,13 +146,16 @@ class Collector:
             starts[region.name] = s
         with ThreadPoolExecutor(max_workers=max(1, min(8, len(chosen)))) as pool:
             futures = [
-                pool.submit(self._region, r, starts[r.name], end_ms, step_ms) for r in chosen
+                pool.submit(self._region, r, starts[r.name], end_ms, step_ms, settled_ms)
+                for r in chosen
             ]
             reports = [f.result() for f in futures]
         self.store.touch_version()
         return reports
 
-    def _region(self, region: Region, start_ms: int, end_ms: int, step_ms: int) -> RegionReport:
+    def _region(
+        self, region: Region, start_ms: int, end_ms: int, step_ms: int, settled_ms: int
+    ) -> RegionReport:
         began = time.monotonic()
         started_at = datetime.now(UTC)
         report = RegionReport(region.name, window_start=_dt(start_ms), window_end=_dt(end_ms))
@@ -167,7 +171,9 @@ class Collector:
                 report.errors.append(str(exc))
             else:
                 try:
-                    self._collect_region(region, source, start_ms, end_ms, step_ms, report)
+                    self._collect_region(
+                        region, source, start_ms, end_ms, step_ms, report, settled_ms
+                    )
                 finally:
                     source.close()
         report.seconds = time.monotonic() - began
@@ -193,6 +199,7 @@ class Collector:
         end_ms: int,
         step_ms: int,
         report: RegionReport,
+        settled_ms: int,
     ) -> None:
         coll = self.settings.collection
         chunk_ms = int(coll.chunk.total_seconds() * 1000)
@@ -237,7 +244,7 @@ class Collector:
                 report.rows += result.rows
             if failed:
                 break
-            self._advance(region.name, chunk_end)
+            self._advance(region.name, min(chunk_end, settled_ms))
             report.collected_until = _dt(chunk_end)
             chunk_start = chunk_end
         if report.errors:

@@ -15,7 +15,12 @@ PAGES_DIR = Path(__file__).resolve().parent / "pages"
 #: (file in app/pages, title, Material icon); the first one is the default page.
 PAGES: list[tuple[str, str, str]] = [
     ("overview.py", "Overview", ":material/public:"),
+    ("slos.py", "SLOs", ":material/target:"),
+    ("experiments.py", "Experiments", ":material/science:"),
+    ("drift.py", "Drift", ":material/query_stats:"),
+    ("regressions.py", "Regressions", ":material/trending_up:"),
     ("collection_health.py", "Collection health", ":material/sync:"),
+    ("sql.py", "SQL", ":material/database:"),
 ]
 
 st.set_page_config(page_title="Observatory", page_icon=":material/monitoring:", layout="wide")

@@ -45,7 +45,6 @@ from prom_harness import (  # noqa: E402
     write_config,
 )
 
-from collectors.presets import mappings_for  # noqa: E402
 from observatory.config import load_config  # noqa: E402
 from observatory.store import Store  # noqa: E402
 
@@ -60,29 +59,38 @@ Plan = dict[str, list[tuple[str, dict[str, str]]]]
 def planned_queries(config_path: Path, start: datetime, end: datetime) -> Plan:
     """Per region, the (query, params) the collector sends for ``(start, end]``.
 
-    Mirrors ``Collector._collect_region``: chunks of ``collection.chunk``; counters and
-    histograms reach ``counter_lookback`` further back; ``selector[Ns]`` at the chunk end.
+    Mirrors ``Collector._collect_region``: one fetch per metric name (shared by the
+    signals it feeds), chunks of ``collection.chunk`` inside write batches of
+    ``collection.write_batch``; counters and histograms reach ``counter_lookback``
+    further back; ``selector[range]`` at the chunk end.
     """
+    from collectors.collect import plan_fetches, plan_units
+    from collectors.presets import region_mappings
+
     config = load_config(config_path)
     coll = config.settings.collection
     step_ms = int(coll.step.total_seconds() * 1000)
     chunk_ms = int(coll.chunk.total_seconds() * 1000)
+    batch_ms = int(coll.write_batch.total_seconds() * 1000)
     lookback_ms = int(coll.counter_lookback.total_seconds() * 1000)
     start_ms = _ms(start) // step_ms * step_ms
     end_ms = _ms(end) // step_ms * step_ms
     plan: Plan = {}
     for region in config.settings.regions:
+        fetches = [f for u in plan_units(plan_fetches(region_mappings(region))) for f in u.fetches]
         queries = []
-        chunk_start = start_ms
-        while chunk_start < end_ms:
-            chunk_end = min(chunk_start + chunk_ms, end_ms)
-            for mapping in mappings_for(region.presets):
-                extra = lookback_ms if mapping.kind != "gauge" else 0
-                range_s = -(-(chunk_end - chunk_start + extra) // 1000)
-                queries.append(
-                    (f"{mapping.selector}[{range_s}s]", {"time": f"{chunk_end / 1000:.3f}"})
-                )
-            chunk_start = chunk_end
+        t = start_ms
+        while t < end_ms:
+            batch_end = min(((t + step_ms) // batch_ms + 1) * batch_ms - step_ms, end_ms)
+            chunk_start = t
+            while chunk_start < batch_end:
+                chunk_end = min(chunk_start + chunk_ms, batch_end)
+                for f in fetches:
+                    width = chunk_end - chunk_start + (lookback_ms if f.lookback else 0)
+                    rng = f"{width // 1000}s" if width % 1000 == 0 else f"{width}ms"
+                    queries.append((f"{f.text}[{rng}]", {"time": f"{chunk_end / 1000:.3f}"}))
+                chunk_start = chunk_end
+            t = batch_end
         plan[region.url.rstrip("/") + "|" + region.name] = queries
     return plan
 
@@ -198,11 +206,7 @@ def main(argv: list[str] | None = None) -> int:
 
         print()
         per_region = n_queries // len(regions)
-        selectors = len(mappings_for(["vllm", "dcgm", "opencost", "quality"]))
-        print(
-            f"{n_queries} raw-sample queries: {per_region} per region "
-            f"({selectors} selectors x {per_region // selectors} chunks of {args.chunk})"
-        )
+        print(f"{n_queries} raw-sample queries: {per_region} per region (chunks of {args.chunk})")
         header = (
             f"{'method':<44} {'regions':>7} {'samples':>12} {'rows':>11} "
             f"{'seconds':>8} {'samples/s':>11} {'rows/s':>10}"

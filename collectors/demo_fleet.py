@@ -63,6 +63,9 @@ VLLM_E2E_BUCKETS = (
     7680.0,
 )
 SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+#: vLLM's 1-2-5 buckets for vllm:request_prompt_tokens (tokens, up to a 32k context).
+PROMPT_TOKEN_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
+PROMPT_LENGTH_SIGMA = 0.7
 DEMO_PRESETS = ("vllm", "dcgm", "opencost", "quality")
 STEP_S = 60
 
@@ -197,7 +200,8 @@ def incidents_for(start: datetime, end: datetime) -> list[Incident]:
             at(0.78, 6),
             None,
             0.07,
-            "Input distribution shift: qwen2.5-32b accuracy falls by 7 points over 12 hours",
+            "Input distribution shift: qwen2.5-32b accuracy falls by 7 points over 12 hours "
+            "(prompts grow 50% longer, prediction scores shift)",
         ),
         Incident(
             "gpu-ap-northeast-1",
@@ -283,6 +287,7 @@ def simulate_region(
             accuracy = np.full(n, model.accuracy)
             score_a, score_b = model.score_beta
             score_b_t = np.full(n, score_b)
+            length_factor = np.ones(n)  # input-length shift (accuracy_drift incidents)
             if arm == "v2":
                 median = median * AB_EFFECT["latency_factor"]
                 accuracy = accuracy + AB_EFFECT["accuracy_delta"]
@@ -301,6 +306,7 @@ def simulate_region(
                     ramp = np.clip(hours / 12.0, 0.0, 1.0) * on
                     accuracy = accuracy - inc.magnitude * ramp
                     score_b_t = score_b_t * (1.0 + 0.8 * ramp)
+                    length_factor = 1.0 + 0.5 * ramp  # prompts 50% longer
             errors = rng.binomial(requests.astype(np.int64), error_ratio).astype(np.float64)
             ok = requests - errors
             length = rng.binomial(ok.astype(np.int64), 0.08).astype(np.float64)
@@ -357,7 +363,10 @@ def simulate_region(
                 )
             )
             prompt = np.round(
-                requests * model.prompt_tokens * rng.normal(1, 0.05, n).clip(0.5, 1.5)
+                requests
+                * model.prompt_tokens
+                * rng.normal(1, 0.05, n).clip(0.5, 1.5)
+                * length_factor
             )
             gen = np.round(
                 requests * model.generation_tokens * rng.normal(1, 0.05, n).clip(0.5, 1.5)
@@ -376,6 +385,33 @@ def simulate_region(
                     _counter(gen, reset_at),
                 )
             )
+            # Input length: vLLM's request_prompt_tokens histogram, lognormal with mean
+            # prompt_tokens x length_factor.  Drawn from its own random stream so that
+            # adding it left every other series unchanged.
+            lrng = np.random.default_rng(
+                [seed, sum(map(ord, region.name)), sum(map(ord, model.name + arm)), 1]
+            )
+            lscale = model.prompt_tokens * length_factor * np.exp(-(PROMPT_LENGTH_SIGMA**2) / 2)
+            lcdf = lognorm.cdf(
+                np.asarray(PROMPT_TOKEN_BUCKETS, dtype=np.float64)[None, :],
+                s=PROMPT_LENGTH_SIGMA,
+                scale=lscale[:, None],
+            )
+            lprobs = np.clip(
+                np.diff(np.concatenate([np.zeros((n, 1)), lcdf, np.ones((n, 1))], axis=1), axis=1),
+                0,
+                None,
+            )
+            lprobs /= lprobs.sum(axis=1, keepdims=True)
+            lcum = np.cumsum(lrng.multinomial(requests.astype(np.int64), lprobs), axis=1)
+            for k, le in enumerate([*(f"{b}" for b in PROMPT_TOKEN_BUCKETS), "+Inf"]):
+                out.series.append(
+                    Series(
+                        {"__name__": "vllm:request_prompt_tokens_bucket", **base, "le": le},
+                        ts_counter,
+                        _counter(lcum[:, k].astype(np.float64), reset_at),
+                    )
+                )
             # Quality: accuracy gauge and prediction-score histogram.
             acc = np.clip(accuracy + rng.normal(0, 0.004, n), 0, 1)
             out.series.append(

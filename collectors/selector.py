@@ -10,20 +10,21 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-_SELECTOR = re.compile(r"^\s*([A-Za-z_:][A-Za-z0-9_:]*)\s*(?:\{(.*)\})?\s*$")
+_SELECTOR = re.compile(r"^\s*([A-Za-z_:][A-Za-z0-9_:]*)?\s*(?:\{(.*)\})?\s*$")
 _MATCHER = re.compile(r'\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*(?:,|$)')
 
 
 @dataclass(frozen=True)
 class Selector:
-    """A parsed series selector: metric name and label matchers."""
+    """A parsed series selector: metric name (empty for ``{__name__=~"a|b"}``) and
+    label matchers."""
 
     name: str
     matchers: tuple[tuple[str, str, str], ...]
 
     def matches(self, labels: dict[str, str]) -> bool:
         """True when ``labels`` (with ``__name__``) satisfy the selector."""
-        if labels.get("__name__") != self.name:
+        if self.name and labels.get("__name__") != self.name:
             return False
         for label, op, value in self.matchers:
             actual = labels.get(label, "")
@@ -45,9 +46,9 @@ def parse_selector(text: str) -> Selector:
         ValueError: not a selector of that form (the message quotes it).
     """
     match = _SELECTOR.match(text)
-    if not match:
+    if not match or not (match.group(1) or match.group(2)):
         raise ValueError(f"not a series selector: {text!r}")
-    name, body = match.group(1), match.group(2) or ""
+    name, body = match.group(1) or "", match.group(2) or ""
     matchers = []
     pos = 0
     while pos < len(body.strip()):
@@ -57,4 +58,6 @@ def parse_selector(text: str) -> Selector:
         value = m.group(3).encode().decode("unicode_escape")
         matchers.append((m.group(1), m.group(2), value))
         pos = m.end()
+    if not name and not any(m[0] == "__name__" for m in matchers):
+        raise ValueError(f"a selector without a metric name needs a __name__ matcher: {text!r}")
     return Selector(name, tuple(matchers))

@@ -43,6 +43,7 @@ SIGNALS: dict[str, Signal] = {
         ),
         Signal("ttft", "histogram", "seconds", "Time to first token"),
         Signal("prompt_tokens", "counter", "tokens", "Prompt (input) tokens processed"),
+        Signal("prompt_length", "histogram", "tokens", "Prompt (input) length per request"),
         Signal("generation_tokens", "counter", "tokens", "Generated (output) tokens"),
         Signal("gpu_utilization", "gauge", "ratio", "GPU utilisation, 0-1"),
         Signal("gpu_power", "gauge", "watts", "GPU board power draw"),
@@ -50,6 +51,20 @@ SIGNALS: dict[str, Signal] = {
         Signal("cost", "gauge", "usd_per_hour", "Hourly cost of the serving nodes"),
         Signal("accuracy", "gauge", "ratio", "Model accuracy on labelled traffic, 0-1"),
         Signal("prediction_score", "histogram", "score", "Distribution of prediction scores, 0-1"),
+        Signal("itl", "histogram", "seconds", "Inter-token latency (time per output token)"),
+        Signal("queue_time", "histogram", "seconds", "Time requests waited in the queue"),
+        Signal(
+            "queue_time_sum", "counter", "seconds", "Sum of queue waits (mean = sum/latency_count)"
+        ),
+        Signal(
+            "latency_count", "counter", "requests", "Requests counted in latency_sum (its divisor)"
+        ),
+        Signal("requests_running", "gauge", "requests", "Requests being processed"),
+        Signal("requests_waiting", "gauge", "requests", "Requests waiting in the queue"),
+        Signal("kv_cache_usage", "gauge", "ratio", "KV-cache blocks in use, 0-1"),
+        Signal("cpu_energy", "counter", "joules", "CPU package energy (RAPL package zone)"),
+        Signal("dram_energy", "counter", "joules", "DRAM energy (RAPL dram zone)"),
+        Signal("gpu_cost", "gauge", "usd_per_hour", "Hourly cost of the GPUs (per GPU x count)"),
     ]
 }
 

@@ -4,18 +4,28 @@ Exit codes (stable, for scripts):
 
 - 0: success (``collect``: at least one region collected or already current; the
   regions that failed are listed on stderr);
-- 1: the work failed (``collect``: no region could be collected);
+- 1: the work failed (``collect``: no region could be collected; ``sql``: the query
+  was refused or failed, the message is on stderr);
 - 2: bad usage or a bad configuration file (the message says what and where).
+
+``report drift`` and ``run`` have codes of their own, because 2 means critical drift
+there: 0 no drift, 1 warning, 2 critical, 3 usage or configuration error, 4 runtime
+error, 5 nothing could be judged (``observatory/drift_cli.py``, ``docs/drift.md``).
 """
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import subprocess
 import sys
-import time
-from datetime import UTC, datetime
+import uuid
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dt_time
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -67,32 +77,67 @@ def main() -> None:
     "--to", "end", help="Collect up to this UTC time (default: now minus collection.settle)."
 )
 @click.option("--region", "regions", multiple=True, help="Only this region (repeatable).")
-def collect(config_path: str, start: str | None, end: str | None, regions: tuple[str, ...]) -> None:
-    """Collect every region once into the store, resuming where the last run ended."""
-    from collectors.collect import Collector
-    from observatory.store import Store
+@click.option(
+    "--every",
+    help="Daemon mode: collect again every DURATION (60s, 5m) until SIGTERM or Ctrl-C.",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="Print the PromQL each region would get; fetch nothing."
+)
+@click.option(
+    "--metrics-port", type=int, help="Expose the collector's own metrics on 127.0.0.1:PORT/metrics."
+)
+def collect(
+    config_path: str,
+    start: str | None,
+    end: str | None,
+    regions: tuple[str, ...],
+    every: str | None,
+    dry_run: bool,
+    metrics_port: int | None,
+) -> None:
+    """Collect every region once into the store, resuming where the last run ended.
+
+    SIGTERM or Ctrl-C finishes the write in progress and exits cleanly (code 0 in
+    daemon mode); the next run resumes exactly where the state says.
+    """
+    from collectors import commands
+    from observatory.config import parse_duration
 
     config = _config_or_exit(config_path)
-    began = time.monotonic()
-    collector = Collector(config, Store(config.store_path))
-    try:
-        reports = collector.run(
-            start=_parse_time(start, "--from"),
-            end=_parse_time(end, "--to"),
-            regions=list(regions) or None,
-        )
-    except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_USAGE)
-    for r in reports:
-        window = f"{r.window_start:%Y-%m-%d %H:%M} .. {r.window_end:%Y-%m-%d %H:%M} UTC"
-        click.echo(f"{r.region:<20} {r.status:<8} {r.rows:>10} rows  {window}  {r.seconds:6.1f}s")
-        for err in r.errors:
-            click.echo(f"error: {err}", err=True)
-    click.echo(f"collected into {config.store_path} in {time.monotonic() - began:.1f}s")
-    if reports and all(r.status == "failed" for r in reports):
-        click.echo("error: no region could be collected", err=True)
-        sys.exit(EXIT_FAILED)
+    t0, t1 = _parse_time(start, "--from"), _parse_time(end, "--to")
+    if dry_run:
+        sys.exit(commands.dry_run(config, t0, t1, list(regions) or None))
+    interval = None
+    if every is not None:
+        try:
+            interval = parse_duration(every).total_seconds()
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--every") from None
+        if t1 is not None:
+            raise click.UsageError("--every collects up to now each time: leave out --to")
+    sys.exit(commands.collect(config, t0, t1, list(regions) or None, interval, metrics_port))
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Configuration file (YAML): regions, presets, schedule.",
+)
+@click.option("--from", "start", required=True, help="Backfill from this UTC time (ISO 8601).")
+@click.option("--to", "end", help="Up to this UTC time (default: now minus collection.settle).")
+@click.option("--region", "regions", multiple=True, help="Only this region (repeatable).")
+def backfill(config_path: str, start: str, end: str | None, regions: tuple[str, ...]) -> None:
+    """Collect a past time range, with a progress bar per region (rewrites it exactly)."""
+    from collectors import commands
+
+    config = _config_or_exit(config_path)
+    t0 = _parse_time(start, "--from")
+    assert t0 is not None
+    sys.exit(commands.backfill(config, t0, _parse_time(end, "--to"), list(regions) or None))
 
 
 @main.command()
@@ -172,6 +217,7 @@ def demo(
 def serve(config_path: str | None, store_path: str | None, host: str, port: int) -> None:
     """Start the dashboard (Streamlit) and print its URL."""
     from observatory import demo as demo_build
+    from observatory.store import Store
 
     env = dict(os.environ)
     if config_path:
@@ -181,6 +227,8 @@ def serve(config_path: str | None, store_path: str | None, host: str, port: int)
     else:
         store = Path(store_path) if store_path else DEFAULT_DEMO_STORE
         if store_path is None:
+            if not Store(store).has_data():
+                click.echo(f"Building the demo fleet into {store} (about a minute, once)...")
             click.echo(demo_build.build_store(store))
     env["OBSERVATORY_STORE"] = str(store.resolve())
     root = Path(__file__).resolve().parent.parent  # holds .streamlit/config.toml
@@ -204,14 +252,198 @@ def serve(config_path: str | None, store_path: str | None, host: str, port: int)
     sys.exit(subprocess.call(cmd, env=env, cwd=root))
 
 
+def _json_value(value: Any) -> Any:
+    """A value of an Arrow row as JSON: ISO 8601 times, null for NaN and infinities."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, datetime | date | dt_time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, bytes):
+        return value.hex()
+    if all(hasattr(value, a) for a in ("months", "days", "nanoseconds")):  # an INTERVAL
+        return {"months": value.months, "days": value.days, "nanoseconds": value.nanoseconds}
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def _render(result: Any, fmt: str) -> str:
+    if fmt == "json":
+        rows = [json.dumps(_json_value(r), ensure_ascii=False) for r in result.table.to_pylist()]
+        return "[\n" + ",\n".join(rows) + ("\n]\n" if rows else "]\n")
+    frame = result.to_pandas()
+    if fmt == "csv":
+        return str(frame.to_csv(index=False))
+    if frame.empty:
+        return "  ".join(result.columns) + "\n"
+    return str(frame.to_string(index=False)) + "\n"
+
+
+@main.command("sql")
+@click.argument("query", required=False)
+@click.option(
+    "--file",
+    "query_file",
+    type=click.Path(dir_okay=False),
+    help="Read the query from this file (instead of QUERY or standard input).",
+)
+@click.option(
+    "--store",
+    "store_path",
+    type=click.Path(file_okay=False),
+    help=f"Store folder to query (default: {DEFAULT_DEMO_STORE}).",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    help="Query the store of this configuration file.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json", "parquet"]),
+    default="table",
+    show_default=True,
+    help="Output format; parquet needs --out.",
+)
+@click.option(
+    "--out", "out_path", type=click.Path(dir_okay=False), help="Write the result to this file."
+)
+@click.option(
+    "--max-rows",
+    type=click.IntRange(min=0),
+    default=10_000,
+    show_default=True,
+    help="Cut the result after this many rows (a notice on stderr says so).",
+)
+def sql(
+    query: str | None,
+    query_file: str | None,
+    store_path: str | None,
+    config_path: str | None,
+    fmt: str,
+    out_path: str | None,
+    max_rows: int,
+) -> None:
+    """Run one read-only SQL query on the store, in the sandbox (docs/sql.md).
+
+    QUERY is the query text; without it (or with -) the query is read from
+    standard input.  The views, their columns and units: docs/sql.md (or run
+    "SHOW TABLES" and "DESCRIBE view").  Example queries: sql/examples/.
+    Exit codes: 0 ok, 1 refused or failed, 2 bad usage.
+    """
+    from observatory.store import SandboxLimits, SQLError, Store, StoreError
+
+    if query_file and query not in (None, "-"):
+        raise click.UsageError("give the query as an argument or with --file, not both")
+    if query_file:
+        try:
+            text = Path(query_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise click.BadParameter(
+                f"cannot read {query_file}: {exc}", param_hint="--file"
+            ) from None
+    elif query not in (None, "-"):
+        text = str(query)
+    else:
+        if query is None and sys.stdin.isatty():
+            raise click.UsageError("no query: give QUERY, --file F or the query on standard input")
+        text = sys.stdin.read()
+        if not text.strip():
+            raise click.UsageError("no query: standard input was empty")
+    if store_path and config_path:
+        raise click.UsageError("give --store or --config, not both")
+    if config_path:
+        store_dir = _config_or_exit(config_path).store_path
+    else:
+        store_dir = Path(store_path) if store_path else DEFAULT_DEMO_STORE
+    if not store_dir.is_dir():
+        click.echo(
+            f"error: no store at {store_dir} (build the demo with `observatory demo`, "
+            "or pass --store or --config)",
+            err=True,
+        )
+        sys.exit(EXIT_USAGE)
+    if fmt == "parquet" and not out_path:
+        raise click.UsageError("--format parquet needs --out FILE")
+    try:
+        sandbox = Store(store_dir).sandbox(SandboxLimits())
+        try:
+            result = sandbox.run(text, max_rows=max_rows)
+        finally:
+            sandbox.close()
+    except (SQLError, StoreError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    try:
+        if fmt == "parquet":
+            result.to_parquet(str(out_path))
+        elif out_path:
+            Path(out_path).write_text(_render(result, fmt), encoding="utf-8")
+        else:
+            click.echo(_render(result, fmt), nl=False)
+    except OSError as exc:
+        click.echo(f"error: cannot write {out_path}: {exc}", err=True)
+        sys.exit(EXIT_FAILED)
+    if result.truncated:
+        click.echo(
+            f"warning: the result was cut at {result.max_rows:,} rows (--max-rows); "
+            "the query returned more",
+            err=True,
+        )
+    rows = "1 row" if result.num_rows == 1 else f"{result.num_rows:,} rows"
+    click.echo(f"{rows} in {result.elapsed_s:.2f} s", err=True)
+
+
 @main.command("check-config")
 @click.argument("config_path", type=click.Path(dir_okay=False))
-def check_config(config_path: str) -> None:
-    """Validate a configuration file and list its regions."""
+@click.option(
+    "--connect", is_flag=True, help="Also query every region: reachability, version, metrics."
+)
+def check_config(config_path: str, connect: bool) -> None:
+    """Validate a configuration file and list its regions (exit 1: a region unreachable)."""
     config = _config_or_exit(config_path)
     for r in config.settings.regions:
         click.echo(f"{r.name:<20} {r.url:<40} presets={','.join(r.presets)}")
     click.echo(f"ok: {len(config.settings.regions)} regions, store {config.store_path}")
+    if connect:
+        from collectors.commands import check_connectivity
+
+        click.echo()
+        sys.exit(check_connectivity(config))
+
+
+from observatory.slo_cli import slo_group  # noqa: E402  (the `observatory slo` commands)
+
+main.add_command(slo_group)
+
+from observatory.experiment_cli import experiment_group  # noqa: E402  (`observatory experiment`)
+
+main.add_command(experiment_group)
+
+
+# Drift reports and the scheduler (observatory/drift_cli.py).
+from observatory.drift_cli import report as _report_group  # noqa: E402
+from observatory.drift_cli import run as _run_command  # noqa: E402
+
+main.add_command(_report_group)
+main.add_command(_run_command)
+
+# Regressions and deployment annotations (observatory/regressions_cli.py).
+from observatory.regressions_cli import annotate as _annotate  # noqa: E402
+from observatory.regressions_cli import regressions as _regressions  # noqa: E402
+
+main.add_command(_annotate)
+main.add_command(_regressions)
 
 
 if __name__ == "__main__":

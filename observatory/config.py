@@ -62,7 +62,22 @@ def parse_duration(value: Any) -> timedelta:
     return timedelta(seconds=seconds)
 
 
-PresetName = Literal["vllm", "dcgm", "opencost", "quality", "prometheus"]
+PresetName = Literal[
+    "vllm",
+    "dcgm",
+    "opencost",
+    "opencost_gpu",
+    "quality",
+    "prometheus",
+    "triton",
+    "triton_gpu",
+    "tgi",
+    "otel_http",
+    "kepler",
+    "kepler_legacy",
+]
+Backend = Literal["prometheus", "thanos", "mimir", "cortex", "victoriametrics"]
+SignalKind = Literal["counter", "gauge", "histogram"]
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 _NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$"
 _ENV_RE = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -116,6 +131,68 @@ class LabelMap(_Strict):
         return [value] if isinstance(value, str) else value
 
 
+class CustomSignal(_Strict):
+    """A signal defined in the config: a series selector (raw samples, exact) or any
+    PromQL expression (evaluated per step with ``query_range``, stored as a gauge).
+
+    ``name`` may be a canonical signal (then ``kind`` and ``unit`` must match it) or a
+    new one (then ``kind`` and ``unit`` are required).
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,62}$")
+    kind: SignalKind | None = None
+    unit: str | None = None
+    selector: str | None = None
+    expr: str | None = None
+    scale: float = 1.0
+    le_scale: float = 1.0
+    instance_labels: list[str] = Field(default_factory=list)
+    model: str | None = None
+    description: str = ""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> CustomSignal:
+        if (self.selector is None) == (self.expr is None):
+            raise ValueError("give exactly one of selector (raw samples) and expr (PromQL)")
+        if self.selector is not None:
+            from collectors.selector import parse_selector
+
+            try:
+                parse_selector(self.selector)
+            except ValueError as exc:
+                raise _LocatedError(str(exc), "selector") from None
+        from collectors.signals import SIGNALS
+
+        known = SIGNALS.get(self.name)
+        if known is not None:
+            if self.kind not in (None, known.kind):
+                raise _LocatedError(
+                    f"signal {self.name!r} is a {known.kind}, not a {self.kind}", "kind"
+                )
+            if self.unit not in (None, known.unit):
+                raise _LocatedError(
+                    f"signal {self.name!r} is stored in {known.unit}, not {self.unit}", "unit"
+                )
+        elif self.kind is None or self.unit is None:
+            raise ValueError(f"a new signal {self.name!r} needs kind and unit")
+        kind = self.kind or (known.kind if known else None)
+        if self.expr is not None and kind != "gauge":
+            raise _LocatedError(
+                "an expr signal is evaluated per step and stored as a gauge; for exact "
+                "counters or histograms give a selector",
+                "kind",
+            )
+        return self
+
+
+class Price(_Strict):
+    """A price-table entry: USD per hour of one GPU (matched on dcgm-exporter's
+    ``modelName``, a substring such as ``A100``), for regions without OpenCost."""
+
+    gpu: str
+    usd_per_hour: float = Field(ge=0)
+
+
 class Region(_Strict):
     """One region: a Prometheus-compatible base URL and where it is on the map."""
 
@@ -130,6 +207,14 @@ class Region(_Strict):
     headers: dict[str, str] = Field(default_factory=dict)
     headers_env: dict[str, str] = Field(default_factory=dict)
     verify_tls: bool = True
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    backend: Backend = "prometheus"
+    tenant: str | None = None
+    dedup_label: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    signals: list[CustomSignal] = Field(default_factory=list)
+    prices: list[Price] = Field(default_factory=list)
 
     @field_validator("url")
     @classmethod
@@ -137,6 +222,18 @@ class Region(_Strict):
         if not re.match(r"^https?://[^\s/]+", value):
             raise ValueError(f"expected an http:// or https:// base URL, got {value!r}")
         return value
+
+    @model_validator(mode="after")
+    def _unique_signals(self) -> Region:
+        seen: set[tuple[str, str]] = set()
+        for i, sig in enumerate(self.signals):
+            key = (sig.name, sig.selector or sig.expr or "")
+            if key in seen:
+                raise _LocatedError(f"signal {sig.name!r} is defined twice", "signals", i, "name")
+            seen.add(key)
+        if self.key_file and not self.cert_file:
+            raise _LocatedError("key_file needs cert_file", "key_file")
+        return self
 
     @property
     def title(self) -> str:
@@ -160,7 +257,15 @@ class Collection(_Strict):
     for.  ``counter_lookback``: how far before a window the collector looks for the
     previous counter sample, so that the first delta of the window is exact.
     ``settle``: how far behind now a window ends, so that scrapes still in flight are
-    not missed.  ``timeout``: per HTTP request.
+    not missed.  ``timeout``: per HTTP request (the whole answer, not one read).
+    ``retries``: further attempts after a timeout, connection error, 429 or 5xx, with
+    exponential backoff from ``retry_backoff`` up to ``retry_max_backoff`` plus jitter.
+    ``parallel_queries``: queries in flight per region (fetching overlaps writing).
+    ``write_batch``: rows are accumulated over this much time (batches end one step
+    before the grid, 23:59 UTC for days, so that a day batch fills one date partition)
+    before the store's partitions are rewritten and the state advances.  ``max_samples``: a raw-sample query that would return more is
+    split in time.  ``compression``: ask for gzip answers (for slow links: Prometheus
+    spends several times its JSON encoding on gzip).
     """
 
     step: Duration = timedelta(seconds=60)
@@ -169,6 +274,13 @@ class Collection(_Strict):
     counter_lookback: Duration = timedelta(minutes=15)
     settle: Duration = timedelta(seconds=60)
     timeout: Duration = timedelta(seconds=30)
+    retries: int = Field(default=3, ge=0, le=20)
+    retry_backoff: Duration = timedelta(seconds=0.5)
+    retry_max_backoff: Duration = timedelta(seconds=20)
+    parallel_queries: int = Field(default=4, ge=1, le=32)
+    write_batch: Duration = timedelta(days=1)
+    max_samples: int = Field(default=20_000_000, ge=1000)
+    compression: bool = False
 
     @model_validator(mode="after")
     def _whole_steps(self) -> Collection:
@@ -177,6 +289,8 @@ class Collection(_Strict):
             raise _LocatedError("step must be a whole number of seconds, at least 1s", "step")
         if self.chunk.total_seconds() % step:
             raise _LocatedError("chunk must be a multiple of step", "chunk")
+        if self.write_batch.total_seconds() % step:
+            raise _LocatedError("write_batch must be a multiple of step", "write_batch")
         return self
 
 
@@ -324,6 +438,8 @@ def resolve_headers(region: Region, environ: dict[str, str] | None = None) -> di
     """
     env = os.environ if environ is None else environ
     headers = dict(region.headers)
+    if region.tenant:
+        headers.setdefault("X-Scope-OrgID", region.tenant)
     missing = []
     for header, var in region.headers_env.items():
         if var in env:

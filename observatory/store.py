@@ -22,6 +22,10 @@ Tables (``ts_utc`` is the END of a right-closed step ``(ts_utc - step, ts_utc]``
 - ``gauges``: per-step ``mean``, ``max``, ``last`` of gauge samples, ``samples`` seen
   and ``step_s`` (the step length in seconds).
 - ``histograms``: per-step increases of each cumulative bucket ``le``.
+
+Readers: :meth:`Store.query` / :meth:`Store.named` for trusted SQL (the dashboard's
+named queries); :meth:`Store.sandbox` (:class:`SafeSQL`) for untrusted ad hoc SQL, on
+a separate locked-down DuckDB instance (docs/sql.md).
 """
 
 from __future__ import annotations
@@ -31,11 +35,12 @@ import json
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO, Literal
 
 import duckdb
 import pandas as pd
@@ -134,12 +139,35 @@ def _atomic_write_table(path: Path, table: pa.Table) -> None:
         raise
 
 
+def _outside(path: Path, start: datetime, end: datetime) -> bool:
+    """True when the file's ``ts_utc`` statistics show no row in ``(start, end]``."""
+    try:
+        meta = pq.read_metadata(path)
+        col = meta.schema.to_arrow_schema().get_field_index("ts_utc")
+        for i in range(meta.num_row_groups):
+            stats = meta.row_group(i).column(col).statistics
+            if stats is None or not stats.has_min_max:
+                return False
+            lo, hi = stats.min, stats.max
+            if not (hi <= start or lo > end):
+                return False
+        return True
+    except (OSError, pa.ArrowException, ValueError, TypeError):
+        return False
+
+
 @dataclass(frozen=True)
 class WriteResult:
     """What one :meth:`Store.replace_window` did: rows written and files touched."""
 
     rows: int
     files: int
+
+
+def _create_views(con: duckdb.DuckDBPyConnection, sources: dict[str, str]) -> None:
+    """Create the empty tables of ``sql/schema.sql`` and the views of ``sql/views.sql``."""
+    con.execute((SQL_DIR / "schema.sql").read_text(encoding="utf-8"))
+    con.execute((SQL_DIR / "views.sql").read_text(encoding="utf-8").format(**sources))
 
 
 class Store:
@@ -154,6 +182,7 @@ class Store:
         self.lake = self.root / "lake"
         self._con: duckdb.DuckDBPyConnection | None = None
         self._con_lock = threading.Lock()
+        self._sandbox: SafeSQL | None = None
 
     # ------------------------------------------------------------------ writing
     @contextlib.contextmanager
@@ -181,7 +210,7 @@ class Store:
         signals: Iterable[str],
         start: datetime,
         end: datetime,
-        frame: pd.DataFrame,
+        frame: pd.DataFrame | pa.Table,
     ) -> WriteResult:
         """Replace every stored row of ``region`` and ``signals`` in ``(start, end]`` by ``frame``.
 
@@ -196,7 +225,8 @@ class Store:
                 ``frame`` has its old rows in the window deleted.
             start, end: the window, UTC (naive or aware).
             frame: rows with a ``signal`` column plus the table's columns; every
-                ``ts_utc`` must lie in ``(start, end]``.
+                ``ts_utc`` must lie in ``(start, end]``.  A pyarrow Table is taken
+                as it is (the collector's fast path: no pandas conversion).
 
         Raises:
             StoreError: unknown table, missing columns or rows outside the window.
@@ -206,6 +236,8 @@ class Store:
         schema = SCHEMAS[table]
         signal_list = list(signals)
         start, end = _to_utc_naive(start), _to_utc_naive(end)
+        if isinstance(frame, pa.Table):
+            return self._replace_window_arrow(table, region, signal_list, start, end, frame)
         missing = [c for c in ["signal", *schema.names] if c not in frame.columns]
         if len(frame) and missing:
             raise StoreError(f"{table}: rows for region {region} lack columns {missing}")
@@ -257,6 +289,76 @@ class Store:
                 files += 1
         return WriteResult(rows=rows, files=files)
 
+    def _replace_window_arrow(
+        self,
+        table: str,
+        region: str,
+        signal_list: list[str],
+        start: datetime,
+        end: datetime,
+        new: pa.Table,
+    ) -> WriteResult:
+        """:meth:`replace_window` for rows given as a pyarrow Table (same semantics)."""
+        schema = SCHEMAS[table]
+        missing = [c for c in ["signal", *schema.names] if c not in new.column_names]
+        if new.num_rows and missing:
+            raise StoreError(f"{table}: rows for region {region} lack columns {missing}")
+        start_pa = pa.scalar(start, type=pa.timestamp("us"))
+        end_pa = pa.scalar(end, type=pa.timestamp("us"))
+        parts_by_key: dict[tuple[str, date], pa.Table] = {}
+        if new.num_rows:
+            ts = new["ts_utc"].cast(pa.timestamp("us"))
+            bad = pc.or_(pc.less_equal(ts, start_pa), pc.greater(ts, end_pa))
+            if pc.any(bad).as_py():
+                raise StoreError(
+                    f"{table}: region {region}: {pc.sum(bad).as_py()} rows fall outside the "
+                    f"window ({start.isoformat()}, {end.isoformat()}]"
+                )
+            sig_col = new["signal"].cast(pa.string())
+            extra = set(pc.unique(sig_col).to_pylist()) - set(signal_list)
+            if extra:
+                raise StoreError(
+                    f"{table}: region {region}: rows of signals {sorted(extra)} "
+                    f"not in {signal_list}"
+                )
+            days = ts.cast(pa.date32())
+            body = pa.table(
+                [new[c].cast(f.type) for c, f in zip(schema.names, schema, strict=True)],
+                schema=schema,
+            )
+            for sig in pc.unique(sig_col).to_pylist():
+                of_sig = pc.equal(sig_col, sig)
+                for day in pc.unique(days.filter(of_sig)).to_pylist():
+                    mask = pc.and_(of_sig, pc.equal(days, pa.scalar(day, pa.date32())))
+                    parts_by_key[(sig, day)] = body.filter(mask)
+        rows = files = 0
+        for sig in signal_list:
+            for day in _dates_in(start, end):
+                path = self.partition_path(table, sig, day, region)
+                fresh = parts_by_key.get((sig, day))
+                parts: list[pa.Table] = []
+                if fresh is None and path.exists() and _outside(path, start, end):
+                    continue  # nothing to add and nothing of the window to delete
+                if path.exists():
+                    try:
+                        old = pq.read_table(path, schema=schema)
+                    except (OSError, pa.ArrowException) as exc:
+                        raise StoreError(f"cannot read {path}: {exc}") from exc
+                    keep = pc.or_(
+                        pc.less_equal(old["ts_utc"], start_pa), pc.greater(old["ts_utc"], end_pa)
+                    )
+                    parts.append(old.filter(keep))
+                elif fresh is None:
+                    continue
+                if fresh is not None:
+                    parts.append(fresh)
+                    rows += fresh.num_rows
+                combined = pa.concat_tables(parts) if parts else schema.empty_table()
+                combined = combined.sort_by([("ts_utc", "ascending")])
+                _atomic_write_table(path, combined)
+                files += 1
+        return WriteResult(rows=rows, files=files)
+
     def write_regions(self, regions: pd.DataFrame) -> None:
         """Replace the region catalogue (name, display name, coordinates, URL)."""
         table = pa.Table.from_pandas(
@@ -301,10 +403,8 @@ class Store:
             )
         return f"_empty_{table}"
 
-    def _build_connection(self) -> duckdb.DuckDBPyConnection:
-        con = duckdb.connect(":memory:")
-        con.execute("SET TimeZone='UTC'")
-        con.execute((SQL_DIR / "schema.sql").read_text(encoding="utf-8"))
+    def _view_sources(self) -> dict[str, str]:
+        """What each ``{placeholder}`` of ``sql/views.sql`` reads: a lake file or an empty table."""
         regions = self.lake / "regions" / "regions.parquet"
         sources = {t: self._source(t) for t in SCHEMAS}
         sources["regions"] = (
@@ -322,7 +422,12 @@ class Store:
             if runs.exists()
             else "_empty_runs"
         )
-        con.execute((SQL_DIR / "views.sql").read_text(encoding="utf-8").format(**sources))
+        return sources
+
+    def _build_connection(self) -> duckdb.DuckDBPyConnection:
+        con = duckdb.connect(":memory:")
+        con.execute("SET TimeZone='UTC'")
+        _create_views(con, self._view_sources())
         return con
 
     def connect(self) -> duckdb.DuckDBPyConnection:
@@ -341,6 +446,9 @@ class Store:
             if self._con is not None:
                 self._con.close()
             self._con = None
+            if self._sandbox is not None:
+                self._sandbox.close()
+            self._sandbox = None
 
     def query(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> pd.DataFrame:
         """Run ``sql`` on its own cursor (thread-safe) and return a DataFrame.
@@ -355,6 +463,19 @@ class Store:
             raise StoreError(f"query failed: {exc}") from exc
         finally:
             cur.close()
+
+    def sandbox(self, limits: SandboxLimits | None = None) -> SafeSQL:
+        """The sandbox that runs untrusted SQL over this store (:class:`SafeSQL`).
+
+        Without ``limits`` the store's shared sandbox (default limits, built once,
+        rebuilt after :meth:`refresh`); with ``limits`` a new one that the caller closes.
+        """
+        if limits is not None:
+            return SafeSQL(self, limits)
+        with self._con_lock:
+            if self._sandbox is None:
+                self._sandbox = SafeSQL(self)
+            return self._sandbox
 
     def named(self, name: str, **params: Any) -> pd.DataFrame:
         """Run the named query ``sql/queries/<name>.sql`` with ``$param`` placeholders.
@@ -376,3 +497,432 @@ class Store:
         """Mark that new data was written (readers' caches key on it)."""
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / ".version").write_text(datetime.now(UTC).isoformat(), encoding="utf-8")
+
+
+# ====================================================================== sandbox
+# Untrusted ad hoc SQL (the dashboard's SQL page, ``observatory sql``) runs on a
+# separate in-memory DuckDB instance with the same views, locked down as described in
+# docs/sql.md ("Safety"): file access only under the lake, no extensions, no settings
+# changes, time / memory / thread / row limits, one read-only statement per query.
+
+#: Why a statement type is refused (DuckDB's parser names the type).
+_REFUSED_TYPES: dict[str, str] = {
+    "COPY": "COPY reads or writes files",
+    "EXPORT": "EXPORT DATABASE writes files",
+    "ATTACH": "ATTACH opens another database",
+    "DETACH": "DETACH changes the catalog",
+    "LOAD": "INSTALL and LOAD add extensions",
+    "SET": "SET, RESET, USE and PRAGMA name=value change settings",
+    "VARIABLE_SET": "SET VARIABLE changes session state",
+    "PRAGMA": "PRAGMA statements run commands (use the pragma_*() table functions or DESCRIBE)",
+    "CALL": "CALL runs procedures (use SELECT * FROM function() instead)",
+    "CREATE": "CREATE changes the catalog",
+    "INSERT": "INSERT writes data",
+    "UPDATE": "UPDATE writes data",
+    "DELETE": "DELETE writes data",
+    "DROP": "DROP changes the catalog",
+    "ALTER": "ALTER changes the catalog",
+    "MULTI": "this statement expands into several (e.g. PIVOT without an IN list)",
+}
+_READ_ONLY_KINDS = "SELECT, WITH, VALUES, FROM, TABLE, DESCRIBE, SHOW, SUMMARIZE, PIVOT, EXPLAIN"
+_LOCKED = "the configuration has been locked"
+
+
+def _sql_literal(value: object) -> str:
+    """A trusted Python value as a DuckDB literal (for ``SET``, which takes no parameters)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_sql_literal(v) for v in value) + "]"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _default_threads() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class SandboxLimits:
+    """Limits of the untrusted-SQL sandbox (:class:`SafeSQL`).
+
+    Attributes:
+        max_rows: most rows one query returns; a longer result is cut there and
+            flagged ``truncated``.
+        timeout_s: wall-clock limit of one query, fetching included.
+        memory_limit: DuckDB ``memory_limit`` of the sandbox instance, shared by its
+            concurrent queries; nothing spills to disk.
+        threads: DuckDB worker threads of the sandbox instance.
+        max_query_chars: longest query text accepted.
+        max_concurrent: queries that run at once; others wait up to ``timeout_s``.
+    """
+
+    max_rows: int = 10_000
+    timeout_s: float = 30.0
+    memory_limit: str = "2GB"
+    threads: int = field(default_factory=_default_threads)
+    max_query_chars: int = 100_000
+    max_concurrent: int = 4
+
+
+SQLErrorKind = Literal["refused", "timeout", "memory", "busy", "failed"]
+
+
+class SQLError(StoreError):
+    """An untrusted query was refused or failed.
+
+    Attributes:
+        kind: ``refused`` (not allowed: statement type, length, a file outside the
+            lake, a settings change), ``timeout``, ``memory``, ``busy`` (no free
+            slot) or ``failed`` (DuckDB rejected it: syntax, unknown column, ...).
+    The message says why and includes DuckDB's own message, with the ``LINE n:``
+    excerpt and caret that mark the position, when DuckDB produced one.
+    """
+
+    def __init__(self, kind: SQLErrorKind, message: str):
+        super().__init__(message)
+        self.kind: SQLErrorKind = kind
+
+
+@dataclass(frozen=True)
+class SQLResult:
+    """The rows of one sandboxed query.
+
+    Attributes:
+        table: the rows (at most ``max_rows``), with DuckDB's Arrow types.
+        types: DuckDB's type name of each column (``TIMESTAMP``, ``DOUBLE``, ...).
+        truncated: the query returned more than ``max_rows`` rows; ``table`` holds
+            the first ``max_rows``.
+        max_rows: the row cap this query ran with.
+        elapsed_s: wall-clock seconds, checks and fetching included.
+        statement: ``SELECT`` or ``EXPLAIN``.
+    """
+
+    table: pa.Table
+    types: list[str]
+    truncated: bool
+    max_rows: int
+    elapsed_s: float
+    statement: str
+
+    @property
+    def columns(self) -> list[str]:
+        """The column names, in order."""
+        return list(self.table.column_names)
+
+    @property
+    def num_rows(self) -> int:
+        """Rows returned (after the cap)."""
+        return int(self.table.num_rows)
+
+    def to_pandas(self) -> pd.DataFrame:
+        """The rows as a DataFrame (duplicate column names are kept)."""
+        return self.table.to_pandas()
+
+    def to_parquet(self, where: str | os.PathLike[str] | BinaryIO) -> None:
+        """Write the rows as Parquet.
+
+        Column names made unique (``a``, ``a_2``); types Parquet cannot hold
+        (``INTERVAL``) written as their text.
+        """
+        table = self.table
+        seen: dict[str, int] = {}
+        names = []
+        for name in table.column_names:
+            seen[name] = seen.get(name, 0) + 1
+            names.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
+        table = table.rename_columns(names)
+        for i, f in enumerate(table.schema):
+            if pa.types.is_interval(f.type):
+                text = pa.array(
+                    [None if v is None else str(v) for v in table.column(i).to_pylist()]
+                )
+                table = table.set_column(i, pa.field(f.name, pa.string()), text)
+        pq.write_table(table, where)
+
+
+class SafeSQL:
+    """Runs untrusted SQL on a locked-down, in-memory DuckDB instance over the lake.
+
+    The instance has the views of ``sql/views.sql`` and, set before
+    ``lock_configuration=true`` (so no query can undo them):
+    ``enable_external_access=false`` with ``allowed_directories`` = the lake folder
+    and ``allowed_paths`` = the run log (every file reader, ``glob``, ``COPY``,
+    ``ATTACH``, ``INSTALL`` and Python replacement scans are refused elsewhere),
+    extension auto-install/auto-load off, ``max_execution_time``, ``memory_limit``,
+    ``threads``, no temporary directory (nothing spills to disk).  Before running,
+    DuckDB's own parser must find exactly one statement, of type ``SELECT`` (which
+    covers WITH, VALUES, FROM-first, TABLE, DESCRIBE, SHOW, SUMMARIZE) or an
+    ``EXPLAIN [ANALYZE]`` of one.  A timer interrupts a query that outlives
+    ``timeout_s`` (DuckDB checks ``max_execution_time`` only at some points).
+    Rows are streamed and cut at ``max_rows``.  Each query runs on its own cursor:
+    a refused or failed query leaves the instance serving others.
+
+    Thread-safe.  Build it with :meth:`Store.sandbox`.
+    """
+
+    def __init__(self, store: Store, limits: SandboxLimits | None = None):
+        self.limits = limits or SandboxLimits()
+        # Absolute paths: allowed_directories compares paths as DuckDB resolves them.
+        self._store = Store(store.root.resolve())
+        self._slots = threading.BoundedSemaphore(self.limits.max_concurrent)
+        self._lock = threading.Lock()
+        try:
+            self._con: duckdb.DuckDBPyConnection | None = self._build()
+        except duckdb.Error as exc:
+            raise SQLError("failed", f"cannot open the SQL sandbox on {store.root}: {exc}") from exc
+
+    @property
+    def lake(self) -> Path:
+        """The only folder the sandbox reads."""
+        return self._store.lake
+
+    def _build(self) -> duckdb.DuckDBPyConnection:
+        lim = self.limits
+        con = duckdb.connect(":memory:")
+        try:
+            con.execute("SET TimeZone='UTC'")
+            _create_views(con, self._store._view_sources())
+            runs = self._store.root / "runs.jsonl"
+            settings: list[tuple[str, object]] = [
+                ("threads", int(lim.threads)),
+                ("memory_limit", lim.memory_limit),
+                ("temp_directory", ""),
+                ("max_temp_directory_size", "0B"),
+                ("max_execution_time", max(1, int(lim.timeout_s * 1000))),
+                ("autoinstall_known_extensions", False),
+                ("autoload_known_extensions", False),
+                ("allow_community_extensions", False),
+                ("python_enable_replacements", False),
+                ("allow_persistent_secrets", False),
+                ("enable_progress_bar", False),
+                ("allowed_directories", [self._store.lake.as_posix().rstrip("/") + "/"]),
+                ("allowed_paths", [runs.as_posix()] if runs.exists() else []),
+                ("enable_external_access", False),
+                ("lock_configuration", True),  # last: nothing above can be changed now
+            ]
+            for name, value in settings:
+                con.execute(f"SET {name} = {_sql_literal(value)}")
+        except BaseException:
+            con.close()
+            raise
+        return con
+
+    def close(self) -> None:
+        """Close the instance (queries after this raise :class:`SQLError`)."""
+        with self._lock:
+            if self._con is not None:
+                self._con.close()
+            self._con = None
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        with self._lock:
+            if self._con is None:
+                raise SQLError("failed", "the SQL sandbox is closed")
+            return self._con.cursor()
+
+    # ------------------------------------------------------------ checks
+    def check(self, sql: str) -> str:
+        """Raise :class:`SQLError` (``refused``/``failed``) unless ``sql`` may run.
+
+        Returns:
+            the statement type that would run (``SELECT`` or ``EXPLAIN``).
+        """
+        cur = self._cursor()
+        try:
+            return self._check(sql, cur)[1]
+        finally:
+            cur.close()
+
+    def _check(self, sql: str, cur: duckdb.DuckDBPyConnection) -> tuple[Any, str]:
+        if not isinstance(sql, str):
+            raise SQLError("refused", "refused: the query must be text")
+        if len(sql) > self.limits.max_query_chars:
+            raise SQLError(
+                "refused",
+                f"refused: the query is {len(sql):,} characters long; "
+                f"the limit is {self.limits.max_query_chars:,}",
+            )
+        statements = self._parse(sql, cur)
+        if not statements:
+            raise SQLError("refused", "refused: the query is empty")
+        if len(statements) > 1:
+            kinds = ", ".join(self._type_name(s) for s in statements)
+            raise SQLError(
+                "refused",
+                f"refused: {len(statements)} statements ({kinds}); run one query at a time",
+            )
+        statement = statements[0]
+        kind = self._type_name(statement)
+        if kind == "SELECT":
+            return statement, kind
+        if kind == "EXPLAIN":
+            inner = self._parse(self._explained(sql), cur)
+            if len(inner) == 1 and self._type_name(inner[0]) == "SELECT":
+                return statement, kind
+            raise SQLError(
+                "refused",
+                "refused: EXPLAIN [ANALYZE] is allowed only of one read-only query "
+                f"({_READ_ONLY_KINDS})",
+            )
+        reason = _REFUSED_TYPES.get(
+            kind,
+            "this statement is not a read-only query"
+            if kind == "UNKNOWN"
+            else f"{kind} statements are not read-only queries",
+        )
+        raise SQLError(
+            "refused",
+            f"refused: {reason}. Only read-only queries run here ({_READ_ONLY_KINDS}).",
+        )
+
+    @staticmethod
+    def _type_name(statement: Any) -> str:
+        try:
+            return str(getattr(statement.type, "name", statement.type)).upper()
+        except ValueError:  # a statement type the Python client cannot name (UPDATE EXTENSIONS)
+            return "UNKNOWN"
+
+    @staticmethod
+    def _parse(sql: str, cur: duckdb.DuckDBPyConnection) -> list[Any]:
+        try:
+            return list(cur.extract_statements(sql))
+        except duckdb.ParserException as exc:
+            raise SQLError("failed", f"query failed: {exc}") from None
+        except (duckdb.Error, ValueError) as exc:
+            # e.g. a statement type the Python client cannot name (UPDATE EXTENSIONS)
+            raise SQLError("refused", f"refused: not a read-only query ({exc})") from None
+
+    @staticmethod
+    def _explained(sql: str) -> str:
+        """The text after ``EXPLAIN [ANALYZE]``; empty when options follow (refused)."""
+        tokens = [
+            start for start, kind in duckdb.tokenize(sql) if kind != duckdb.token_type.comment
+        ]
+        words = []
+        for start in tokens[:2]:
+            word = ""
+            for ch in sql[start:]:
+                if not (ch.isalpha() or ch == "_"):
+                    break
+                word += ch
+            words.append(word.upper())
+        if not words or words[0] != "EXPLAIN":
+            return ""
+        skip = 2 if len(words) > 1 and words[1] in ("ANALYZE", "ANALYSE") else 1
+        return sql[tokens[skip] :] if len(tokens) > skip else ""
+
+    # ------------------------------------------------------------ running
+    def run(self, sql: str, max_rows: int | None = None) -> SQLResult:
+        """Check and run one untrusted query.
+
+        Args:
+            sql: one read-only statement (a trailing ``;`` and comments are fine).
+            max_rows: row cap for this query (default ``limits.max_rows``).
+
+        Raises:
+            SQLError: refused, stopped (time, memory), busy or failed; the message
+                says which and why.
+        """
+        cap = self.limits.max_rows if max_rows is None else int(max_rows)
+        if cap < 0:
+            raise SQLError("refused", f"refused: max_rows must be 0 or more, got {cap}")
+        began = time.perf_counter()
+        if not self._slots.acquire(timeout=self.limits.timeout_s):
+            raise SQLError(
+                "busy",
+                f"busy: {self.limits.max_concurrent} queries are already running; try again",
+            )
+        try:
+            return self._run(sql, cap, began)
+        finally:
+            self._slots.release()
+
+    def _run(self, sql: str, cap: int, began: float) -> SQLResult:
+        cur = self._cursor()
+        fired = threading.Event()
+
+        def stop() -> None:
+            fired.set()
+            cur.interrupt()
+
+        timer = threading.Timer(self.limits.timeout_s, stop)
+        timer.daemon = True
+        try:
+            statement, kind = self._check(sql, cur)
+            timer.start()
+            rel = cur.sql(statement)
+            types = [str(t) for t in rel.types]
+            reader = rel.to_arrow_reader(max(2048, min(cap + 1, 65_536)))
+            batches: list[pa.RecordBatch] = []
+            rows = 0
+            try:
+                for batch in reader:
+                    batches.append(batch)
+                    rows += batch.num_rows
+                    if rows > cap:
+                        break
+            finally:
+                reader.close()
+            table = pa.Table.from_batches(batches, schema=reader.schema)
+            truncated = table.num_rows > cap
+            if truncated:
+                table = table.slice(0, cap)
+            return SQLResult(
+                table=table,
+                types=types,
+                truncated=truncated,
+                max_rows=cap,
+                elapsed_s=time.perf_counter() - began,
+                statement=kind,
+            )
+        except SQLError:
+            raise
+        except duckdb.Error as exc:
+            raise self._failure(exc, fired.is_set()) from None
+        except Exception as exc:  # the service must survive anything a query provokes
+            raise SQLError("failed", f"query failed: {type(exc).__name__}: {exc}") from None
+        finally:
+            timer.cancel()
+            cur.close()
+
+    def _failure(self, exc: duckdb.Error, timed_out: bool) -> SQLError:
+        text = str(exc)
+        if timed_out or isinstance(exc, duckdb.InterruptException):
+            return SQLError(
+                "timeout",
+                f"stopped: the query ran longer than the {self.limits.timeout_s:g} s limit.\n"
+                f"DuckDB: {text}",
+            )
+        if isinstance(exc, duckdb.OutOfMemoryException):
+            return SQLError(
+                "memory",
+                "stopped: the query needs more memory than the sandbox's "
+                f"{self.limits.memory_limit} limit; aggregate more or add a LIMIT.\n"
+                f"DuckDB: {text}",
+            )
+        if isinstance(exc, duckdb.PermissionException):
+            return SQLError(
+                "refused",
+                f"refused: the SQL sandbox reads only the store's data folder "
+                f"{self.lake}/ (use the views).\nDuckDB: {text}",
+            )
+        if _LOCKED in text:
+            return SQLError("refused", f"refused: settings are locked in the SQL sandbox.\n{text}")
+        return SQLError("failed", f"query failed: {text}")
+
+    # ------------------------------------------------------------ catalogue
+    def columns(self) -> pd.DataFrame:
+        """Every view's columns and DuckDB types: ``view``, ``column``, ``type``, ``position``."""
+        cur = self._cursor()
+        try:
+            return cur.execute(
+                "SELECT table_name AS view, column_name AS column, data_type AS type, "
+                "column_index AS position FROM duckdb_columns() "
+                "WHERE NOT internal AND table_name IN "
+                "(SELECT view_name FROM duckdb_views() WHERE NOT internal) "
+                "ORDER BY view, position"
+            ).df()
+        finally:
+            cur.close()

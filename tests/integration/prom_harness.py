@@ -398,12 +398,14 @@ def write_config(
     store: Path,
     regions: dict[str, str],
     presets: Sequence[str] = DEMO_PRESETS,
-    **collection: str,
+    region_extra: dict[str, dict[str, Any]] | None = None,
+    **collection: Any,
 ) -> Path:
     """Write an Observatory config: ``regions`` maps name -> base URL.
 
-    ``collection`` keys (step, chunk, lookback, settle, timeout, counter_lookback)
-    go to the ``collection`` section as given.
+    ``collection`` keys (step, chunk, lookback, settle, timeout, counter_lookback, ...)
+    go to the ``collection`` section as given; ``region_extra[name]`` adds keys to a
+    region (backend, tenant, dedup_label, signals, prices, ...).
     """
     body = {
         "store": str(store),
@@ -415,6 +417,7 @@ def write_config(
                 "latitude": COORDS.get(name, (0.0, 0.0))[0],
                 "longitude": COORDS.get(name, (0.0, 0.0))[1],
                 "presets": list(presets),
+                **(region_extra or {}).get(name, {}),
             }
             for name, url in regions.items()
         ],
@@ -455,3 +458,97 @@ def truth_totals(truth: dict[str, Any], region: str) -> dict[str, float]:
     """Ground-truth totals of a region under the store's signal names."""
     t = truth["totals"][region]
     return {"requests": t["requests"], "errors": t["errors"], "energy": t["energy_joules"]}
+
+
+# --------------------------------------------------------------------------- extras
+def backfill_openmetrics(text: str, root: Path, name: str = "custom") -> Path:
+    """Backfill OpenMetrics ``text`` (ending in ``# EOF``) into a fresh TSDB folder.
+
+    Raises:
+        RuntimeError: promtool refused it (its output quoted).
+    """
+    root.mkdir(parents=True, exist_ok=True)
+    om = root / f"{name}.om"
+    om.write_text(text, encoding="utf-8")
+    out = root / f"tsdb-{name}"
+    if out.exists():
+        shutil.rmtree(out)
+    proc = subprocess.run(
+        [str(PROMTOOL), "tsdb", "create-blocks-from", "openmetrics", "--quiet", str(om), str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"promtool failed ({proc.returncode}): {proc.stderr[-2000:]}")
+    return out
+
+
+@contextlib.contextmanager
+def serve_proxy(
+    target: str,
+    delay_s: float = 0.0,
+    prefix: str = "",
+    require_headers: dict[str, str] | None = None,
+) -> Iterator[str]:
+    """A small reverse proxy on 127.0.0.1 in front of a real Prometheus at ``target``.
+
+    ``delay_s``: sleep before forwarding (a slow Prometheus).  ``prefix``: the proxy
+    serves the API under this path prefix (Mimir's ``/prometheus``) and strips it.
+    ``require_headers``: answer 401 with a plain-text body unless every header has the
+    given value (Mimir's ``X-Scope-OrgID``).  Yields the proxy's base URL (with prefix).
+    """
+    needed = require_headers or {}
+
+    class Handler(BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            if delay_s:
+                time.sleep(delay_s)
+            for key, value in needed.items():
+                if self.headers.get(key) != value:
+                    body = b"no org id\n"
+                    self.send_response(401)
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+            path = self.path
+            if prefix:
+                if not path.startswith(prefix + "/"):
+                    self.send_error(404)
+                    return
+                path = path[len(prefix) :]
+            length = int(self.headers.get("Content-Length") or 0)
+            data = self.rfile.read(length) if length else None
+            headers = {"Content-Type": self.headers.get("Content-Type", "")} if data else {}
+            try:
+                resp = requests.request(
+                    self.command, target + path, data=data, headers=headers, timeout=120
+                )
+            except requests.RequestException:
+                self.send_error(502)
+                return
+            try:
+                self.send_response(resp.status_code)
+                self.send_header("Content-Type", resp.headers.get("Content-Type", "text/plain"))
+                self.send_header("Content-Length", str(len(resp.content)))
+                self.end_headers()
+                self.wfile.write(resp.content)
+            except (BrokenPipeError, ConnectionResetError):
+                pass
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}{prefix}"
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -1,0 +1,224 @@
+#!/usr/bin/env python3
+"""Benchmark: SLO status from the store vs the same figures from Prometheus (PromQL).
+
+The demo fleet (default 30 days x 6 regions) is written into an Observatory store and,
+as OpenMetrics backfilled by promtool, into one real ``prometheus`` per region (as a
+fleet runs them).  ``--slos`` SLOs (default 100: availability and latency-threshold
+SLOs of the three models at several targets and thresholds, each per region) are
+then computed both ways, side by side in one run:
+
+- Observatory: :func:`observatory.slo_engine.status_table` -- for every SLO and
+  region the 30-day remaining budget and the burn rates of 5m, 30m, 1h, 2h, 6h, 1d
+  and 3d (one SQL query per SLO over all regions);
+- Prometheus: for every SLO and region, the 8 error ratios
+  ``sum(increase(bad[w])) / sum(increase(total[w]))`` (w = the 7 windows and 30d)
+  as instant queries over range vectors to that region's server, one after another
+  and with the regions in parallel.
+
+Both answer the same question at the same time ``t`` (the end of the history); the
+script checks that the figures agree, then prints the timings and the ratio.
+
+Usage::
+
+    .venv/bin/python bench/slo_bench.py [--days 30] [--regions 6] [--slos 100] [--workdir DIR]
+
+Needs the Debian package ``prometheus`` (``/usr/bin/prometheus``, ``/usr/bin/promtool``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import shutil
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests" / "integration"))
+
+from prom_harness import PromServer, build_fleet, missing_binaries  # noqa: E402
+
+from analytics import slo as slomath  # noqa: E402
+from collectors.demo_fleet import MODELS, REGIONS, VLLM_E2E_BUCKETS  # noqa: E402
+from observatory.demo import build_store  # noqa: E402
+from observatory.slo_engine import SloEngine, status_table  # noqa: E402
+from observatory.slo_rules import error_ratio_query  # noqa: E402
+from observatory.slo_specs import Indicator, SignalRef, SloDefinition  # noqa: E402
+from observatory.store import Store  # noqa: E402
+
+PERIOD = timedelta(days=30)
+WINDOWS = ["5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d"]
+
+
+def make_slos(n: int) -> list[SloDefinition]:
+    """``n`` SLOs: availability and latency thresholds x models x targets, per region."""
+    tiers = tuple(slomath.alert_tiers(PERIOD))
+    kinds: list[tuple[str, Indicator]] = []
+    for model in MODELS:
+        where = (("model", (model.name,)),)
+        kinds.append(
+            (
+                f"avail-{model.name}",
+                Indicator(
+                    "ratio",
+                    numerator=SignalRef("errors", where),
+                    total=SignalRef("requests", where),
+                ),
+            )
+        )
+        for bound in VLLM_E2E_BUCKETS[:12]:
+            kinds.append(
+                (
+                    f"lat{bound:g}s-{model.name}",
+                    Indicator(
+                        "latency",
+                        numerator=SignalRef("latency", where, threshold=bound),
+                        numerator_is_bad=False,
+                        total=SignalRef("latency", where),
+                    ),
+                )
+            )
+    targets = [0.99, 0.995, 0.999, 0.9]
+    out = []
+    i = 0
+    while len(out) < n:
+        name, ind = kinds[i % len(kinds)]
+        target = targets[(i // len(kinds)) % len(targets)]
+        out.append(
+            SloDefinition(
+                name=f"{name}-{target * 100:g}",
+                display_name=name,
+                service="bench",
+                description="",
+                source="bench",
+                indicator=ind,
+                target=target,
+                period=PERIOD,
+                group_by=("region",),
+                tiers=tiers,
+            )
+        )
+        i += 1
+    return out
+
+
+def prom_ratios(
+    servers: dict[str, PromServer], slos: list[SloDefinition], at: datetime, parallel: bool
+) -> tuple[float, dict[tuple[str, str, str], float]]:
+    """Seconds taken and ``{(slo, region, window): error ratio}`` from Prometheus."""
+    session = requests.Session()
+
+    def region_job(region: str) -> dict[tuple[str, str, str], float]:
+        out = {}
+        url = f"{servers[region].url}/api/v1/query"
+        s = requests.Session() if parallel else session
+        for slo in slos:
+            for w in WINDOWS:
+                expr = error_ratio_query(slo, w).replace("\n", " ")
+                ans = s.get(
+                    url, params={"query": expr, "time": f"{at.timestamp():.0f}"}, timeout=300
+                )
+                res = ans.json()["data"]["result"]
+                out[(slo.name, region, w)] = float(res[0]["value"][1]) if res else math.nan
+        return out
+
+    began = time.perf_counter()
+    results: dict[tuple[str, str, str], float] = {}
+    if parallel:
+        with ThreadPoolExecutor(max_workers=len(servers)) as pool:
+            for part in pool.map(region_job, list(servers)):
+                results.update(part)
+    else:
+        for region in servers:
+            results.update(region_job(region))
+    return time.perf_counter() - began, results
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--days", type=float, default=30)
+    ap.add_argument("--regions", type=int, default=6)
+    ap.add_argument("--slos", type=int, default=100)
+    ap.add_argument("--workdir", type=Path, help="Keep the fleet and store here (reused).")
+    args = ap.parse_args()
+    why = missing_binaries()
+    if why:
+        print(f"skipped: {why}")
+        return 0
+    regions = [r.name for r in REGIONS][: args.regions]
+    end = datetime(2026, 11, 1, tzinfo=UTC)
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="slo-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    store_dir = work / "store"
+    if not Store(store_dir).has_data():
+        t0 = time.perf_counter()
+        build_store(store_dir, days=args.days, regions=regions, end=end)
+        timings["build store"] = time.perf_counter() - t0
+    blocks = work / "fleet" / "blocks"
+    if not all((blocks / r).exists() for r in regions):
+        t0 = time.perf_counter()
+        build_fleet(work / "fleet", regions, days=args.days, end=end)
+        timings["openmetrics + promtool"] = time.perf_counter() - t0
+    servers: dict[str, PromServer] = {}
+    try:
+        for r in regions:
+            tsdb = work / "tsdb" / r
+            if tsdb.exists():
+                shutil.rmtree(tsdb)
+            shutil.copytree(blocks / r, tsdb)
+            servers[r] = PromServer(tsdb, work / "servers", name=r).start()
+        slos = make_slos(args.slos)
+        at = end.replace(tzinfo=None)
+        engine = SloEngine(Store(store_dir))
+        # Warm both sides once (file caches, Prometheus's block index) on one SLO.
+        status_table(engine, slos[:1], at)
+        prom_ratios(servers, slos[:1], end, parallel=False)
+
+        t0 = time.perf_counter()
+        table = status_table(engine, slos, at)
+        obs_s = time.perf_counter() - t0
+        seq_s, theirs = prom_ratios(servers, slos, end, parallel=False)
+        par_s, _ = prom_ratios(servers, slos, end, parallel=True)
+
+        # The same figures both ways (Observatory's burn rate x budget = error ratio).
+        worst = 0.0
+        compared = 0
+        for _, row in table[table["region"] != "*"].iterrows():
+            budget = slomath.error_budget_fraction(row["target"])
+            for w in WINDOWS:
+                ours = row["error_ratio"] if w == "30d" else row[f"burn_{w}"] * budget
+                other = theirs[(row["slo"], row["region"], w)]
+                if math.isnan(ours) and math.isnan(other):
+                    continue
+                worst = max(worst, abs(ours - other) / max(abs(other), 1e-12))
+                compared += 1
+        n_pairs = len(slos) * len(regions)
+        print(
+            f"history: {args.days:g} days x {len(regions)} regions; {len(slos)} SLOs "
+            f"x {len(regions)} regions = {n_pairs} SLO-regions, {len(WINDOWS)} windows each"
+        )
+        for k, v in timings.items():
+            print(f"  setup {k}: {v:.1f} s")
+        print(f"Observatory (SQL over the store): {obs_s:8.2f} s")
+        print(
+            f"Prometheus, sequential:           {seq_s:8.2f} s  ({n_pairs * len(WINDOWS)} queries)"
+        )
+        print(f"Prometheus, regions in parallel:  {par_s:8.2f} s")
+        print(f"speed-up: {seq_s / obs_s:.1f}x sequential, {par_s / obs_s:.1f}x parallel")
+        print(f"agreement: {compared} figures, largest relative difference {worst:.2e}")
+    finally:
+        for s in servers.values():
+            s.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

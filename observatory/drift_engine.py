@@ -1,0 +1,759 @@
+"""Drift over the store: histogram, gauge and counter-ratio signals per region, model, arm.
+
+SQL (``sql/queries/drift_*.sql``) sums histogram buckets per time slice and reads
+per-step gauge values and counter ratios; the pure functions of
+:mod:`analytics.drift` compute and judge the metrics.  The result,
+:class:`DriftReport`, holds one :class:`SliceResult` per signal x region x model x arm
+with every metric, the distributions to overlay and the metric over time; the report
+writers (:mod:`observatory.drift_report`) and the dashboard read it.
+
+Windows follow the store's convention: a window ``(start, end]`` holds the steps whose
+end ``ts_utc`` lies in it.  The current window is ``(end - window, end]``; the
+reference (:class:`Reference`) is the previous N days ``(start - N, start]``, the
+same window a week earlier, or a fixed baseline period.
+
+Learned thresholds: the reference is cut into chunks as long as the window (7 chunks
+for a 24 h window and a 7 d reference) and each chunk is compared with the rest
+(:func:`analytics.drift.compare_histograms`).  The "same window a week earlier"
+reference is one chunk, so only the fixed thresholds apply to it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from analytics import drift as dm
+from observatory.store import Store
+
+Kind = Literal["histogram", "gauge", "ratio"]
+ReferenceMode = Literal["previous", "week_ago", "baseline"]
+WEEK = timedelta(days=7)
+#: The metric drawn over time and summarised per slice.
+PRIMARY = "psi"
+#: Points of the metric-over-time curve per window length.
+OVER_TIME_PER_WINDOW = 6
+
+
+# --------------------------------------------------------------------------- reference
+def _utc_naive(t: datetime) -> datetime:
+    if t.tzinfo is not None:
+        t = t.astimezone(UTC).replace(tzinfo=None)
+    return t
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Which period the current window is compared with.
+
+    Attributes:
+        mode: ``previous`` (the ``span`` just before the window), ``week_ago`` (the
+            same window 7 days earlier) or ``baseline`` (fixed ``start`` .. ``end``).
+        span: length of the ``previous`` reference.
+        start, end: the fixed baseline ``(start, end]`` (UTC).
+    """
+
+    mode: ReferenceMode = "previous"
+    span: timedelta = timedelta(days=7)
+    start: datetime | None = None
+    end: datetime | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> Reference:
+        """``7d`` (previous 7 days), ``week-ago``, or ``2026-11-01T00:00Z/2026-11-08T00:00Z``.
+
+        Raises:
+            ValueError: none of these forms.
+        """
+        from observatory.config import parse_duration
+
+        value = text.strip()
+        if value.lower() in ("week-ago", "week_ago", "weekago"):
+            return cls(mode="week_ago")
+        if "/" in value:
+            a, b = value.split("/", 1)
+            try:
+                start = datetime.fromisoformat(a.strip())
+                end = datetime.fromisoformat(b.strip())
+            except ValueError:
+                raise ValueError(
+                    f"expected a baseline START/END in ISO 8601, got {text!r}"
+                ) from None
+            start = start if start.tzinfo else start.replace(tzinfo=UTC)
+            end = end if end.tzinfo else end.replace(tzinfo=UTC)
+            if end <= start:
+                raise ValueError(f"the baseline must end after it starts, got {text!r}")
+            return cls(mode="baseline", start=start, end=end)
+        return cls(mode="previous", span=parse_duration(value))
+
+    def period(self, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+        """The reference ``(start, end]`` for the window ``(start, end]``."""
+        if self.mode == "previous":
+            return start - self.span, start
+        if self.mode == "week_ago":
+            return start - WEEK, end - WEEK
+        assert self.start is not None and self.end is not None
+        return _utc_naive(self.start), _utc_naive(self.end)
+
+    def describe(self) -> str:
+        """For people: ``previous 7d``, ``same window a week earlier``, ``baseline ...``."""
+        if self.mode == "previous":
+            return f"previous {_fmt_span(self.span)}"
+        if self.mode == "week_ago":
+            return "same window a week earlier"
+        assert self.start is not None and self.end is not None
+        return f"baseline {self.start:%Y-%m-%d %H:%M} .. {self.end:%Y-%m-%d %H:%M} UTC"
+
+
+WEEK_AGO = Reference(mode="week_ago")
+
+
+def _fmt_span(span: timedelta) -> str:
+    """``24h``, ``7d``, ``90m``: days from two days up, hours below."""
+    s = int(span.total_seconds())
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s % n == 0 and (unit != "d" or s >= 2 * 86400):
+            return f"{s // n}{unit}"
+    return f"{s}s"
+
+
+# --------------------------------------------------------------------------- signals
+@dataclass(frozen=True)
+class DriftSignal:
+    """A signal whose drift is measured.
+
+    Attributes:
+        name: shown in reports (``latency``, ``error_ratio``).
+        kind: ``histogram`` (bucket counts), ``gauge`` (per-step means) or ``ratio``
+            (per-step ratio of two counters).
+        sources: the stored canonical signal(s): one for histograms and gauges,
+            ``(numerator, denominator)`` for ratios.
+        unit: unit of the values (of ``le`` for histograms).
+        reference: overrides the report's reference for this signal.
+        min_count: minimum observations (histograms) or steps (others) per side.
+        rule: how fixed and learned thresholds combine (:func:`analytics.drift.judge`).
+        metric: the alarm metric whose verdict is the slice's (Evidently likewise
+            picks one test per column); the other metrics are computed, judged and
+            shown, but do not decide.
+    """
+
+    name: str
+    kind: Kind
+    sources: tuple[str, ...]
+    unit: str
+    reference: Reference | None = None
+    min_count: float | None = None
+    rule: dm.Rule = "both"
+    metric: str = "psi"
+
+    def minimum(self) -> float:
+        """The minimum-count guard in force."""
+        if self.min_count is not None:
+            return self.min_count
+        return dm.MIN_COUNT if self.kind == "histogram" else 500
+
+
+DEFAULT_SIGNALS: tuple[DriftSignal, ...] = (
+    DriftSignal("latency", "histogram", ("latency",), "seconds"),
+    DriftSignal("ttft", "histogram", ("ttft",), "seconds"),
+    DriftSignal("prompt_length", "histogram", ("prompt_length",), "tokens"),
+    DriftSignal("prediction_score", "histogram", ("prediction_score",), "score"),
+    DriftSignal("accuracy", "gauge", ("accuracy",), "ratio"),
+    # Load-driven signals follow the weekly cycle: compare with the same window a
+    # week earlier, or a Sunday is "drift" against the previous seven days.
+    DriftSignal("gpu_utilization", "gauge", ("gpu_utilization",), "ratio", WEEK_AGO),
+    DriftSignal("error_ratio", "ratio", ("errors", "requests"), "ratio"),
+    DriftSignal("energy_per_request", "ratio", ("energy", "requests"), "joules/request", WEEK_AGO),
+)
+
+
+def signal_by_name(name: str) -> DriftSignal:
+    """One of :data:`DEFAULT_SIGNALS`.
+
+    Raises:
+        KeyError: unknown name (the message lists the known ones).
+    """
+    for s in DEFAULT_SIGNALS:
+        if s.name == name:
+            return s
+    known = ", ".join(s.name for s in DEFAULT_SIGNALS)
+    raise KeyError(f"unknown drift signal {name!r}; known: {known}")
+
+
+# --------------------------------------------------------------------------- results
+@dataclass
+class SliceResult:
+    """Drift of one signal in one region, model and arm.
+
+    Attributes:
+        verdict: the worst verdict of the alarm metrics (``insufficient data`` when
+            none could be judged).
+        fired: the thresholds that fired, ``metric: rule`` joined by ``; ``.
+        results: every metric (:class:`analytics.drift.MetricResult`).
+        rebinned: the two sides had different bucket layouts and were re-binned.
+        distribution: ``{"x": labels, "reference": shares, "current": shares,
+            "xtitle": ...}`` to overlay.
+        over_time: ``ts_utc`` (end of a trailing window as long as the current one)
+            and ``value`` (:data:`PRIMARY` against the reference).
+    """
+
+    signal: str
+    kind: Kind
+    unit: str
+    region: str
+    model: str
+    arm: str
+    reference: str
+    reference_start: datetime
+    reference_end: datetime
+    verdict: dm.Verdict
+    fired: str
+    results: list[dm.MetricResult]
+    rebinned: bool = False
+    distribution: dict[str, Any] = field(default_factory=dict)
+    over_time: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def key(self) -> str:
+        """``signal/region/model/arm``: unique within a report."""
+        return f"{self.signal}/{self.region}/{self.model}/{self.arm}"
+
+    def metric(self, name: str) -> dm.MetricResult | None:
+        """The result of metric ``name``, if computed."""
+        return next((r for r in self.results if r.metric == name), None)
+
+    @property
+    def drifted(self) -> bool:
+        """Warning or critical."""
+        return self.verdict in ("warning", "critical")
+
+
+@dataclass
+class DriftReport:
+    """Drift of every signal slice in one window against its reference."""
+
+    window_start: datetime
+    window_end: datetime
+    window: timedelta
+    reference: Reference
+    generated_utc: datetime
+    slices: list[SliceResult]
+    without_data: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> dm.Verdict:
+        """The worst slice verdict (``insufficient data`` when nothing was judged)."""
+        judged = [s.verdict for s in self.slices if s.verdict != "insufficient data"]
+        return dm.worst(judged) if judged else "insufficient data"
+
+    @property
+    def drifted(self) -> list[SliceResult]:
+        """Slices with a warning or a critical verdict, worst first."""
+        out = [s for s in self.slices if s.drifted]
+        return sorted(out, key=lambda s: (-dm.SEVERITY[s.verdict], s.key))
+
+    def summary_line(self) -> str:
+        """``drift detected in 3 of 40 signals (signal x region x model x arm), 2 regions``."""
+        n = len(self.slices)
+        d = self.drifted
+        regions = sorted({s.region for s in d})
+        crit = sum(s.verdict == "critical" for s in d)
+        insufficient = sum(s.verdict == "insufficient data" for s in self.slices)
+        if not n:
+            return "no data in the window"
+        if d:
+            head = (
+                f"drift detected in {len(d)} of {n} signals (signal x region x model x arm), "
+                f"{len(regions)} region{'s' if len(regions) != 1 else ''} "
+                f"({', '.join(regions)}); {crit} critical"
+            )
+        else:
+            head = f"no drift in {n} signals (signal x region x model x arm)"
+        if insufficient:
+            head += f"; {insufficient} with insufficient data"
+        return head
+
+    def table(self) -> pd.DataFrame:
+        """One row per slice and metric: signal, region, model, arm, metric, value,
+        threshold, learned, verdict, fired, n_ref, n_cur, rebinned."""
+        rows = []
+        for s in self.slices:
+            for r in s.results:
+                rows.append(
+                    {
+                        "signal": s.signal,
+                        "kind": s.kind,
+                        "region": s.region,
+                        "model": s.model,
+                        "arm": s.arm,
+                        "metric": r.metric,
+                        "label": r.label,
+                        "alarm": dm.RULES[r.metric].alarm,
+                        "value": r.value,
+                        "threshold": r.threshold,
+                        "learned": r.learned,
+                        "verdict": r.verdict,
+                        "fired": r.fired,
+                        "n_ref": r.n_ref,
+                        "n_cur": r.n_cur,
+                        "rebinned": s.rebinned,
+                    }
+                )
+        return pd.DataFrame(rows)
+
+    def summary(self) -> pd.DataFrame:
+        """One row per slice: its verdict, what fired, PSI and JS values."""
+        rows = []
+        for s in self.slices:
+            psi = s.metric("psi")
+            js = s.metric("js")
+            w1 = s.metric("wasserstein")
+            rows.append(
+                {
+                    "signal": s.signal,
+                    "region": s.region,
+                    "model": s.model,
+                    "arm": s.arm,
+                    "verdict": s.verdict,
+                    "psi": psi.value if psi else math.nan,
+                    "js": js.value if js else math.nan,
+                    "wasserstein": w1.value if w1 else math.nan,
+                    "fired": s.fired,
+                    "n_ref": psi.n_ref if psi else math.nan,
+                    "n_cur": psi.n_cur if psi else math.nan,
+                    "reference": s.reference,
+                }
+            )
+        return pd.DataFrame(rows)
+
+
+# --------------------------------------------------------------------------- engine
+def _seconds(t: timedelta) -> int:
+    return round(t.total_seconds())
+
+
+def _slice_seconds(*spans: timedelta) -> int:
+    """The longest slice (<= 1 h) that divides every span (>= 60 s)."""
+    g = 3600
+    for s in spans:
+        g = math.gcd(g, _seconds(s))
+    return max(g, 60)
+
+
+def last_step(store: Store) -> datetime | None:
+    """The latest stored step end over all tables (UTC, naive), or None when empty."""
+    df = store.named("drift_time_bounds")
+    ts = pd.to_datetime(df["last_ts"]).dropna()
+    return None if ts.empty else ts.max().to_pydatetime()
+
+
+def _verdict(results: Sequence[dm.MetricResult], metric: str) -> tuple[dm.Verdict, str]:
+    """The slice's verdict and what fired: those of its alarm ``metric``."""
+    primary = next((r for r in results if r.metric == metric), None)
+    if primary is None:
+        return "insufficient data", ""
+    return primary.verdict, (f"{metric}: {primary.fired}" if primary.fired else "")
+
+
+def _buckets_of(matrix: np.ndarray, le: np.ndarray) -> dm.Buckets:
+    """Sum slices (rows) of cumulative bucket increases into one histogram.
+
+    Rows with a bucket missing (NaN: a different layout in that slice) are re-binned
+    onto the layout of the slices without gaps before adding.
+    """
+    if matrix.size == 0:
+        return dm.Buckets.from_cumulative(le, np.zeros(le.size))
+    full = ~np.isnan(matrix).any(axis=1)
+    if full.all():
+        return dm.Buckets.from_cumulative(le, matrix.sum(axis=0))
+    present = ~np.isnan(matrix)
+    layout = le[present[full].all(axis=0)] if full.any() else le[present.all(axis=0)]
+    if layout.size == 0 or not np.isposinf(layout[-1]):
+        layout = np.append(layout[np.isfinite(layout)], np.inf)
+    total = np.zeros(layout.size)
+    for row, ok in zip(matrix, present, strict=True):
+        if not ok.any():
+            continue
+        h = dm.Buckets.from_cumulative(le[ok], row[ok])
+        total += dm.rebin(h, layout).counts
+    return dm.Buckets(layout, total)
+
+
+class _HistGroup:
+    """One group's bucket sums: ``matrix[slice, le]`` (NaN where a bucket is absent)."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.le = np.sort(frame["le"].unique().astype(np.float64))
+        slices = frame["slice"].to_numpy(np.int64)
+        self.n = int(slices.max()) + 1 if len(frame) else 0
+        self.matrix = np.full((self.n, self.le.size), np.nan)
+        col = np.searchsorted(self.le, frame["le"].to_numpy(np.float64))
+        self.matrix[slices, col] = frame["value"].to_numpy(np.float64)
+
+    def period(self, first: int, last: int) -> dm.Buckets:
+        """Slices ``first`` .. ``last - 1`` summed (missing slices count as empty)."""
+        rows = self.matrix[first : min(last, self.n)]
+        rows = rows[~np.isnan(rows).all(axis=1)] if rows.size else rows
+        return _buckets_of(rows, self.le)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Slices of one signal's read: window, reference, chunks (slice indices)."""
+
+    origin: datetime
+    read_start: datetime
+    slice_s: int
+    window: tuple[int, int]
+    reference: tuple[int, int]
+    chunks: list[tuple[int, int]]
+    ref_origin: datetime | None = None  # a baseline read on its own
+
+
+def _plan(ref: Reference, start: datetime, end: datetime, window: timedelta) -> _Plan:
+    ref_start, ref_end = ref.period(start, end)
+    if ref.mode == "baseline":
+        s = _slice_seconds(window)
+        nw = _seconds(window) // s
+        n_ref = _seconds(ref_end - ref_start) // s
+        chunks = [(j * nw, (j + 1) * nw) for j in range(n_ref // nw)]
+        return _Plan(end, start, s, (0, nw), (0, n_ref), chunks, ref_origin=ref_end)
+    span = ref.span if ref.mode == "previous" else WEEK
+    s = _slice_seconds(window, span)
+    nw = _seconds(window) // s
+    if ref.mode == "previous":
+        n_ref = _seconds(span) // s
+        chunks = [(nw + j * nw, nw + (j + 1) * nw) for j in range(n_ref // nw)]
+        return _Plan(end, ref_start, s, (0, nw), (nw, nw + n_ref), chunks)
+    off = _seconds(WEEK) // s
+    return _Plan(end, ref_start, s, (0, nw), (off, off + nw), [])
+
+
+def _hist_labels(le: np.ndarray, unit: str) -> list[str]:
+    out = []
+    lower = 0.0 if le[0] > 0 else le[0]
+    for b in le:
+        out.append(f"> {lower:g}" if math.isinf(b) else f"<= {b:g}")
+        if not math.isinf(b):
+            lower = b
+    return out
+
+
+def _over_time_hist(group: _HistGroup, ref: dm.Buckets, plan: _Plan, total: int) -> pd.DataFrame:
+    nw = plan.window[1] - plan.window[0]
+    step = max(nw // OVER_TIME_PER_WINDOW, 1)
+    rows = []
+    for end_slice in range(0, total - nw + 1, step):
+        cur = group.period(end_slice, end_slice + nw)
+        if cur.total <= 0 or ref.total <= 0:
+            continue
+        r, c = dm.align(ref, cur)
+        ts = plan.origin - timedelta(seconds=end_slice * plan.slice_s)
+        rows.append({"ts_utc": ts, "value": dm.psi(r.counts, c.counts), "n": cur.total})
+    return pd.DataFrame(rows).sort_values("ts_utc") if rows else pd.DataFrame()
+
+
+def _histogram_slices(
+    store: Store,
+    sig: DriftSignal,
+    ref: Reference,
+    start: datetime,
+    end: datetime,
+    window: timedelta,
+    regions: Sequence[str] | None,
+    models: Sequence[str] | None,
+) -> list[SliceResult]:
+    plan = _plan(ref, start, end, window)
+    params = {
+        "signal": sig.sources[0],
+        "slice_s": plan.slice_s,
+        "regions": list(regions) if regions else None,
+        "models": list(models) if models else None,
+    }
+    cur_df = store.named(
+        "drift_histogram_slices", start=plan.read_start, end=end, origin=plan.origin, **params
+    )
+    ref_df = cur_df
+    if plan.ref_origin is not None:
+        r0, r1 = ref.period(start, end)
+        ref_df = store.named(
+            "drift_histogram_slices", start=r0, end=r1, origin=plan.ref_origin, **params
+        )
+    r0, r1 = ref.period(start, end)
+    out = []
+    keys = sorted(set(map(tuple, cur_df[["region", "model", "arm"]].drop_duplicates().to_numpy())))
+    cur_groups = dict(tuple(cur_df.groupby(["region", "model", "arm"])))
+    ref_groups = dict(tuple(ref_df.groupby(["region", "model", "arm"])))
+    for key in keys:
+        g_cur = _HistGroup(cur_groups[key])
+        g_ref = _HistGroup(ref_groups[key]) if key in ref_groups else None
+        cur = g_cur.period(*plan.window)
+        if g_ref is None:
+            refb = dm.Buckets(cur.le, np.zeros(cur.le.size))
+            chunks: list[dm.Buckets] = []
+        else:
+            refb = g_ref.period(*plan.reference)
+            chunks = [g_ref.period(a, b) for a, b in plan.chunks]
+        if cur.total <= 0 and refb.total <= 0:
+            continue
+        rebinned = not np.array_equal(cur.le, refb.le)
+        results = dm.compare_histograms(refb, cur, chunks, min_count=sig.minimum(), rule=sig.rule)
+        verdict, fired = _verdict(results, sig.metric)
+        a, b = dm.align(refb, cur)
+        dist = {
+            "x": _hist_labels(a.le, sig.unit),
+            "le": ["+Inf" if math.isinf(x) else float(x) for x in a.le],
+            "reference": a.shares.tolist(),
+            "current": b.shares.tolist(),
+            "xtitle": f"bucket ({sig.unit})",
+        }
+        over = (
+            _over_time_hist(g_cur, refb, plan, plan.reference[1])
+            if plan.ref_origin is None
+            else _over_time_hist(g_cur, refb, plan, g_cur.n)
+        )
+        out.append(
+            SliceResult(
+                sig.name,
+                sig.kind,
+                sig.unit,
+                str(key[0]),
+                str(key[1]),
+                str(key[2]),
+                ref.describe(),
+                r0,
+                r1,
+                verdict,
+                fired,
+                results,
+                rebinned,
+                dist,
+                over,
+            )
+        )
+    return out
+
+
+def _step_values(
+    store: Store,
+    sig: DriftSignal,
+    read_start: datetime,
+    read_end: datetime,
+    origin: datetime,
+    step_s: int,
+    regions: Sequence[str] | None,
+    models: Sequence[str] | None,
+) -> pd.DataFrame:
+    """``region, model, arm, k, value`` per step bucket (k counted back from origin)."""
+    common = {
+        "start": read_start,
+        "end": read_end,
+        "origin": origin,
+        "step_s": step_s,
+        "regions": list(regions) if regions else None,
+        "models": list(models) if models else None,
+    }
+    if sig.kind == "gauge":
+        df = store.named("drift_gauge_steps", signal=sig.sources[0], **common)
+        return df[["region", "model", "arm", "k", "value"]]
+    df = store.named("drift_ratio_steps", num=sig.sources[0], den=sig.sources[1], **common)
+    df = df[df["den"] > 0]
+    return df.assign(value=df["num"] / df["den"])[["region", "model", "arm", "k", "value"]]
+
+
+def _display_hist(ref: np.ndarray, cur: np.ndarray, unit: str) -> dict[str, Any]:
+    both = np.concatenate([ref, cur])
+    lo, hi = float(np.min(both)), float(np.max(both))
+    if hi <= lo:
+        hi = lo + 1e-9
+    edges = np.linspace(lo, hi, 31)
+    r = np.histogram(ref, edges)[0].astype(float)
+    c = np.histogram(cur, edges)[0].astype(float)
+    mids = (edges[:-1] + edges[1:]) / 2
+    return {
+        "x": [float(f"{m:.6g}") for m in mids],
+        "reference": (r / max(r.sum(), 1)).tolist(),
+        "current": (c / max(c.sum(), 1)).tolist(),
+        "xtitle": f"value per step ({unit})",
+    }
+
+
+def _value_slices(
+    store: Store,
+    sig: DriftSignal,
+    ref: Reference,
+    start: datetime,
+    end: datetime,
+    window: timedelta,
+    step_s: int,
+    regions: Sequence[str] | None,
+    models: Sequence[str] | None,
+) -> list[SliceResult]:
+    r0, r1 = ref.period(start, end)
+    w = _seconds(window)
+    step_s = math.gcd(step_s, w) or 60
+    nw = w // step_s
+    cur_df = _step_values(store, sig, start, end, end, step_s, regions, models)
+    if ref.mode == "baseline":
+        ref_df = _step_values(store, sig, r0, r1, r1, step_s, regions, models)
+        ref_k = (0, _seconds(r1 - r0) // step_s)
+        hist_df = cur_df
+    else:
+        read = _step_values(
+            store, sig, r0 if r0 < start else start, end, end, step_s, regions, models
+        )
+        off = _seconds(end - r1) // step_s
+        ref_k = (off, off + _seconds(r1 - r0) // step_s)
+        ref_df = read
+        hist_df = read
+        cur_df = read[read["k"] < nw]
+    out = []
+    # Groups seen in the window or the reference: one that stopped reporting shows as
+    # "insufficient data" rather than vanishing.
+    cols = ["region", "model", "arm"]
+    keys = sorted(
+        set(map(tuple, cur_df[cols].drop_duplicates().to_numpy()))
+        | set(map(tuple, ref_df[cols].drop_duplicates().to_numpy()))
+    )
+    ref_groups = dict(tuple(ref_df.groupby(cols)))
+    hist_groups = dict(tuple(hist_df.groupby(cols)))
+    cur_groups = dict(tuple(cur_df.groupby(cols)))
+    empty = cur_df.iloc[0:0]
+    for key in keys:
+        c = cur_groups.get(key, empty)
+        c = c[c["k"] < nw]
+        rg = ref_groups.get(key)
+        if rg is None:
+            rg = empty
+        rsel = rg[(rg["k"] >= ref_k[0]) & (rg["k"] < ref_k[1])]
+        rv = rsel["value"].to_numpy(np.float64)
+        cv = c["value"].to_numpy(np.float64)
+        if rv.size == 0 and cv.size == 0:
+            continue
+        chunks = []
+        if ref.mode != "week_ago":
+            n_chunks = (ref_k[1] - ref_k[0]) // nw
+            for j in range(n_chunks):
+                lo = ref_k[0] + j * nw
+                sel = rsel[(rsel["k"] >= lo) & (rsel["k"] < lo + nw)]
+                chunks.append(sel["value"].to_numpy(np.float64))
+        results = dm.compare_values(rv, cv, chunks, min_count=sig.minimum(), rule=sig.rule)
+        verdict, fired = _verdict(results, sig.metric)
+        dist = _display_hist(rv, cv, sig.unit) if rv.size and cv.size else {}
+        over = pd.DataFrame()
+        if rv.size and ref.mode == "previous" and key in hist_groups:
+            h = hist_groups[key]
+            total = int(h["k"].max()) + 1 if len(h) else 0
+            rows = []
+            stride = max(nw // OVER_TIME_PER_WINDOW, 1)
+            kv = h["k"].to_numpy()
+            vv = h["value"].to_numpy(np.float64)
+            bounds = dm.value_buckets(rv, rv[:1])[0].le[:-1]
+            for e in range(0, max(total - nw + 1, 0), stride):
+                sel = vv[(kv >= e) & (kv < e + nw)]
+                if sel.size < sig.minimum():
+                    continue
+                rb, cb = dm.value_buckets(rv, sel, bounds=bounds)
+                rows.append(
+                    {
+                        "ts_utc": end - timedelta(seconds=e * step_s),
+                        "value": dm.psi(rb.counts, cb.counts),
+                        "n": float(sel.size),
+                    }
+                )
+            over = pd.DataFrame(rows).sort_values("ts_utc") if rows else over
+        out.append(
+            SliceResult(
+                sig.name,
+                sig.kind,
+                sig.unit,
+                str(key[0]),
+                str(key[1]),
+                str(key[2]),
+                ref.describe(),
+                r0,
+                r1,
+                verdict,
+                fired,
+                results,
+                False,
+                dist,
+                over,
+            )
+        )
+    return out
+
+
+def compute_drift(
+    store: Store,
+    window: timedelta = timedelta(hours=24),
+    reference: Reference | None = None,
+    end: datetime | None = None,
+    signals: Sequence[DriftSignal] = DEFAULT_SIGNALS,
+    regions: Sequence[str] | None = None,
+    models: Sequence[str] | None = None,
+    step_s: int = 60,
+) -> DriftReport:
+    """Drift of every signal slice in ``(end - window, end]`` against its reference.
+
+    Args:
+        store: the store to read.
+        window: length of the current window (a whole number of minutes).
+        reference: the default reference (a signal's own ``reference`` wins);
+            default: the previous 7 days.
+        end: the window's end, UTC (default: the latest stored step).
+        signals: what to measure (default :data:`DEFAULT_SIGNALS`); signals without
+            any rows are listed in :attr:`DriftReport.without_data`.
+        regions, models: only these (default all).
+        step_s: bucket length of per-step values for gauges and ratios (seconds).
+
+    Raises:
+        ValueError: the window is not a whole number of minutes, or the store is empty
+            and no ``end`` was given.
+        observatory.store.StoreError: a query failed.
+    """
+    reference = reference or Reference()
+    if _seconds(window) < 60 or _seconds(window) % 60:
+        raise ValueError(f"the window must be a whole number of minutes, got {window}")
+    if end is None:
+        last = last_step(store)
+        if last is None:
+            raise ValueError(f"the store {store.root} holds no data")
+        end = last
+    end = _utc_naive(end).replace(second=0, microsecond=0)
+    start = end - window
+    slices: list[SliceResult] = []
+    missing: list[str] = []
+    for sig in signals:
+        ref = sig.reference or reference
+        if sig.kind == "histogram":
+            got = _histogram_slices(store, sig, ref, start, end, window, regions, models)
+        else:
+            got = _value_slices(store, sig, ref, start, end, window, step_s, regions, models)
+        if not got:
+            missing.append(sig.name)
+        slices.extend(got)
+    return DriftReport(
+        window_start=start,
+        window_end=end,
+        window=window,
+        reference=reference,
+        generated_utc=datetime.now(UTC).replace(tzinfo=None, microsecond=0),
+        slices=slices,
+        without_data=missing,
+    )
+
+
+_SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def slug(text: str) -> str:
+    """A file-name-safe form of ``text``."""
+    return _SAFE.sub("-", text).strip("-") or "x"

@@ -1,0 +1,448 @@
+"""The schedule file of ``observatory run``: collection and drift reports on cron expressions.
+
+A small YAML file of its own (the main configuration file stays as it is and is
+named from here), validated strictly: unknown keys are refused and every mistake
+names the file, the line and the key path, with the helpers of
+:mod:`observatory.config`.  Example (``examples/drift/schedule.yaml``)::
+
+    config: ../observatory.yaml     # regions and store (collect needs it), or
+    # store: ../data/demo           # a store folder only (no collection)
+    out: reports/drift              # report archive (relative to this file)
+    timezone: UTC                   # cron expressions are read in this zone
+    collect: "*/5 * * * *"          # collect every region every 5 minutes
+    reports:
+      - name: daily
+        cron: "15 0 * * *"          # 00:15 every day
+        window: 24h
+        reference: 7d               # 7d | week-ago | START/END (ISO 8601)
+        formats: [html, json]
+    signals:                        # optional, per-signal overrides
+      - name: gpu_utilization
+        reference: week-ago
+      - name: ttft
+        enabled: false
+
+Cron expressions have five fields (minute hour day-of-month month day-of-week) and
+are parsed by croniter.  :class:`Scheduler` computes each job's next time and runs
+due jobs one after the other; :func:`run_forever` sleeps until the next one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from croniter import croniter
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from observatory import drift_engine as de
+from observatory.config import (
+    ConfigError,
+    _format_loc,
+    _line_index,
+    _nearest_line,
+    load_config,
+    parse_duration,
+)
+
+log = logging.getLogger("observatory.run")
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+Format = Literal["html", "md", "json"]
+_SIGNAL_NAMES = [s.name for s in de.DEFAULT_SIGNALS]
+
+
+def _cron(value: Any) -> str:
+    if not isinstance(value, str) or not croniter.is_valid(value) or len(value.split()) != 5:
+        raise ValueError(
+            "expected a cron expression of 5 fields (minute hour day month weekday), "
+            f"e.g. '15 0 * * *', got {value!r}"
+        )
+    return value
+
+
+def _reference(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected 7d, week-ago or START/END, got {value!r}")
+    de.Reference.parse(value)
+    return value
+
+
+Cron = Annotated[str, BeforeValidator(_cron)]
+ReferenceText = Annotated[str, BeforeValidator(_reference)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _default_formats() -> list[Format]:
+    return ["html", "json"]
+
+
+class ReportJob(_Strict):
+    """One scheduled drift report."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+    cron: Cron
+    window: Duration = timedelta(hours=24)
+    reference: ReferenceText = "7d"
+    formats: list[Format] = Field(default_factory=_default_formats, min_length=1)
+
+    @field_validator("window")
+    @classmethod
+    def _minutes(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() % 60:
+            raise ValueError("the window must be a whole number of minutes")
+        return value
+
+
+class SignalOverride(_Strict):
+    """Per-signal settings; a signal not listed keeps its defaults."""
+
+    name: str
+    enabled: bool = True
+    reference: ReferenceText | None = None
+    min_count: float | None = Field(default=None, gt=0)
+    rule: Literal["both", "either", "fixed", "learned"] | None = None
+    metric: Literal["psi", "js", "hellinger", "wasserstein"] | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in _SIGNAL_NAMES:
+            raise ValueError(f"unknown drift signal {value!r}; known: {', '.join(_SIGNAL_NAMES)}")
+        return value
+
+
+class ScheduleSettings(_Strict):
+    """The whole schedule file."""
+
+    config: str | None = None
+    store: str | None = None
+    out: str = "reports/drift"
+    timezone: str = "UTC"
+    collect: Cron | None = None
+    reports: list[ReportJob] = Field(default_factory=list)
+    signals: list[SignalOverride] = Field(default_factory=list)
+    regions: list[str] | None = None
+    models: list[str] | None = None
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (an IANA name such as UTC)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ScheduleSettings:
+        if (self.config is None) == (self.store is None):
+            raise ValueError("give exactly one of 'config' (a configuration file) and 'store'")
+        if self.collect is not None and self.config is None:
+            raise ValueError("'collect' needs 'config' (the regions to collect from)")
+        if self.collect is None and not self.reports:
+            raise ValueError("nothing to schedule: add 'collect' or 'reports'")
+        names = [r.name for r in self.reports]
+        if len(set(names)) != len(names):
+            raise ValueError(f"report names must be unique, got {names}")
+        seen = [s.name for s in self.signals]
+        if len(set(seen)) != len(seen):
+            raise ValueError(f"a signal is listed twice in 'signals': {seen}")
+        return self
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A loaded schedule: settings and the file they came from (relative paths)."""
+
+    settings: ScheduleSettings
+    path: Path | None = None
+
+    def _resolve(self, value: str) -> Path:
+        p = Path(value)
+        if p.is_absolute() or self.path is None:
+            return p
+        return self.path.parent / p
+
+    @property
+    def config_path(self) -> Path | None:
+        """The main configuration file, if named."""
+        return self._resolve(self.settings.config) if self.settings.config else None
+
+    @property
+    def store_path(self) -> Path:
+        """The store folder (from ``store``, or the main configuration's store).
+
+        Raises:
+            ConfigError: the main configuration file is invalid.
+        """
+        if self.settings.store:
+            return self._resolve(self.settings.store)
+        assert self.config_path is not None
+        return load_config(self.config_path).store_path
+
+    @property
+    def out_path(self) -> Path:
+        """The report archive folder."""
+        return self._resolve(self.settings.out)
+
+    def signals(self) -> list[de.DriftSignal]:
+        """The default drift signals with this file's overrides applied."""
+        return apply_overrides(self.settings.signals)
+
+
+def apply_overrides(overrides: list[SignalOverride]) -> list[de.DriftSignal]:
+    """:data:`observatory.drift_engine.DEFAULT_SIGNALS` with overrides applied."""
+    by_name = {o.name: o for o in overrides}
+    out = []
+    for sig in de.DEFAULT_SIGNALS:
+        o = by_name.get(sig.name)
+        if o is None:
+            out.append(sig)
+            continue
+        if not o.enabled:
+            continue
+        out.append(
+            replace(
+                sig,
+                reference=de.Reference.parse(o.reference) if o.reference else sig.reference,
+                min_count=o.min_count if o.min_count is not None else sig.min_count,
+                rule=o.rule or sig.rule,
+                metric=o.metric or sig.metric,
+            )
+        )
+    return out
+
+
+def parse_schedule(text: str, source: str = "<schedule>", path: Path | None = None) -> Schedule:
+    """Validate schedule text.
+
+    Raises:
+        ConfigError: YAML errors, unknown keys, bad cron expressions, durations or
+            references; each message names ``source``, the line and the key path.
+    """
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}" if mark is not None else source
+        raise ConfigError([f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}"]) from None
+    if node is None or not isinstance(data, dict):
+        raise ConfigError([f"{source}:1: expected a mapping (config or store, reports, ...)"])
+    lines = _line_index(node)
+    try:
+        settings = ScheduleSettings.model_validate(data)
+    except ValidationError as exc:
+        messages = []
+        for err in exc.errors():
+            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
+            line = _nearest_line(lines, loc)
+            where = f"{source}:{line}" if line else source
+            msg = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                msg = "unknown key (check the spelling; see docs/drift.md)"
+            elif err["type"] == "missing":
+                msg = "required key is missing"
+            elif err["type"] != "value_error" and not isinstance(err.get("input"), dict | list):
+                msg = f"{msg}, got {err.get('input')!r}"
+            messages.append(f"{where}: {_format_loc(loc)}: {msg}")
+        raise ConfigError(messages) from None
+    return Schedule(settings, path)
+
+
+def load_schedule(path: str | os.PathLike[str]) -> Schedule:
+    """Read and validate the schedule file at ``path``.
+
+    Raises:
+        ConfigError: missing, unreadable or invalid; or the main configuration file
+            it names is invalid.
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{file}: cannot read the schedule file: {exc.strerror}"]) from None
+    schedule = parse_schedule(text, source=str(file), path=file.resolve())
+    if schedule.config_path is not None:
+        load_config(schedule.config_path)  # fail now, not at the first collection
+    return schedule
+
+
+# --------------------------------------------------------------------------- jobs
+@dataclass
+class JobResult:
+    """What one run of a job did."""
+
+    job: str
+    started_utc: datetime
+    seconds: float
+    ok: bool
+    message: str
+    paths: list[Path] = field(default_factory=list)
+    exit_code: int = 0
+
+
+def run_report(
+    schedule: Schedule, job: ReportJob, end: datetime | None = None
+) -> tuple[de.DriftReport, list[Path]]:
+    """Compute one report job's drift and write its formats into the archive.
+
+    Raises:
+        ConfigError, observatory.store.StoreError, ValueError, OSError.
+    """
+    from observatory.drift_report import write_report
+    from observatory.store import Store
+
+    report = de.compute_drift(
+        Store(schedule.store_path),
+        window=job.window,
+        reference=de.Reference.parse(job.reference),
+        end=end,
+        signals=schedule.signals(),
+        regions=schedule.settings.regions,
+        models=schedule.settings.models,
+    )
+    # JSON last: the archive lists a run by its JSON, so it appears when complete.
+    order = sorted(job.formats, key=lambda f: f == "json")
+    paths = [write_report(report, schedule.out_path, fmt) for fmt in order]
+    return report, paths
+
+
+def run_collect(schedule: Schedule) -> str:
+    """Collect every region once (the ``collect`` job); returns a one-line summary."""
+    from collectors.collect import Collector
+    from observatory.store import Store
+
+    assert schedule.config_path is not None
+    config = load_config(schedule.config_path)
+    reports = Collector(config, Store(config.store_path)).run()
+    rows = sum(r.rows for r in reports)
+    failed = [r.region for r in reports if r.status == "failed"]
+    text = f"collected {rows} rows from {len(reports)} regions"
+    if failed:
+        text += f"; failed: {', '.join(failed)}"
+    if reports and len(failed) == len(reports):
+        raise RuntimeError(text)
+    return text
+
+
+class Scheduler:
+    """Cron-driven jobs: ``collect`` (if configured) and each report.
+
+    Args:
+        schedule: the loaded schedule.
+        clock: the current time, aware (default the system clock; tests pass a fake).
+        actions: job name -> callable, to replace the real work (tests).
+    """
+
+    COLLECT = "collect"
+
+    def __init__(
+        self,
+        schedule: Schedule,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        actions: dict[str, Callable[[], JobResult]] | None = None,
+    ):
+        self.schedule = schedule
+        self.clock = clock
+        self.zone = ZoneInfo(schedule.settings.timezone)
+        start = clock().astimezone(self.zone)
+        self.crons: dict[str, str] = {}
+        if schedule.settings.collect:
+            self.crons[self.COLLECT] = schedule.settings.collect
+        for job in schedule.settings.reports:
+            self.crons[job.name] = job.cron
+        self.next: dict[str, datetime] = {
+            name: self._after(expr, start) for name, expr in self.crons.items()
+        }
+        self.actions = actions or {}
+
+    def _after(self, expr: str, t: datetime) -> datetime:
+        nxt = croniter(expr, t.astimezone(self.zone)).get_next(datetime)
+        return nxt.astimezone(UTC) if isinstance(nxt, datetime) else datetime.now(UTC)
+
+    def next_time(self) -> datetime:
+        """When the next job is due (UTC)."""
+        return min(self.next.values())
+
+    def due(self, now: datetime) -> list[str]:
+        """Jobs due at ``now``: collection first, then reports in file order."""
+        return [name for name, t in self.next.items() if t <= now]
+
+    def run_job(self, name: str) -> JobResult:
+        """Run one job now; errors are caught and returned (the loop goes on)."""
+        began = time.monotonic()
+        started = self.clock()
+        if name in self.actions:
+            return self.actions[name]()
+        try:
+            if name == self.COLLECT:
+                msg = run_collect(self.schedule)
+                return JobResult(name, started, time.monotonic() - began, True, msg)
+            job = next(j for j in self.schedule.settings.reports if j.name == name)
+            from observatory.drift_report import exit_code
+
+            report, paths = run_report(self.schedule, job)
+            return JobResult(
+                name,
+                started,
+                time.monotonic() - began,
+                True,
+                report.summary_line(),
+                paths,
+                exit_code(report),
+            )
+        except Exception as exc:  # a failed job must not stop the scheduler
+            log.exception("job %s failed", name)
+            return JobResult(name, started, time.monotonic() - began, False, f"{exc}")
+
+    def tick(self, now: datetime) -> list[JobResult]:
+        """Run the jobs due at ``now``, then schedule each one's next run after the
+        clock's time once it finished.
+
+        Runs missed while a job ran (or while the process was suspended) are
+        coalesced into none: a job never runs twice in a row to catch up.
+        """
+        results = []
+        for name in self.due(now):
+            results.append(self.run_job(name))
+            self.next[name] = self._after(self.crons[name], max(now, self.clock()))
+        return results
+
+
+def run_forever(
+    scheduler: Scheduler,
+    stop: threading.Event,
+    on_result: Callable[[JobResult], None] = lambda r: None,
+) -> None:
+    """Sleep until the next job is due, run it, repeat, until ``stop`` is set."""
+    while not stop.is_set():
+        wait = (scheduler.next_time() - scheduler.clock()).total_seconds()
+        if wait > 0:
+            # Wake at least every minute: a suspended machine or a clock step is noticed.
+            if stop.wait(min(wait, 60.0)):
+                break
+            continue
+        for result in scheduler.tick(scheduler.clock()):
+            on_result(result)

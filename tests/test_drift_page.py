@@ -1,0 +1,73 @@
+"""The Drift page, run headless with streamlit.testing.v1.AppTest on the 14-day demo store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from drift_support import drift_store
+from streamlit.testing.v1 import AppTest
+
+from observatory.cli import main
+
+MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return drift_store(tmp_path_factory)
+
+
+@pytest.fixture
+def archive(store: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "reports"
+    args = ["report", "drift", "--store", str(store), "--out", str(out), "--region", "sa-east-1"]
+    args += ["--signal", "accuracy", "--format", "md", "--format", "json"]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    return out
+
+
+def _texts(at: AppTest) -> str:
+    parts = [e.value for e in at.markdown] + [e.value for e in at.caption]
+    parts += (
+        [e.value for e in at.error] + [e.value for e in at.warning] + [e.value for e in at.info]
+    )
+    return "\n".join(str(p) for p in parts)
+
+
+def test_drift_page_heatmap_drilldown_and_archive(
+    store: Path, archive: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OBSERVATORY_STORE", str(store))
+    monkeypatch.setenv("OBSERVATORY_DRIFT_REPORTS", str(archive))
+    monkeypatch.delenv("OBSERVATORY_CONFIG", raising=False)
+    at = AppTest.from_file(MAIN, default_timeout=300).run()
+    at.switch_page("pages/drift.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.title[0].value == "Drift"
+    text = _texts(at)
+    assert "CRITICAL" in text and "drift detected in 3 of" in text
+    assert "log base 2" in text
+    charts = at.get("plotly_chart")
+    assert len(charts) == 3  # heatmap, overlaid distributions, drift over time
+    heatmap = json.loads(charts[0].proto.spec)
+    assert heatmap["data"][0]["type"] == "heatmap"
+    assert set(heatmap["data"][0]["x"]) == {"sa-east-1", "us-east-1", "us-west-2"}
+    # The drill-down opens on the worst drifted slice.
+    drill = at.selectbox(key="drift-slice")
+    assert drill.value == "accuracy/us-west-2/qwen2.5-32b/v1"
+    dist = json.loads(charts[1].proto.spec)
+    assert [t["name"] for t in dist["data"]] == ["reference", "current window"]
+    drill.set_value("prompt_length/us-west-2/qwen2.5-32b/v1").run()
+    assert not at.exception
+    # Another heatmap metric.
+    at.selectbox(key="drift-metric").set_value("Jensen-Shannon distance (log base 2)").run()
+    assert not at.exception
+    # The archive lists the reports and opens one.
+    names = at.selectbox(key="drift-report").options
+    assert names == ["drift-2026-11-30T0000Z-24h.md", "drift-2026-11-30T0000Z-24h.json"]
+    at.selectbox(key="drift-report").set_value("drift-2026-11-30T0000Z-24h.md").run()
+    assert not at.exception
+    assert any("# Drift report: 2026-11-29 00:00" in c.value for c in at.code)

@@ -1,0 +1,161 @@
+"""The schedule file (strict, errors with file:line) and the cron scheduler of `observatory run`."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from drift_support import drift_store
+
+from observatory.cli import main
+from observatory.config import ConfigError
+from observatory.drift_schedule import (
+    JobResult,
+    Scheduler,
+    load_schedule,
+    parse_schedule,
+    run_forever,
+)
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "drift" / "schedule.yaml"
+
+
+def errors(text: str) -> list[str]:
+    with pytest.raises(ConfigError) as info:
+        parse_schedule(text, source="s.yaml")
+    return info.value.messages
+
+
+def test_example_schedule_is_valid() -> None:
+    schedule = load_schedule(EXAMPLE)
+    assert [j.name for j in schedule.settings.reports] == ["daily", "weekly"]
+    names = [s.name for s in schedule.signals()]
+    assert "ttft" not in names and "latency" in names
+    latency = next(s for s in schedule.signals() if s.name == "latency")
+    assert latency.min_count == 2000
+    repo = EXAMPLE.parent.parent.parent
+    assert schedule.out_path.resolve() == (repo / "reports" / "drift").resolve()
+    assert schedule.store_path.resolve() == (repo / "data" / "demo").resolve()
+
+
+def test_errors_name_file_line_and_key() -> None:
+    text = "store: data\nreports:\n  - name: daily\n    cron: '61 * * * *'\n"
+    assert errors(text) == [
+        "s.yaml:4: reports[0].cron: expected a cron expression of 5 fields (minute hour "
+        "day month weekday), e.g. '15 0 * * *', got '61 * * * *'"
+    ]
+    (msg,) = errors("store: data\nreports:\n  - name: d\n    cron: '0 * * * *'\n    windw: 24h\n")
+    assert msg.startswith("s.yaml:5: reports[0].windw: unknown key")
+    (msg,) = errors("store: data\nreports:\n  - name: d\n    cron: '0 * * * *'\n    window: 5x\n")
+    assert msg.startswith("s.yaml:5: reports[0].window: expected a duration")
+    (msg,) = errors(
+        "store: data\nreports:\n  - {name: d, cron: '0 * * * *'}\n"
+        "signals:\n  - name: latency\n  - name: lateny\n"
+    )
+    assert msg.startswith("s.yaml:6: signals[1].name: unknown drift signal 'lateny'")
+    (msg,) = errors("store: data\nreports:\n  - {name: d, cron: '0 * * * *', reference: x}\n")
+    assert msg.startswith("s.yaml:3: reports[0].reference:")
+    (msg,) = errors("store: data\ncollect: '*/5 * * * *'\n")
+    assert "'collect' needs 'config'" in msg
+    (msg,) = errors("reports:\n  - {name: d, cron: '0 * * * *'}\n")
+    assert "exactly one of 'config'" in msg
+    (msg,) = errors("store: data\ntimezone: Mars/Olympus\nreports: []\ncollect: null\n")
+    assert msg.startswith("s.yaml:2: timezone: unknown time zone")
+    assert errors("store: [unclosed\n")[0].startswith("s.yaml:")
+
+
+def test_named_config_file_is_validated(tmp_path: Path) -> None:
+    (tmp_path / "observatory.yaml").write_text("regions: []\n")
+    (tmp_path / "s.yaml").write_text("config: observatory.yaml\ncollect: '*/5 * * * *'\n")
+    with pytest.raises(ConfigError) as info:
+        load_schedule(tmp_path / "s.yaml")
+    assert "observatory.yaml" in info.value.messages[0]
+
+
+class FakeClock:
+    def __init__(self, t: datetime):
+        self.t = t
+
+    def __call__(self) -> datetime:
+        return self.t
+
+
+def test_scheduler_runs_due_jobs_and_coalesces_missed_runs() -> None:
+    schedule = parse_schedule(
+        "store: data\ntimezone: Europe/Berlin\n"
+        "reports:\n  - {name: hourly, cron: '0 * * * *'}\n"
+        "  - {name: daily, cron: '15 6 * * *'}\n"
+    )
+    clock = FakeClock(datetime(2026, 11, 30, 4, 30, tzinfo=UTC))
+    ran: list[str] = []
+
+    def job(name: str):  # type: ignore[no-untyped-def]
+        def action() -> JobResult:
+            ran.append(name)
+            clock.t += timedelta(minutes=1)  # a job takes a minute
+            return JobResult(name, clock(), 60.0, True, "done")
+
+        return action
+
+    sched = Scheduler(schedule, clock, {"hourly": job("hourly"), "daily": job("daily")})
+    assert sched.next["hourly"] == datetime(2026, 11, 30, 5, 0, tzinfo=UTC)
+    # 06:15 Berlin is 05:15 UTC in winter.
+    assert sched.next["daily"] == datetime(2026, 11, 30, 5, 15, tzinfo=UTC)
+    assert sched.due(clock()) == []
+    clock.t = datetime(2026, 11, 30, 5, 0, tzinfo=UTC)
+    assert [r.job for r in sched.tick(clock())] == ["hourly"]
+    assert sched.next["hourly"] == datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
+    # The process sleeps through three hours: each job runs once, not once per miss.
+    clock.t = datetime(2026, 11, 30, 8, 20, tzinfo=UTC)
+    assert sorted(r.job for r in sched.tick(clock())) == ["daily", "hourly"]
+    assert ran == ["hourly", "hourly", "daily"]
+    assert sched.next["hourly"] == datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    assert sched.next["daily"] == datetime(2026, 12, 1, 5, 15, tzinfo=UTC)
+
+
+def test_failed_job_does_not_stop_the_loop(tmp_path: Path) -> None:
+    schedule = parse_schedule(
+        f"store: {tmp_path / 'missing'}\nout: {tmp_path / 'out'}\n"
+        "reports:\n  - {name: r, cron: '* * * * *'}\n"
+    )
+    sched = Scheduler(schedule)
+    result = sched.run_job("r")
+    assert not result.ok and result.message  # no store: reported, not raised
+    stop = threading.Event()
+    stop.set()
+    run_forever(sched, stop)  # returns at once when stopped
+
+
+def test_run_once_writes_the_archive(tmp_path_factory: pytest.TempPathFactory) -> None:
+    store = drift_store(tmp_path_factory)
+    out = tmp_path_factory.mktemp("archive")
+    cfg = out / "schedule.yaml"
+    cfg.write_text(
+        f"store: {store}\nout: {out / 'reports'}\n"
+        "regions: [sa-east-1]\n"
+        "reports:\n  - {name: daily, cron: '15 0 * * *', window: 24h, reference: 7d,"
+        " formats: [md, json]}\n"
+        "signals:\n"
+        + "".join(
+            f"  - {{name: {n}, enabled: false}}\n"
+            for n in (
+                "latency",
+                "ttft",
+                "prompt_length",
+                "prediction_score",
+                "gpu_utilization",
+                "error_ratio",
+                "energy_per_request",
+            )
+        )
+    )
+    result = CliRunner().invoke(main, ["run", "--config", str(cfg), "--once"])
+    assert result.exit_code == 0, result.output
+    assert "daily" in result.output and "no drift in 4 signals" in result.output
+    names = sorted(p.name for p in (out / "reports").iterdir())
+    assert names == ["drift-2026-11-30T0000Z-24h.json", "drift-2026-11-30T0000Z-24h.md"]
+    bad = CliRunner().invoke(main, ["run", "--config", str(out / "nope.yaml")])
+    assert bad.exit_code == 3

@@ -1,7 +1,8 @@
 """Observatory's dashboard: ``streamlit run app/main.py`` (``observatory serve`` does it).
 
-Pages are files in ``app/pages/``; add one by adding a file there and a line to
-:data:`PAGES` (planned: SLOs, Regressions, Experiments, Drift, SQL).
+Pages are files in ``app/views/``; add one by adding a file there and a line to
+:data:`PAGES`.  The folder is not called ``pages/``: Streamlit would list such a
+folder on its own, beside this navigation.
 """
 
 from __future__ import annotations
@@ -10,9 +11,9 @@ from pathlib import Path
 
 import streamlit as st
 
-PAGES_DIR = Path(__file__).resolve().parent / "pages"
+PAGES_DIR = Path(__file__).resolve().parent / "views"
 
-#: (file in app/pages, title, Material icon); the first one is the default page.
+#: (file in app/views, title, Material icon); the first one is the default page.
 PAGES: list[tuple[str, str, str]] = [
     ("overview.py", "Overview", ":material/public:"),
     ("slos.py", "SLOs", ":material/target:"),

@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
 from pydantic import (
@@ -375,12 +375,26 @@ def _nearest_line(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> in
     return None
 
 
-def parse_config(text: str, source: str = "<config>", path: Path | None = None) -> Config:
-    """Validate configuration text.
+ModelT = TypeVar("ModelT", bound=BaseModel)
+
+
+def validate_yaml(text: str, model: type[ModelT], source: str, docs: str) -> ModelT | None:
+    """Parse YAML ``text`` and validate it as ``model``, with errors that say where.
+
+    Shared by every YAML file Observatory reads (configuration, experiments, drift
+    schedule).  Returns None for an empty document (the caller decides whether that
+    is allowed).
+
+    Args:
+        text: the YAML document.
+        model: the pydantic model of the whole file (``extra="forbid"`` throughout).
+        source: the file name used in messages.
+        docs: where the keys are documented, named in "unknown key" messages.
 
     Raises:
-        ConfigError: YAML syntax errors, unknown keys, wrong types, missing fields;
-            each message names ``source``, the line and the key path.
+        ConfigError: YAML syntax errors, a top level that is not a mapping, unknown
+            keys, wrong types, missing keys; each message names ``source``, the line
+            and the key path (``regions[1].url``) and what was expected.
     """
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
@@ -391,12 +405,12 @@ def parse_config(text: str, source: str = "<config>", path: Path | None = None) 
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError([f"{where}: invalid YAML: {problem}"]) from None
     if node is None or data is None:
-        raise ConfigError([f"{source}: the file is empty; expected a mapping with 'regions'"])
+        return None
     if not isinstance(data, dict):
         raise ConfigError([f"{source}:1: expected a mapping at the top level"])
     lines = _line_index(node)
     try:
-        settings = Settings.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         messages = []
         for err in exc.errors():
@@ -406,13 +420,25 @@ def parse_config(text: str, source: str = "<config>", path: Path | None = None) 
             where = f"{source}:{line}" if line else source
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
-                msg = "unknown key (check the spelling; see docs/configuration.md)"
+                msg = f"unknown key (check the spelling; see {docs})"
             elif err["type"] == "missing":
                 msg = "required key is missing"
             elif err["type"] != "value_error" and not isinstance(err.get("input"), dict | list):
                 msg = f"{msg}, got {err.get('input')!r}"
             messages.append(f"{where}: {_format_loc(loc)}: {msg}")
         raise ConfigError(messages) from None
+
+
+def parse_config(text: str, source: str = "<config>", path: Path | None = None) -> Config:
+    """Validate configuration text.
+
+    Raises:
+        ConfigError: YAML syntax errors, unknown keys, wrong types, missing fields;
+            each message names ``source``, the line and the key path.
+    """
+    settings = validate_yaml(text, Settings, source, "docs/configuration.md")
+    if settings is None:
+        raise ConfigError([f"{source}: the file is empty; expected a mapping with 'regions'"])
     return Config(settings=settings, path=path)
 
 

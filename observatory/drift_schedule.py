@@ -40,14 +40,12 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from croniter import croniter
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -55,11 +53,9 @@ from pydantic import (
 from observatory import drift_engine as de
 from observatory.config import (
     ConfigError,
-    _format_loc,
-    _line_index,
-    _nearest_line,
     load_config,
     parse_duration,
+    validate_yaml,
 )
 
 log = logging.getLogger("observatory.run")
@@ -241,33 +237,9 @@ def parse_schedule(text: str, source: str = "<schedule>", path: Path | None = No
         ConfigError: YAML errors, unknown keys, bad cron expressions, durations or
             references; each message names ``source``, the line and the key path.
     """
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        raise ConfigError([f"{where}: invalid YAML: {getattr(exc, 'problem', exc)}"]) from None
-    if node is None or not isinstance(data, dict):
+    settings = validate_yaml(text, ScheduleSettings, source, "docs/drift.md")
+    if settings is None:
         raise ConfigError([f"{source}:1: expected a mapping (config or store, reports, ...)"])
-    lines = _line_index(node)
-    try:
-        settings = ScheduleSettings.model_validate(data)
-    except ValidationError as exc:
-        messages = []
-        for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
-            line = _nearest_line(lines, loc)
-            where = f"{source}:{line}" if line else source
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key (check the spelling; see docs/drift.md)"
-            elif err["type"] == "missing":
-                msg = "required key is missing"
-            elif err["type"] != "value_error" and not isinstance(err.get("input"), dict | list):
-                msg = f"{msg}, got {err.get('input')!r}"
-            messages.append(f"{where}: {_format_loc(loc)}: {msg}")
-        raise ConfigError(messages) from None
     return Schedule(settings, path)
 
 

@@ -46,8 +46,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from analytics.carbon import CarbonModel
 from analytics.experiment_metrics import METRICS, AnalysisSettings
@@ -56,10 +55,8 @@ from observatory.config import (
     _NAME_RE,
     ConfigError,
     Duration,
-    _format_loc,
-    _line_index,
     _LocatedError,
-    _nearest_line,
+    validate_yaml,
 )
 
 Unit = Literal["request", "session", "user", "tenant", "unknown"]
@@ -262,37 +259,9 @@ def parse_experiments(
         ConfigError: YAML syntax errors, unknown keys, wrong types, unknown metrics,
             inconsistent arms; each message names ``source``, the line and the key path.
     """
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([f"{where}: invalid YAML: {problem}"]) from None
-    if node is None or data is None:
+    parsed = validate_yaml(text, ExperimentsFile, source, "examples/experiments.yaml")
+    if parsed is None:
         return Experiments(ExperimentsFile(), path)
-    if not isinstance(data, dict):
-        raise ConfigError([f"{source}:1: expected a mapping with 'experiments' at the top level"])
-    lines = _line_index(node)
-    try:
-        parsed = ExperimentsFile.model_validate(data)
-    except ValidationError as exc:
-        messages = []
-        for err in exc.errors():
-            loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
-            loc += getattr((err.get("ctx") or {}).get("error"), "loc", ())
-            line = _nearest_line(lines, loc)
-            where = f"{source}:{line}" if line else source
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = "unknown key (check the spelling; see examples/experiments.yaml)"
-            elif err["type"] == "missing":
-                msg = "required key is missing"
-            elif err["type"] != "value_error" and not isinstance(err.get("input"), dict | list):
-                msg = f"{msg}, got {err.get('input')!r}"
-            messages.append(f"{where}: {_format_loc(loc)}: {msg}")
-        raise ConfigError(messages) from None
     return Experiments(parsed, path)
 
 

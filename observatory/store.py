@@ -108,35 +108,39 @@ def _dates_in(start: datetime, end: datetime) -> list[date]:
     return [first + timedelta(days=i) for i in range(days + 1)]
 
 
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+@contextlib.contextmanager
+def _replacing(path: Path, suffix: str) -> Iterator[str]:
+    """Yield a temporary name beside ``path``; on success it replaces ``path`` atomically.
+
+    The file is made world-readable (0644, like a normal file) before the rename:
+    ``mkstemp`` creates it 0600.  On any error the temporary file is removed.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=suffix)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+        yield tmp
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
+    with _replacing(path, path.suffix + ".tmp") as tmp, open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def _atomic_write_table(path: Path, table: pa.Table) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
     # The temporary name must not end in .parquet: readers glob ``*.parquet`` (DuckDB's
     # glob matches dot-files) and would read a half-written or a second copy of the data.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".parquet.tmp")
-    os.close(fd)
-    try:
+    with _replacing(path, ".parquet.tmp") as tmp:
         pq.write_table(table, tmp, compression="zstd", row_group_size=256_000)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
 
 
 def _outside(path: Path, start: datetime, end: datetime) -> bool:

@@ -242,7 +242,7 @@ def test_collection_health_page_empty_and_with_runs(
     monkeypatch: pytest.MonkeyPatch, store_dir: Path, tmp_path: Path
 ) -> None:
     at = _app(monkeypatch, store_dir)
-    at.switch_page("pages/collection_health.py").run()
+    at.switch_page("views/collection_health.py").run()
     assert not at.exception
     assert "No collection runs recorded yet" in _texts(at)
 
@@ -266,7 +266,7 @@ def test_collection_health_page_empty_and_with_runs(
             }
         )
     at = _app(monkeypatch, root)
-    at.switch_page("pages/collection_health.py").run()
+    at.switch_page("views/collection_health.py").run()
     assert not at.exception
     table = at.dataframe[0].value.set_index("Region")
     assert table.loc["eu-west-1", "Status"] == "failed"

@@ -44,7 +44,7 @@ def test_drift_page_heatmap_drilldown_and_archive(
     monkeypatch.setenv("OBSERVATORY_DRIFT_REPORTS", str(archive))
     monkeypatch.delenv("OBSERVATORY_CONFIG", raising=False)
     at = AppTest.from_file(MAIN, default_timeout=300).run()
-    at.switch_page("pages/drift.py").run()
+    at.switch_page("views/drift.py").run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.title[0].value == "Drift"
     text = _texts(at)

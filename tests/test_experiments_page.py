@@ -40,7 +40,7 @@ def _page(monkeypatch: pytest.MonkeyPatch, store: Path, experiments: Path | None
     if experiments is not None:
         monkeypatch.setenv("OBSERVATORY_EXPERIMENTS", str(experiments))
     at = AppTest.from_file(MAIN, default_timeout=120).run()
-    at.switch_page("pages/experiments.py").run()
+    at.switch_page("views/experiments.py").run()
     return at
 
 

@@ -26,7 +26,7 @@ def test_regressions_page_shows_the_latency_regression_and_its_chart(
 ) -> None:
     monkeypatch.setenv("OBSERVATORY_STORE", str(store))
     at = AppTest.from_file(MAIN, default_timeout=120).run()
-    at.switch_page("pages/regressions.py").run()
+    at.switch_page("views/regressions.py").run()
     assert not at.exception, at.exception
     table = at.dataframe[0].value
     row = table[table["signal"] == "latency_p99"]

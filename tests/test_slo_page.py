@@ -29,7 +29,7 @@ def _page(monkeypatch: pytest.MonkeyPatch, store: Path, specs: Path | None = Non
     else:
         monkeypatch.setenv("OBSERVATORY_SLO_SPECS", str(specs))
     at = AppTest.from_file(MAIN, default_timeout=120).run()
-    at.switch_page("pages/slos.py").run()
+    at.switch_page("views/slos.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

@@ -28,7 +28,7 @@ from observatory.demo import build_store
 from observatory.store import SafeSQL, SandboxLimits, SQLError, Store
 
 ROOT = Path(__file__).resolve().parent.parent
-PAGE = str(ROOT / "app" / "pages" / "sql.py")
+PAGE = str(ROOT / "app" / "views" / "sql.py")
 REGIONS = ["us-east-1", "eu-west-1"]
 END = datetime(2026, 11, 30, tzinfo=UTC)
 TIMEOUT_S = 2.0

@@ -143,6 +143,14 @@ def _atomic_write_table(path: Path, table: pa.Table) -> None:
         pq.write_table(table, tmp, compression="zstd", row_group_size=256_000)
 
 
+def _is_sorted(ts: pa.ChunkedArray) -> bool:
+    """True when ``ts`` is already in ascending order (then no sort is needed)."""
+    if len(ts) < 2:
+        return True
+    arr = ts.combine_chunks() if isinstance(ts, pa.ChunkedArray) else ts
+    return bool(pc.all(pc.greater_equal(arr.slice(1), arr.slice(0, len(arr) - 1))).as_py())
+
+
 def _outside(path: Path, start: datetime, end: datetime) -> bool:
     """True when the file's ``ts_utc`` statistics show no row in ``(start, end]``."""
     try:
@@ -358,7 +366,8 @@ class Store:
                     parts.append(fresh)
                     rows += fresh.num_rows
                 combined = pa.concat_tables(parts) if parts else schema.empty_table()
-                combined = combined.sort_by([("ts_utc", "ascending")])
+                if not _is_sorted(combined["ts_utc"]):
+                    combined = combined.sort_by([("ts_utc", "ascending")])
                 _atomic_write_table(path, combined)
                 files += 1
         return WriteResult(rows=rows, files=files)
@@ -528,6 +537,61 @@ _REFUSED_TYPES: dict[str, str] = {
     "ALTER": "ALTER changes the catalog",
     "MULTI": "this statement expands into several (e.g. PIVOT without an IN list)",
 }
+#: Functions that execute SQL text given as data, or escape the time and memory limits.
+_DENIED_FUNCTIONS = frozenset(
+    {
+        "query",
+        "query_table",
+        "json_execute_serialized_sql",
+        "json_deserialize_sql",
+        "destroy_external_resource",
+    }
+)
+_LENGTH_CAPPED = frozenset({"repeat", "lpad", "rpad"})
+_LOCAL_ONLY_SETTINGS = frozenset({"enable_progress_bar"})
+_MAX_STRING_LENGTH = 10_000_000
+
+
+def _function_calls(node: Any) -> Iterator[tuple[str, list[Any]]]:
+    """Every ``(function name, argument expressions)`` in a ``json_serialize_sql`` tree.
+
+    Table functions (``FROM f(...)``) are found too: they are function nodes inside a
+    ``TABLE_FUNCTION`` reference.
+    """
+    if isinstance(node, dict):
+        name = node.get("function_name")
+        if isinstance(name, str):
+            args = [
+                a.get("expression", a) for a in node.get("arguments") or [] if isinstance(a, dict)
+            ]
+            args += list(node.get("children") or [])
+            yield name.lower(), args
+        for value in node.values():
+            yield from _function_calls(value)
+    elif isinstance(node, list):
+        for item in node:
+            yield from _function_calls(item)
+
+
+def _constant_number(node: Any) -> float | None:
+    """The value of a numeric constant node (also under a cast), else None."""
+    if not isinstance(node, dict):
+        return None
+    if node.get("class") == "CAST":
+        return _constant_number(node.get("child"))
+    literal = node.get("literal")
+    if (
+        node.get("class") == "CONSTANT"
+        and isinstance(literal, dict)
+        and literal.get("kind") in ("INTEGER", "NUMERIC", "DECIMAL", "FLOAT", "DOUBLE")
+    ):
+        try:
+            return float(literal.get("text", ""))
+        except ValueError:
+            return None
+    return None
+
+
 _READ_ONLY_KINDS = "SELECT, WITH, VALUES, FROM, TABLE, DESCRIBE, SHOW, SUMMARIZE, PIVOT, EXPLAIN"
 _LOCKED = "the configuration has been locked"
 
@@ -658,7 +722,7 @@ class SafeSQL:
     ``threads``, no temporary directory (nothing spills to disk).  Before running,
     DuckDB's own parser must find exactly one statement, of type ``SELECT`` (which
     covers WITH, VALUES, FROM-first, TABLE, DESCRIBE, SHOW, SUMMARIZE) or an
-    ``EXPLAIN [ANALYZE]`` of one.  A timer interrupts a query that outlives
+    ``EXPLAIN`` of one.  A timer interrupts a query that outlives
     ``timeout_s`` (DuckDB checks ``max_execution_time`` only at some points).
     Rows are streamed and cut at ``max_rows``.  Each query runs on its own cursor:
     a refused or failed query leaves the instance serving others.
@@ -686,7 +750,7 @@ class SafeSQL:
         lim = self.limits
         con = duckdb.connect(":memory:")
         try:
-            con.execute("SET TimeZone='UTC'")
+            con.execute("SET GLOBAL TimeZone='UTC'")
             _create_views(con, self._store._view_sources())
             runs = self._store.root / "runs.jsonl"
             settings: list[tuple[str, object]] = [
@@ -707,7 +771,10 @@ class SafeSQL:
                 ("lock_configuration", True),  # last: nothing above can be changed now
             ]
             for name, value in settings:
-                con.execute(f"SET {name} = {_sql_literal(value)}")
+                # GLOBAL where DuckDB allows it: a plain SET is local to this connection
+                # and would not reach the cursors queries run on (max_execution_time).
+                scope = "" if name in _LOCAL_ONLY_SETTINGS else "GLOBAL "
+                con.execute(f"SET {scope}{name} = {_sql_literal(value)}")
         except BaseException:
             con.close()
             raise
@@ -760,14 +827,22 @@ class SafeSQL:
         statement = statements[0]
         kind = self._type_name(statement)
         if kind == "SELECT":
+            self._check_functions(sql, cur)
             return statement, kind
         if kind == "EXPLAIN":
-            inner = self._parse(self._explained(sql), cur)
+            explained = self._explained(sql)
+            if explained is None:
+                raise SQLError(
+                    "refused",
+                    "refused: EXPLAIN ANALYZE runs the query; use EXPLAIN, or run the query",
+                )
+            inner = self._parse(explained, cur)
             if len(inner) == 1 and self._type_name(inner[0]) == "SELECT":
+                self._check_functions(explained, cur)
                 return statement, kind
             raise SQLError(
                 "refused",
-                "refused: EXPLAIN [ANALYZE] is allowed only of one read-only query "
+                "refused: EXPLAIN is allowed only of one read-only query "
                 f"({_READ_ONLY_KINDS})",
             )
         reason = _REFUSED_TYPES.get(
@@ -799,23 +874,59 @@ class SafeSQL:
             raise SQLError("refused", f"refused: not a read-only query ({exc})") from None
 
     @staticmethod
-    def _explained(sql: str) -> str:
-        """The text after ``EXPLAIN [ANALYZE]``; empty when options follow (refused)."""
-        tokens = [
+    def _explained(sql: str) -> str | None:
+        """The text after ``EXPLAIN``; None for ``EXPLAIN ANALYZE`` (refused: it executes).
+
+        ``duckdb.tokenize`` gives offsets in UTF-8 bytes, so the text is cut as bytes:
+        cutting the ``str`` by those offsets let non-ASCII characters in a comment shift
+        the cut and smuggle a COPY past this check.
+        """
+        raw = sql.encode("utf-8")
+        starts = [
             start for start, kind in duckdb.tokenize(sql) if kind != duckdb.token_type.comment
         ]
         words = []
-        for start in tokens[:2]:
-            word = ""
-            for ch in sql[start:]:
-                if not (ch.isalpha() or ch == "_"):
+        for start in starts[:2]:
+            word = b""
+            for byte in raw[start : start + 16]:
+                if not (chr(byte).isalpha() or byte == ord("_")):
                     break
-                word += ch
-            words.append(word.upper())
+                word += bytes([byte])
+            words.append(word.decode("ascii", "replace").upper())
         if not words or words[0] != "EXPLAIN":
             return ""
-        skip = 2 if len(words) > 1 and words[1] in ("ANALYZE", "ANALYSE") else 1
-        return sql[tokens[skip] :] if len(tokens) > skip else ""
+        if len(words) > 1 and words[1] in ("ANALYZE", "ANALYSE"):
+            return None
+        return raw[starts[1] :].decode("utf-8") if len(starts) > 1 else ""
+
+    def _check_functions(self, sql: str, cur: duckdb.DuckDBPyConnection) -> None:
+        """Refuse functions that run SQL text or free memory outside the limits.
+
+        The query is parsed to DuckDB's own JSON syntax tree (``json_serialize_sql``)
+        and every called function is checked against :data:`_DENIED_FUNCTIONS`;
+        ``repeat``/``lpad``/``rpad`` with a constant length above a cap are refused too
+        (their memory is not counted by ``memory_limit``).
+        """
+        try:
+            rows = cur.execute("SELECT json_serialize_sql($q)", {"q": sql}).fetchall()
+            row = rows[0] if rows else None
+        except duckdb.Error as exc:
+            raise SQLError("failed", f"query failed: {exc}") from None
+        tree = json.loads(row[0]) if row and row[0] else {}
+        if tree.get("error"):
+            raise SQLError("failed", f"query failed: {tree.get('error_message', tree)}")
+        for name, args in _function_calls(tree):
+            if name in _DENIED_FUNCTIONS:
+                raise SQLError("refused", f"refused: {name}() is not allowed here")
+            if name in _LENGTH_CAPPED:
+                for arg in args:
+                    value = _constant_number(arg)
+                    if value is not None and value > _MAX_STRING_LENGTH:
+                        raise SQLError(
+                            "refused",
+                            f"refused: {name}() with a length of {value:,.0f} "
+                            f"(at most {_MAX_STRING_LENGTH:,})",
+                        )
 
     # ------------------------------------------------------------ running
     def run(self, sql: str, max_rows: int | None = None) -> SQLResult:

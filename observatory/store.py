@@ -33,6 +33,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import tempfile
 import threading
 import time
@@ -548,6 +549,7 @@ _DENIED_FUNCTIONS = frozenset(
     }
 )
 _LENGTH_CAPPED = frozenset({"repeat", "lpad", "rpad"})
+_WIDTH_CAPPED = frozenset({"format", "printf"})
 _LOCAL_ONLY_SETTINGS = frozenset({"enable_progress_bar"})
 _MAX_STRING_LENGTH = 10_000_000
 
@@ -571,6 +573,15 @@ def _function_calls(node: Any) -> Iterator[tuple[str, list[Any]]]:
     elif isinstance(node, list):
         for item in node:
             yield from _function_calls(item)
+
+
+def _constant_text(node: Any) -> str | None:
+    """The text of a string constant node, else None."""
+    if isinstance(node, dict) and node.get("class") == "CONSTANT":
+        literal = node.get("literal")
+        if isinstance(literal, dict) and literal.get("kind") == "STRING":
+            return str(literal.get("text", ""))
+    return None
 
 
 def _constant_number(node: Any) -> float | None:
@@ -842,8 +853,7 @@ class SafeSQL:
                 return statement, kind
             raise SQLError(
                 "refused",
-                "refused: EXPLAIN is allowed only of one read-only query "
-                f"({_READ_ONLY_KINDS})",
+                f"refused: EXPLAIN is allowed only of one read-only query ({_READ_ONLY_KINDS})",
             )
         reason = _REFUSED_TYPES.get(
             kind,
@@ -918,15 +928,24 @@ class SafeSQL:
         for name, args in _function_calls(tree):
             if name in _DENIED_FUNCTIONS:
                 raise SQLError("refused", f"refused: {name}() is not allowed here")
-            if name in _LENGTH_CAPPED:
-                for arg in args:
-                    value = _constant_number(arg)
-                    if value is not None and value > _MAX_STRING_LENGTH:
-                        raise SQLError(
-                            "refused",
-                            f"refused: {name}() with a length of {value:,.0f} "
-                            f"(at most {_MAX_STRING_LENGTH:,})",
-                        )
+            if name in _LENGTH_CAPPED and len(args) >= 2:
+                # The length must be a constant within the cap: these functions build
+                # the whole string at once, outside memory_limit and the interrupt.
+                value = _constant_number(args[1])
+                if value is None or value > _MAX_STRING_LENGTH:
+                    shown = "a computed length" if value is None else f"a length of {value:,.0f}"
+                    raise SQLError(
+                        "refused",
+                        f"refused: {name}() with {shown}; the length must be a number "
+                        f"up to {_MAX_STRING_LENGTH:,}",
+                    )
+            if name in _WIDTH_CAPPED and args:
+                text = _constant_text(args[0])
+                if text is None or re.search(r"\d{8,}", text):
+                    raise SQLError(
+                        "refused",
+                        f"refused: {name}() needs a constant format without widths over 7 digits",
+                    )
 
     # ------------------------------------------------------------ running
     def run(self, sql: str, max_rows: int | None = None) -> SQLResult:

@@ -715,6 +715,9 @@ def test_sql_page_is_in_the_navigation() -> None:
         "SELECT * FROM query_table('counters')",
         "SELECT length(repeat('x', 4000000000))",
         "SELECT max(length(lpad('', CAST(3e9 AS BIGINT), 'x'))) FROM range(4)",
+        "SELECT length(repeat('x', (SELECT 4000000000)))",
+        "SELECT length(format('{{:>2000000000}}', 'x'))",
+        "SELECT length(printf('%2000000000d', 1))",
     ],
 )
 def test_review_findings_are_refused(

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 import orjson
 import requests
+from prometheus_api_client import PrometheusConnect
 from requests.adapters import HTTPAdapter
 from tenacity import (
     RetryCallState,
@@ -46,6 +47,7 @@ from tenacity import (
     stop_after_attempt,
     wait_exponential_jitter,
 )
+from urllib3.util.retry import Retry
 
 from observatory.config import Region, resolve_basic_auth, resolve_headers
 
@@ -298,6 +300,21 @@ class RegionSource:
                 if self.region.key_file
                 else self.region.cert_file
             )
+        # prometheus-api-client (the product's Prometheus client) holds the region's
+        # connection: URL, headers, auth, TLS and this session.  Answers are read raw from
+        # that session because the client's query helpers drop the API's ``warnings`` and
+        # the error body of a retried request, and parse 2-3x slower (bench/collect_paths.py,
+        # docs/architecture.md).  Retries are tenacity's, so the client's own are off.
+        self.client = PrometheusConnect(
+            url=self.base,
+            headers=dict(self.session.headers),
+            auth=auth,
+            disable_ssl=not self.region.verify_tls,
+            session=self.session,
+            retry=Retry(total=0, raise_on_status=False),
+            timeout=self.timeout_s,
+        )
+        self.session.mount(self.base, adapter)  # the client mounted its own; keep the pool
 
     # ----------------------------------------------------------------- HTTP
     def _params(self, params: dict[str, str]) -> dict[str, str]:

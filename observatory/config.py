@@ -263,9 +263,10 @@ class Collection(_Strict):
     ``parallel_queries``: queries in flight per region (fetching overlaps writing).
     ``write_batch``: rows are accumulated over this much time (batches end one step
     before the grid, 23:59 UTC for days, so that a day batch fills one date partition)
-    before the store's partitions are rewritten and the state advances.  ``max_samples``: a raw-sample query that would return more is
-    split in time.  ``compression``: ask for gzip answers (for slow links: Prometheus
-    spends several times its JSON encoding on gzip).
+    before the store's partitions are rewritten and the state advances.
+    ``max_samples``: a raw-sample query that returned more is split in time.
+    ``compression``: ask for gzip answers (for slow links: Prometheus spends several
+    times its JSON encoding on gzip).
     """
 
     step: Duration = timedelta(seconds=60)

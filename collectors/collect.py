@@ -375,9 +375,27 @@ class Collector:
             regions: names to collect (default all).
 
         Raises:
-            ConfigError: an unknown region name.
+            ConfigError: an unknown region name; ``start`` not before ``end``; a
+                ``start`` in the future (nothing there to collect, and a resume point
+                there would skip the steps up to it).
         """
         step_ms, end_ms, settled_ms = self._bounds(now, end)
+        if start is not None:
+            start_ms = _ms(start)
+            if start_ms >= end_ms:
+                raise ConfigError(
+                    [
+                        f"--from {_dt(start_ms).isoformat()} must be before "
+                        f"--to {_dt(end_ms).isoformat()}"
+                    ]
+                )
+            if start_ms >= settled_ms:
+                raise ConfigError(
+                    [
+                        f"--from {_dt(start_ms).isoformat()} is not in the past yet "
+                        f"(collected time ends at {_dt(settled_ms).isoformat()}, now minus settle)"
+                    ]
+                )
         chosen = self._chosen(regions)
         with self.store.writer():
             self.store.write_regions(
@@ -581,6 +599,7 @@ class Collector:
                 self._advance(
                     region.name,
                     set().union(*(u.signals for u in members)),
+                    ws,
                     min(be, settled_ms),
                     {s: u.start_ms for u in units for s in u.signals},
                 )
@@ -688,9 +707,18 @@ class Collector:
                 pending[unit_ids[id(task.unit)]][TABLE_OF_KIND[mapping.kind]].append(block)
 
     def _advance(
-        self, region: str, signals: set[str], until_ms: int, starts: dict[str, int]
+        self,
+        region: str,
+        signals: set[str],
+        from_ms: int,
+        until_ms: int,
+        starts: dict[str, int],
     ) -> None:
-        """Move ``signals`` of ``region`` to ``until_ms`` (never backwards).
+        """Move ``signals`` of ``region`` to ``until_ms`` (never backwards, never over a gap).
+
+        ``from_ms`` is where the written window began: a signal whose mark lies before
+        it keeps its mark (the steps between were not collected, e.g. a backfill of a
+        later or future window), and nothing moves when ``until_ms <= from_ms``.
 
         ``starts``: every signal of the region and where its unit started this run; a
         signal without a mark yet (its unit failed before writing) is recorded there,
@@ -708,8 +736,12 @@ class Collector:
                     marks[sig] = legacy or _dt(start_ms).isoformat()
             for sig in signals:
                 current = marks.get(sig)
-                if current and _ms(datetime.fromisoformat(current)) >= until_ms:
+                if until_ms <= from_ms:
                     continue
+                if current:
+                    current_ms = _ms(datetime.fromisoformat(current))
+                    if current_ms >= until_ms or current_ms < from_ms:
+                        continue
                 marks[sig] = _dt(until_ms).isoformat()
             known = [marks[s] for s in starts if s in marks]
             if known:

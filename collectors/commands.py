@@ -19,7 +19,7 @@ import click
 
 from collectors.collect import Collector, RegionReport
 from observatory.config import Config, ConfigError
-from observatory.store import Store
+from observatory.store import Store, StoreError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -109,7 +109,7 @@ def collect(
             began = time.monotonic()
             try:
                 reports = collector.run(start=start, end=end, regions=regions)
-            except ConfigError as exc:
+            except (ConfigError, StoreError) as exc:
                 click.echo(f"error: {exc}", err=True)
                 return EXIT_USAGE
             print_reports(reports)
@@ -167,7 +167,7 @@ def backfill(
     with _graceful(collector, stop):
         try:
             reports = collector.run(start=start, end=end, regions=regions)
-        except ConfigError as exc:
+        except (ConfigError, StoreError) as exc:
             click.echo(f"error: {exc}", err=True)
             return EXIT_USAGE
         finally:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import subprocess
 import sys
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -249,7 +248,10 @@ def serve(config_path: str | None, store_path: str | None, host: str, port: int)
         "--browser.gatherUsageStats",
         "false",
     ]
-    sys.exit(subprocess.call(cmd, env=env, cwd=root))
+    sys.stdout.flush()
+    os.chdir(root)
+    # exec, not a child process: a supervisor's SIGTERM must reach Streamlit itself.
+    os.execve(sys.executable, cmd, env)
 
 
 def _json_value(value: Any) -> Any:

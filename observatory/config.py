@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -362,6 +363,23 @@ def _line_index(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, 
     return lines
 
 
+def _duplicate_keys(
+    node: yaml.Node, path: tuple[Any, ...] = ()
+) -> Iterator[tuple[tuple[Any, ...], int]]:
+    """``(key path, line)`` of every key that a mapping repeats (YAML keeps the last)."""
+    if isinstance(node, yaml.MappingNode):
+        seen: set[Any] = set()
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key in seen:
+                yield (*path, key), key_node.start_mark.line + 1
+            seen.add(key)
+            yield from _duplicate_keys(value_node, (*path, key))
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            yield from _duplicate_keys(item, (*path, i))
+
+
 def _format_loc(loc: tuple[Any, ...]) -> str:
     out = ""
     for part in loc:
@@ -409,6 +427,11 @@ def validate_yaml(text: str, model: type[ModelT], source: str, docs: str) -> Mod
         return None
     if not isinstance(data, dict):
         raise ConfigError([f"{source}:1: expected a mapping at the top level"])
+    duplicates = list(_duplicate_keys(node))
+    if duplicates:
+        raise ConfigError(
+            [f"{source}:{line}: {_format_loc(loc)}: key given twice" for loc, line in duplicates]
+        )
     lines = _line_index(node)
     try:
         return model.model_validate(data)
@@ -454,6 +477,10 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError([f"{file}: cannot read the configuration file: {exc.strerror}"]) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [f"{file}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset {exc.start})"]
+        ) from None
     return parse_config(text, source=str(file), path=file.resolve())
 
 

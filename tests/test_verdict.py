@@ -8,7 +8,7 @@ import pytest
 import analytics.verdict as verdict
 from analytics.verdict import SignalSpec, classify, hodges_lehmann, judge
 
-# Kayenta's reference cases (../shared/reference/stats.md, Kayenta's ClassifierSuite).
+# Kayenta's reference cases (statistics reference notes, stats.md; Kayenta's ClassifierSuite).
 CANARY_HIGH = [20, 22, 21, 25, 30]
 BASELINE_LOW = [1, 2.2, 1.1, 2.5, 3]
 CANARY_MIXED = [10, 12.2, 10.1, 12.5, 23]

@@ -28,9 +28,12 @@ from typing import Any
 
 import click
 
-from observatory.config import ConfigError, load_config
+from observatory.config import (
+    DEFAULT_DEMO_STORE,
+    ConfigError,
+    load_config,
+)
 
-DEFAULT_DEMO_STORE = Path("data/demo")
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 

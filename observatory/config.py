@@ -466,6 +466,23 @@ def parse_config(text: str, source: str = "<config>", path: Path | None = None) 
     return Config(settings=settings, path=path)
 
 
+#: The store every command reads when given neither ``--store`` nor ``--config``.
+DEFAULT_DEMO_STORE = Path("data/demo")
+
+
+def resolve_store_path(store_path: str | None, config_path: str | None) -> Path:
+    """The store folder a command should read: ``--store``, else the config's, else the demo's.
+
+    Raises:
+        ConfigError: the configuration file is missing or invalid.
+    """
+    if store_path:
+        return Path(store_path)
+    if config_path:
+        return load_config(config_path).store_path
+    return DEFAULT_DEMO_STORE
+
+
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and validate the configuration file at ``path``.
 

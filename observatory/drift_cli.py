@@ -25,6 +25,7 @@ from typing import Any
 
 import click
 
+from observatory.config import DEFAULT_DEMO_STORE as DEFAULT_STORE
 from observatory.config import ConfigError, load_config, parse_duration
 from observatory.drift_report import (
     EXIT_NO_DATA,
@@ -34,8 +35,6 @@ from observatory.drift_report import (
     exit_code,
     write_report,
 )
-
-DEFAULT_STORE = Path("data/demo")
 
 
 class _Usage(click.UsageError):

@@ -20,7 +20,6 @@ from typing import Any, NoReturn
 
 import click
 
-DEFAULT_STORE = Path("data/demo")
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
 _store_option = click.option(
@@ -47,18 +46,13 @@ def _fail(messages: list[str], code: int) -> NoReturn:
 
 
 def _store(store_path: str | None, config_path: str | None) -> Any:
-    from observatory.config import ConfigError, load_config
+    from observatory.config import ConfigError, resolve_store_path
     from observatory.store import Store
 
-    if store_path:
-        path = Path(store_path)
-    elif config_path:
-        try:
-            path = load_config(config_path).store_path
-        except ConfigError as exc:
-            _fail(exc.messages, EXIT_USAGE)
-    else:
-        path = DEFAULT_STORE
+    try:
+        path = resolve_store_path(store_path, config_path)
+    except ConfigError as exc:
+        _fail(exc.messages, EXIT_USAGE)
     store = Store(path)
     if not store.has_data():
         _fail(

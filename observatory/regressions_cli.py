@@ -11,13 +11,11 @@ import json
 import re
 import sys
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import click
 
 EXIT_OK, EXIT_OPEN_CRITICAL, EXIT_USAGE = 0, 1, 2
-DEFAULT_STORE = Path("data/demo")
 
 _store_option = click.option(
     "--store",
@@ -31,19 +29,15 @@ _config_option = click.option(
 
 
 def _store(store_path: str | None, config_path: str | None) -> Any:
-    from observatory.config import ConfigError, load_config
+    from observatory.config import ConfigError, resolve_store_path
     from observatory.store import Store
 
-    if store_path:
-        return Store(store_path)
-    if config_path:
-        try:
-            return Store(load_config(config_path).store_path)
-        except ConfigError as exc:
-            for line in exc.messages:
-                click.echo(f"error: {line}", err=True)
-            sys.exit(EXIT_USAGE)
-    return Store(DEFAULT_STORE)
+    try:
+        return Store(resolve_store_path(store_path, config_path))
+    except ConfigError as exc:
+        for line in exc.messages:
+            click.echo(f"error: {line}", err=True)
+        sys.exit(EXIT_USAGE)
 
 
 def parse_duration(text: str) -> timedelta:

@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 DEFAULT_SPECS = Path(__file__).resolve().parent.parent / "examples" / "slo"
-DEFAULT_STORE = Path("data/demo")
+
 EXIT_FAILED, EXIT_USAGE = 1, 2
 
 _specs_option = click.option(
@@ -50,19 +50,15 @@ def _load(spec_paths: tuple[str, ...]) -> list[Any]:
 
 
 def _store(store_path: str | None, config_path: str | None) -> Any:
-    from observatory.config import ConfigError, load_config
+    from observatory.config import ConfigError, resolve_store_path
     from observatory.store import Store
 
-    if store_path:
-        return Store(store_path)
-    if config_path:
-        try:
-            return Store(load_config(config_path).store_path)
-        except ConfigError as exc:
-            for line in exc.messages:
-                click.echo(f"error: {line}", err=True)
-            sys.exit(EXIT_USAGE)
-    return Store(DEFAULT_STORE)
+    try:
+        return Store(resolve_store_path(store_path, config_path))
+    except ConfigError as exc:
+        for line in exc.messages:
+            click.echo(f"error: {line}", err=True)
+        sys.exit(EXIT_USAGE)
 
 
 def _pct(x: float, digits: int = 3) -> str:

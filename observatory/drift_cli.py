@@ -27,14 +27,7 @@ import click
 
 from observatory.config import DEFAULT_DEMO_STORE as DEFAULT_STORE
 from observatory.config import ConfigError, load_config, parse_duration
-from observatory.drift_report import (
-    EXIT_NO_DATA,
-    EXIT_RUNTIME,
-    EXIT_USAGE,
-    FORMATS,
-    exit_code,
-    write_report,
-)
+from observatory.drift_codes import EXIT_NO_DATA, EXIT_RUNTIME, EXIT_USAGE, FORMATS
 
 
 class _Usage(click.UsageError):
@@ -185,6 +178,8 @@ def drift(
             regions=list(regions) or None,
             models=list(models) or None,
         )
+        from observatory.drift_report import write_report  # heavy: scipy, Plotly
+
         # JSON last: the archive lists a run by its JSON, so it appears when complete.
         paths = [
             write_report(result, out_dir, fmt)
@@ -196,6 +191,8 @@ def drift(
     click.echo(result.summary_line())
     for p in paths:
         click.echo(str(p))
+    from observatory.drift_report import exit_code
+
     code = exit_code(result)
     if code == EXIT_NO_DATA:
         click.echo("error: nothing could be judged (no data or too little in the window)", err=True)

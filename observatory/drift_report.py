@@ -42,11 +42,15 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from analytics import drift as dm
+from observatory.drift_codes import (
+    EXIT_CRITICAL,
+    EXIT_NO_DATA,
+    EXIT_OK,
+    EXIT_WARNING,
+    FORMATS,
+)
 from observatory.drift_engine import PRIMARY, DriftReport, SliceResult, _fmt_span
 
-EXIT_OK, EXIT_WARNING, EXIT_CRITICAL = 0, 1, 2
-EXIT_USAGE, EXIT_RUNTIME, EXIT_NO_DATA = 3, 4, 5
-FORMATS = {"html": ".html", "md": ".md", "json": ".json"}
 #: Drifted slices drawn in an HTML report (the table lists them all).
 MAX_CHARTED = 40
 SCHEMA = "observatory.drift/1"

@@ -1,19 +1,44 @@
-"""Plotly figures of the Overview: the fleet map and the per-region time series.
+"""Plotly figures shared by the pages: the fleet map, lines per series, bars; the palette.
 
 Every label value is escaped with :func:`app.ui.plotly_text` (Plotly renders a
-subset of HTML in labels and hover text).
+subset of HTML in labels and hover text).  Figures set no template or background:
+``st.plotly_chart`` applies the Streamlit theme, so they follow the light or dark
+theme the viewer picked.  Colours come from :func:`palette`, the same per region,
+arm and model on every page.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
+from typing import Literal
 
 import numpy as np
 import pandas as pd
+import plotly.colors
 import plotly.graph_objects as go
 
 from analytics.overview import HEALTH_LEVELS, Thresholds, format_number
 from app.ui import HEALTH_COLORS, plotly_text
+
+PaletteKind = Literal["region", "arm", "model"]
+#: One qualitative palette per kind of label, readable on light and dark backgrounds.
+PALETTES: dict[str, list[str]] = {
+    "region": plotly.colors.qualitative.D3 + plotly.colors.qualitative.Dark2,
+    "arm": ["#1F6FEB", "#E8590C", "#2F9E44", "#AE3EC9", "#F08C00", "#0C8599"],
+    "model": plotly.colors.qualitative.Set2 + plotly.colors.qualitative.Pastel1,
+}
+
+
+def palette(values: Iterable[str], kind: PaletteKind = "region") -> dict[str, str]:
+    """A fixed colour per value (by sorted value), the same on every chart and page.
+
+    Pass every value the store knows (``Filters.all_regions``, ``all_arms``,
+    ``all_models``), not only the selected ones, so that a value keeps its colour
+    when the filter changes.  Colours repeat after the palette's length.
+    """
+    colours = PALETTES[kind]
+    return {v: colours[i % len(colours)] for i, v in enumerate(sorted({str(v) for v in values}))}
 
 
 def _pct(v: float, digits: int = 2) -> str:
@@ -65,7 +90,7 @@ def fleet_map(summary: pd.DataFrame) -> go.Figure:
                 mode="markers+text",
                 text=[plotly_text(r) for r in rows["region"]],
                 textposition="top center",
-                textfont={"size": 11, "color": "#333333"},
+                textfont={"size": 11},
                 marker={
                     "size": sizes,
                     "color": HEALTH_COLORS[level],
@@ -96,6 +121,7 @@ def fleet_map(summary: pd.DataFrame) -> go.Figure:
         oceancolor="#FAFBFC",
         coastlinecolor="#C0C4CA",
         showframe=False,
+        bgcolor="rgba(0,0,0,0)",
         lataxis_range=[-60, 80],
     )
     fig.update_layout(
@@ -113,29 +139,36 @@ def series_chart(
     colors: dict[str, str],
     percent: bool = False,
     limit: float | None = None,
+    by: str = "region",
+    x: str = "bucket_end",
+    y_format: str = ":,.2f",
 ) -> go.Figure:
-    """One line per region over time.
+    """One line per series (a region by default) over time.
 
     Args:
-        series: :func:`analytics.overview.timeseries` rows.
+        series: rows with ``by``, ``x`` and ``column`` (e.g.
+            :func:`analytics.overview.timeseries` rows).
         column: the figure to plot (``requests_per_min``, ``error_ratio``, ``p99``).
         title, y_title: chart and axis titles.
-        colors: region -> colour (:func:`app.ui.region_colors`).
+        colors: series value -> colour (:func:`palette`).
         percent: format the axis as a percentage (values are 0-1 ratios).
         limit: draw the health limit as a dashed line.
+        by: the column naming the series.
+        x: the time column (UTC).
+        y_format: Plotly's number format of the hover value (without ``percent``).
     """
     fig = go.Figure()
-    for region, rows in series.groupby("region", sort=True):
+    for region, rows in series.groupby(by, sort=True):
         fig.add_trace(
             go.Scatter(
-                x=rows["bucket_end"],
+                x=rows[x],
                 y=rows[column],
                 mode="lines",
                 name=plotly_text(region),
                 line={"color": colors.get(str(region), "#555555"), "width": 1.6},
                 connectgaps=False,
                 hovertemplate="%{x|%Y-%m-%d %H:%M} UTC: %{y"
-                + (":.2%" if percent else ":,.2f")
+                + (":.2%" if percent else y_format)
                 + "}<extra>"
                 + plotly_text(region)
                 + "</extra>",
@@ -169,3 +202,42 @@ def threshold_for(column: str, thresholds: Thresholds) -> float | None:
     return {"error_ratio": thresholds.max_error_ratio, "p99": thresholds.max_p99_seconds}.get(
         column
     )
+
+
+def bar_chart(
+    frame: pd.DataFrame,
+    x: str,
+    y: str,
+    color_by: str,
+    colors: dict[str, str],
+    title: str,
+    y_title: str,
+    y_format: str = ",.2f",
+) -> go.Figure:
+    """Grouped bars: one bar per ``x`` value and ``color_by`` value.
+
+    Args:
+        frame: rows with ``x``, ``y`` and ``color_by``.
+        colors: ``color_by`` value -> colour (:func:`palette`).
+        y_format: Plotly's number format of the hover value.
+    """
+    fig = go.Figure()
+    for key, rows in frame.groupby(color_by, sort=True):
+        name = plotly_text(key)
+        fig.add_trace(
+            go.Bar(
+                x=[plotly_text(v) for v in rows[x]],
+                y=rows[y],
+                name=name,
+                marker_color=colors.get(str(key), "#555555"),
+                hovertemplate="%{x}: %{y:" + y_format + "}<extra>" + name + "</extra>",
+            )
+        )
+    fig.update_layout(
+        title={"text": plotly_text(title), "font": {"size": 15}},
+        height=320,
+        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        barmode="group",
+        yaxis_title=y_title,
+    )
+    return fig

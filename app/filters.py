@@ -1,13 +1,30 @@
-"""The sidebar filters (time range, regions, models), shared by the analysis pages.
+"""The shared sidebar: time range, regions, models, arms, live refresh; all in the URL.
 
-Widget values are bound to the URL's query parameters (``?range=...&regions=...``),
-so a view can be shared, and kept for the session when switching pages.
+Every widget here is bound to the URL's query parameters (``?range=Last+7+d&
+regions=eu-west-1&arms=v2&refresh=1+min``) and kept for the session when switching
+pages, so a link reproduces the view.  Pages use a small API:
+
+- :func:`shared_filters` draws the filters (reading the store's regions, models,
+  arms and time bounds itself) and returns a :class:`Filters`; it stops the run with
+  a message saying what to do when the store holds no request data.
+- :meth:`Filters.params` / :meth:`Filters.window_params` are the named queries'
+  ``$start, $end, $regions, $models[, $arms]`` parameters.
+- :func:`url_choice` is a selectbox bound to the URL, for the selected SLO or
+  experiment (``?slo=...``, ``?experiment=...``).
+- :func:`live` runs a page's body as a fragment that reruns every N seconds when
+  the sidebar's "Live refresh" control says so (off by default on heavy pages),
+  re-anchoring a preset time range at the latest data on every refresh.
+
+Times are UTC everywhere; the sidebar says so and shows the browser's time zone.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+import dataclasses
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
 
 import pandas as pd
 import streamlit as st
@@ -15,7 +32,18 @@ import streamlit as st
 from analytics.overview import TIME_RANGES, window
 
 DEFAULT_RANGE = "Last 24 h"
+CUSTOM_RANGE = "Custom dates"
 NO_MODEL = ""  # rows without a model label
+NO_ARM = ""  # rows without an arm label
+#: Live-refresh choices: label -> seconds (None: off).
+REFRESH_CHOICES: dict[str, int | None] = {
+    "Off": None,
+    "30 s": 30,
+    "1 min": 60,
+    "5 min": 300,
+}
+#: The refresh a light page starts with; heavy pages start with "Off".
+DEFAULT_REFRESH = "1 min"
 
 
 @dataclass(frozen=True)
@@ -23,12 +51,13 @@ class Filters:
     """What the sidebar selects.
 
     Attributes:
-        range_label: the preset chosen (e.g. ``Last 24 h``).
-        start, end: the window ``(start, end]``, UTC naive; ``end`` is the latest
-            data time of the store.
-        regions, models: the selected values (``""`` = no model label); empty when
-            the user cleared the widget.
-        all_regions: every region the store knows (for stable colours).
+        range_label: the preset chosen (e.g. ``Last 24 h``) or ``Custom dates``.
+        start, end: the window ``(start, end]``, UTC naive; a preset's ``end`` is
+            the latest data time of the store.
+        regions, models, arms: the selected values (``""`` = no such label); empty
+            when the user cleared the widget.
+        all_regions, all_models, all_arms: every value the store knows (for stable
+            colours and "n of m" captions).
     """
 
     range_label: str
@@ -37,6 +66,9 @@ class Filters:
     regions: list[str]
     models: list[str]
     all_regions: list[str]
+    arms: list[str] = field(default_factory=list)
+    all_arms: list[str] = field(default_factory=list)
+    all_models: list[str] = field(default_factory=list)
 
     @property
     def span(self) -> timedelta:
@@ -45,8 +77,32 @@ class Filters:
 
     @property
     def selects_nothing(self) -> bool:
-        """True when no region or no model is selected."""
-        return not self.regions or not self.models
+        """True when no region, model or arm (when the store has arms) is selected."""
+        return not self.regions or not self.models or (bool(self.all_arms) and not self.arms)
+
+    def window_params(self) -> dict[str, Any]:
+        """``start``, ``end``, ``regions``, ``models`` for a named query."""
+        return {
+            "start": self.start,
+            "end": self.end,
+            "regions": self.regions,
+            "models": self.models,
+        }
+
+    def params(self) -> dict[str, Any]:
+        """:meth:`window_params` plus ``arms`` (queries with ``$arms``)."""
+        return {**self.window_params(), "arms": self.arms or [NO_ARM]}
+
+    def caption(self) -> str:
+        """One line: the window (UTC) and how much of the fleet is selected."""
+        text = (
+            f"{self.range_label}: {self.start:%Y-%m-%d %H:%M} → {self.end:%Y-%m-%d %H:%M} UTC · "
+            f"{len(self.regions)} of {len(self.all_regions)} regions · "
+            f"{len(self.models)} of {len(self.all_models) or len(self.models)} models"
+        )
+        if self.all_arms:
+            text += f" · {len(self.arms)} of {len(self.all_arms)} arms"
+        return text
 
 
 def model_label(model: str) -> str:
@@ -54,8 +110,41 @@ def model_label(model: str) -> str:
     return "(no model label)" if model == NO_MODEL else model
 
 
+def arm_label(arm: str) -> str:
+    """How an arm value is shown (the empty label gets a name)."""
+    return "(no arm label)" if arm == NO_ARM else arm
+
+
+def _custom_window(sb: Any, latest: datetime, first: datetime | None) -> tuple[datetime, datetime]:
+    """The custom range's date picker: whole UTC days ``(from 00:00, to + 1 day 00:00]``."""
+    lo = (first or latest - timedelta(days=14)).date()
+    hi = latest.date()
+    picked = sb.date_input(
+        "From / to (UTC days)",
+        value=(max(lo, hi - timedelta(days=1)), hi),
+        min_value=lo,
+        max_value=hi,
+        key="dates",
+        bind="query-params",
+        persist_state="session",
+        help="Whole days in UTC; the last day ends at the latest data.",
+    )
+    days: Sequence[date] = picked if isinstance(picked, tuple | list) else (picked,)
+    begin = days[0] if days else hi
+    finish = days[-1] if days else hi
+    start = datetime.combine(begin, time())
+    end = min(datetime.combine(finish, time()) + timedelta(days=1), latest)
+    if end <= start:
+        start = end - timedelta(days=1)
+    return start, end
+
+
 def sidebar_filters(
-    catalogue: pd.DataFrame, models: list[str], latest: datetime, first: datetime | None
+    catalogue: pd.DataFrame,
+    models: list[str],
+    latest: datetime,
+    first: datetime | None,
+    arms: list[str] | None = None,
 ) -> Filters:
     """Draw the filters in the sidebar and return the selection.
 
@@ -64,6 +153,7 @@ def sidebar_filters(
         models: every model value in the store.
         latest: the latest step of data (UTC naive): presets end there.
         first: the first step of data, for the caption (None: unknown).
+        arms: every arm value in the store (None or empty: no arm filter).
     """
     names = dict(zip(catalogue["region"], catalogue["display_name"], strict=True))
     regions = sorted(names)
@@ -71,15 +161,23 @@ def sidebar_filters(
     sb.header("Filters")
     label = sb.selectbox(
         "Time range",
-        list(TIME_RANGES),
+        [*TIME_RANGES, CUSTOM_RANGE],
         index=list(TIME_RANGES).index(DEFAULT_RANGE),
         key="range",
         bind="query-params",
         persist_state="session",
-        help="Anchored at the latest data in the store (UTC).",
+        help="Presets end at the latest data in the store; custom dates are whole UTC days.",
     )
-    start, end = window(latest, TIME_RANGES[label])
+    if label == CUSTOM_RANGE:
+        start, end = _custom_window(sb, latest, first)
+    else:
+        start, end = window(latest, TIME_RANGES[label])
     sb.caption(f"UTC {start:%Y-%m-%d %H:%M} → {end:%Y-%m-%d %H:%M}")
+    browser_tz = st.context.timezone
+    sb.caption(
+        "All times are UTC"
+        + (f" (your browser: {browser_tz})." if browser_tz and browser_tz != "UTC" else ".")
+    )
     if first is not None and start < first - timedelta(minutes=1):
         sb.caption(f"Data starts at {first:%Y-%m-%d %H:%M} UTC.")
     chosen_regions = sb.multiselect(
@@ -99,4 +197,177 @@ def sidebar_filters(
         persist_state="session",
         format_func=model_label,
     )
-    return Filters(label, start, end, list(chosen_regions), list(chosen_models), regions)
+    all_arms = list(arms or [])
+    chosen_arms = (
+        sb.multiselect(
+            "Arms",
+            all_arms,
+            default=all_arms,
+            key="arms",
+            bind="query-params",
+            persist_state="session",
+            format_func=arm_label,
+            help="The arm label (e.g. a model version under test).",
+        )
+        if all_arms
+        else []
+    )
+    return Filters(
+        label,
+        start,
+        end,
+        list(chosen_regions),
+        list(chosen_models),
+        regions,
+        arms=list(chosen_arms),
+        all_arms=all_arms,
+        all_models=list(models),
+    )
+
+
+def _time_bounds() -> tuple[datetime | None, datetime | None]:
+    from app.ui import run_query
+
+    bounds = run_query("overview_time_bounds")
+    last = bounds["last_ts"].iloc[0] if len(bounds) else None
+    if last is None or pd.isna(last):
+        return None, None
+    first = bounds["first_ts"].iloc[0]
+    return (
+        None if pd.isna(first) else pd.Timestamp(first).to_pydatetime(),
+        pd.Timestamp(last).to_pydatetime(),
+    )
+
+
+def shared_filters() -> Filters:
+    """Draw the shared sidebar filters from the store and return the selection.
+
+    Stops the run with a message saying what to do when the store is missing, empty
+    or holds no request data, and with a warning when the filters select nothing.
+    Call it once at the top of a page (after ``st.title``).
+    """
+    from app.ui import md, require_store, run_query
+
+    info = require_store()
+    first, latest = _time_bounds()
+    if latest is None:
+        st.info(
+            f"The store at {md(info.path)} holds no request data yet (no `requests` signal). "
+            "Check the region presets, run `observatory collect --config ...`, then reload."
+        )
+        st.stop()
+        raise AssertionError  # unreachable: st.stop() ends the run
+    filters = sidebar_filters(
+        run_query("overview_regions"),
+        run_query("overview_models")["model"].tolist(),
+        latest,
+        first,
+        arms=run_query("filters_arms")["arm"].tolist(),
+    )
+    return filters
+
+
+def require_selection(filters: Filters) -> None:
+    """Stop the run with a warning when the filters select nothing."""
+    if filters.selects_nothing:
+        st.warning(
+            "The filters select nothing: choose at least one region, one model"
+            + (" and one arm" if filters.all_arms else "")
+            + " in the sidebar."
+        )
+        st.stop()
+
+
+def url_choice(
+    label: str,
+    options: Sequence[str],
+    key: str,
+    *,
+    sidebar: bool = True,
+    help: str | None = None,
+    format_func: Callable[[str], str] = str,
+) -> str:
+    """A selectbox whose choice lives in the URL (``?<key>=<value>``).
+
+    For the selected SLO (``key="slo"``) or experiment (``key="experiment"``): a
+    link with the parameter opens that item; an unknown value falls back to the
+    first option.
+
+    Raises:
+        ValueError: ``options`` is empty.
+    """
+    if not options:
+        raise ValueError(f"{label}: no options to choose from")
+    where = st.sidebar if sidebar else st
+    choice = where.selectbox(
+        label,
+        list(options),
+        key=key,
+        bind="query-params",
+        persist_state="session",
+        help=help,
+        format_func=format_func,
+    )
+    return str(choice if choice is not None else options[0])
+
+
+def refresh_seconds(heavy: bool = False) -> int | None:
+    """The sidebar's "Live refresh" control; seconds between refreshes, None when off.
+
+    The choice is kept in the URL (``?refresh=1+min``).  Heavy pages (many queries
+    or statistics) start with "Off"; light ones with :data:`DEFAULT_REFRESH`.  The
+    environment variable ``OBSERVATORY_REFRESH`` (a label such as ``5 min`` or
+    ``Off``) overrides the light pages' default.
+    """
+    import os
+
+    default = os.environ.get("OBSERVATORY_REFRESH", DEFAULT_REFRESH).strip()
+    if default not in REFRESH_CHOICES:
+        st.sidebar.warning(
+            f"OBSERVATORY_REFRESH={default!r} is not one of {', '.join(REFRESH_CHOICES)}; "
+            f"using {DEFAULT_REFRESH}."
+        )
+        default = DEFAULT_REFRESH
+    labels = list(REFRESH_CHOICES)
+    key = "refresh_heavy" if heavy else "refresh"
+    label = st.sidebar.selectbox(
+        "Live refresh",
+        labels,
+        index=labels.index("Off" if heavy else default),
+        key=key,
+        bind="query-params",
+        persist_state="session",
+        help="Rerun this page's figures at this interval (the sidebar stays as it is). "
+        + ("Off by default here: this page runs heavy queries." if heavy else ""),
+    )
+    return REFRESH_CHOICES[str(label)]
+
+
+def reanchored(filters: Filters) -> Filters:
+    """``filters`` with a preset window moved to end at the store's latest data now.
+
+    A custom window is returned unchanged.
+    """
+    if filters.range_label not in TIME_RANGES:
+        return filters
+    _first, latest = _time_bounds()
+    if latest is None or latest == filters.end:
+        return filters
+    start, end = window(latest, TIME_RANGES[filters.range_label])
+    return dataclasses.replace(filters, start=start, end=end)
+
+
+def live(render: Callable[[Filters], None], filters: Filters, *, heavy: bool = False) -> None:
+    """Run ``render(filters)`` as a fragment, refreshed at the sidebar's interval.
+
+    On each automatic refresh the preset window is re-anchored at the latest data
+    (:func:`reanchored`), so new collector runs show without a page reload.  Widgets
+    inside ``render`` rerun only the fragment; ``render`` must not write to the
+    sidebar (Streamlit refuses that inside a fragment).
+    """
+    seconds = refresh_seconds(heavy)
+
+    def body() -> None:
+        render(reanchored(filters))
+
+    st.fragment(body, run_every=seconds)()

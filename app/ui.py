@@ -1,4 +1,4 @@
-"""Small pieces every page shares: safe text, the store guard, colours.
+"""Small pieces every page shares: safe text, the store guard, queries with a clear error.
 
 Label values (region names, display names, model names, error texts) come from
 exporters and configuration files, so they are treated as untrusted text: never
@@ -11,10 +11,12 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Iterable
+from typing import Any
 
-import plotly.colors
+import pandas as pd
 import streamlit as st
 
+from app import data
 from app.data import StoreInfo, store_info
 
 HEALTH_COLORS: dict[str, str] = {
@@ -37,13 +39,32 @@ def plotly_text(text: object) -> str:
 
 
 def region_colors(regions: Iterable[str]) -> dict[str, str]:
-    """A fixed colour per region (by sorted name), the same on every chart and page.
+    """A fixed colour per region: :func:`app.charts.palette` (kept here for older pages)."""
+    from app.charts import palette  # app.charts imports this module
 
-    Pass every region the store knows, not only the selected ones, so that a
-    region keeps its colour when the filter changes.
+    return palette(regions, "region")
+
+
+def run_query(name: str, spinner: str | None = None, **params: Any) -> pd.DataFrame:
+    """The named query's rows, or an error naming the query and the end of this run.
+
+    Args:
+        name: ``sql/queries/<name>.sql``.
+        spinner: a loading message shown while the query runs (for slow queries).
+        params: the query's parameters.
     """
-    palette = plotly.colors.qualitative.D3 + plotly.colors.qualitative.Dark2
-    return {r: palette[i % len(palette)] for i, r in enumerate(sorted(set(regions)))}
+    try:
+        if spinner:
+            with st.spinner(spinner, show_time=True):
+                return data.query(name, **params)
+        return data.query(name, **params)
+    except data.StoreError as exc:
+        st.error(
+            f"Could not read the store (query `{name}`): {md(exc)}. Check the store "
+            "folder (`observatory sql` runs the same views from a shell), then reload."
+        )
+        st.stop()
+        raise  # unreachable: st.stop() ends the run
 
 
 def map_config() -> dict[str, object]:
@@ -77,3 +98,33 @@ def require_store() -> StoreInfo:
         )
         st.stop()
     return info
+
+
+REPORT_MIME = {"html": "text/html", "md": "text/markdown", "json": "application/json"}
+
+
+def show_report_file(path: Any, fmt: str, key: str) -> None:
+    """A download button for a report file and a safe preview.
+
+    HTML reports are shown only on request, in a sandboxed iframe
+    (``components.html``: the report's own page, isolated from the dashboard);
+    Markdown as code (not rendered), JSON as a JSON tree.
+    """
+    import streamlit.components.v1 as components
+
+    raw = path.read_bytes()
+    st.download_button(
+        f"Download {path.name}",
+        raw,
+        file_name=path.name,
+        mime=REPORT_MIME.get(fmt, "application/octet-stream"),
+        key=f"{key}_download",
+    )
+    text = raw.decode("utf-8", errors="replace")
+    if fmt == "html":
+        if st.toggle("Show the HTML report here", value=False, key=f"{key}_show"):
+            components.html(text, height=900, scrolling=True)
+    elif fmt == "json":
+        st.json(text, expanded=1)
+    else:
+        st.code(text, language="markdown")

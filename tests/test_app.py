@@ -29,6 +29,7 @@ def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(autouse=True)
 def _no_config(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("OBSERVATORY_CONFIG", raising=False)
+    monkeypatch.delenv("OBSERVATORY_LOGIN", raising=False)
 
 
 def _app(monkeypatch: pytest.MonkeyPatch, store: Path) -> AppTest:
@@ -273,3 +274,152 @@ def test_collection_health_page_empty_and_with_runs(
     assert table.loc["eu-west-1", "Error"] == "connection refused"
     assert table.loc["ap-south-1", "Status"] == "never collected"
     assert "failed" in _texts(at)
+
+
+# ---------------------------------------------------------------- one coherent app
+
+
+def test_navigation_lists_every_page_in_the_issue_order() -> None:
+    text = Path(MAIN).read_text(encoding="utf-8")
+    titles = [t for _f, t, _i in _pages(text)]
+    assert titles == [
+        "Overview", "SLOs", "Latency", "GPUs & Energy", "Cost & Carbon", "Regressions",
+        "Experiments", "Drift", "Reports", "SQL", "Collection health",
+    ]  # fmt: skip
+    views = Path(MAIN).parent / "views"
+    for file, _t, _i in _pages(text):
+        assert (views / file).exists(), file
+
+
+def _pages(text: str) -> list[tuple[str, str, str]]:
+    import ast
+
+    tree = ast.parse(text)
+    for node in tree.body:
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", "") == "PAGES":
+            return ast.literal_eval(node.value)
+    raise AssertionError("no PAGES in app/main.py")
+
+
+def test_filters_live_in_the_url_and_a_link_restores_them(
+    monkeypatch: pytest.MonkeyPatch, store_dir: Path
+) -> None:
+    # A new session opened from a link with filters shows that view (AppTest does not
+    # write the URL back; the browser tests check that the widgets update the URL).
+    monkeypatch.setenv("OBSERVATORY_STORE", str(store_dir))
+    linked = AppTest.from_file(MAIN, default_timeout=60)
+    linked.query_params["regions"] = ["eu-west-1"]
+    linked.query_params["range"] = "Last 6 h"
+    linked.run()
+    assert not linked.exception
+    assert linked.multiselect(key="regions").value == ["eu-west-1"]
+    start, end = _window(store_dir, hours=6)
+    assert _count(_metric(linked, "Requests")) == _requests(store_dir, start, end, ["eu-west-1"])
+    # A link to the Cost & Carbon page with an arm: the arm filter reaches its queries.
+    linked = AppTest.from_file(MAIN, default_timeout=60)
+    linked.query_params["regions"] = ["eu-west-1"]
+    linked.query_params["range"] = "Last 6 h"
+    linked.query_params["arms"] = ["v2"]
+    linked.switch_page("views/cost_carbon.py").run()
+    assert not linked.exception
+    assert linked.multiselect(key="arms").value == ["v2"]
+    v2 = (
+        Store(store_dir)
+        .query(
+            "SELECT sum(value) AS n FROM counters WHERE signal = 'requests' AND arm = 'v2' "
+            "AND region = 'eu-west-1' AND ts_utc > $s AND ts_utc <= $e",
+            {"s": start, "e": end},
+        )["n"]
+        .iloc[0]
+    )
+    assert linked.dataframe[0].value["Requests"].sum() == pytest.approx(v2)
+
+
+def test_custom_date_range(monkeypatch: pytest.MonkeyPatch, store_dir: Path) -> None:
+    at = _app(monkeypatch, store_dir)
+    at.selectbox(key="range").set_value("Custom dates").run()
+    assert not at.exception
+    day = datetime(2026, 11, 29)
+    at.date_input(key="dates").set_value((day.date(), day.date())).run()
+    assert not at.exception
+    start, end = day, day + timedelta(days=1)
+    assert _count(_metric(at, "Requests")) == _requests(store_dir, start, end, REGIONS)
+
+
+@pytest.mark.parametrize(
+    ("secrets", "expected"),
+    [
+        ({}, "has no [auth] section"),
+        ({"auth": {"redirect_uri": "http://x/oauth2callback"}}, "lacks 'cookie_secret'"),
+        (
+            {"auth": {"redirect_uri": "http://x/oauth2callback", "cookie_secret": "s",
+                      "client_id": "id", "client_secret": "cs"}},
+            "lacks 'server_metadata_url'",
+        ),
+    ],
+)  # fmt: skip
+def test_login_switched_on_without_secrets_says_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch, store_dir: Path, secrets: dict[str, object], expected: str
+) -> None:
+    monkeypatch.setenv("OBSERVATORY_STORE", str(store_dir))
+    monkeypatch.setenv("OBSERVATORY_LOGIN", "on")
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    for key, value in secrets.items():
+        at.secrets[key] = value
+    at.run()
+    assert not at.exception
+    text = _texts(at)
+    assert "Login is switched on but not configured" in text
+    assert expected in text and ".streamlit/secrets.toml" in text
+    assert not at.metric  # no page ran
+
+
+def test_login_names_a_missing_provider_section(
+    monkeypatch: pytest.MonkeyPatch, store_dir: Path
+) -> None:
+    monkeypatch.setenv("OBSERVATORY_STORE", str(store_dir))
+    monkeypatch.setenv("OBSERVATORY_LOGIN", "google")
+    at = AppTest.from_file(MAIN, default_timeout=60)
+    at.secrets["auth"] = {"redirect_uri": "http://x/oauth2callback", "cookie_secret": "s"}
+    at.run()
+    assert "has no [auth.google] section" in _texts(at)
+
+
+def test_reports_page_lists_both_archives(
+    monkeypatch: pytest.MonkeyPatch, store_dir: Path, tmp_path: Path
+) -> None:
+    drift = tmp_path / "drift"
+    drift.mkdir()
+    (drift / "drift-2026-11-30T0000Z-24h.json").write_text(
+        json.dumps({"verdict": "warning", "summary": "<script>alert(1)</script>"}),
+        encoding="utf-8",
+    )
+    experiments = tmp_path / "experiments"
+    experiments.mkdir()
+    (experiments / "llama-v2.md").write_text("# Experiment <b>llama</b>\n", encoding="utf-8")
+    (experiments / "notes.txt").write_text("not a report", encoding="utf-8")
+    monkeypatch.setenv("OBSERVATORY_DRIFT_REPORTS", str(drift))
+    monkeypatch.setenv("OBSERVATORY_EXPERIMENT_REPORTS", str(experiments))
+    at = _app(monkeypatch, store_dir)
+    at.switch_page("views/reports.py").run()
+    assert not at.exception and not at.error
+    listed = at.dataframe[0].value
+    assert listed["Verdict"].tolist() == ["warning"]
+    assert listed["Summary"].tolist() == ["<script>alert(1)</script>"]  # a cell, as text
+    assert at.dataframe[1].value["File"].tolist() == ["llama-v2.md"]
+    assert [c.value.strip() for c in at.code] == ["# Experiment <b>llama</b>"]
+    assert len(at.get("download_button")) == 2
+    for element in at.markdown:
+        assert not element.proto.allow_html
+
+
+def test_reports_page_says_how_to_write_reports(
+    monkeypatch: pytest.MonkeyPatch, store_dir: Path, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("OBSERVATORY_DRIFT_REPORTS", str(tmp_path / "none"))
+    monkeypatch.setenv("OBSERVATORY_EXPERIMENT_REPORTS", str(tmp_path / "none"))
+    at = _app(monkeypatch, store_dir)
+    at.switch_page("views/reports.py").run()
+    text = _texts(at)
+    assert "observatory report drift --out" in text
+    assert "observatory experiment report NAME" in text

@@ -19,6 +19,7 @@ import streamlit as st
 from analytics.experiment_metrics import ALL_REGIONS, METRICS, cumulative_effect, daily_checkpoints
 from app import data
 from app.experiment_charts import cumulative_chart, frontier_chart, region_chart
+from app.filters import url_choice
 from app.ui import md, require_store
 from observatory import experiment_engine as ee
 from observatory.config import ConfigError
@@ -76,7 +77,7 @@ if not listed:
     st.stop()
 
 names = [i.spec.name for i in listed]
-name = st.sidebar.selectbox("Experiment", names, key="experiment")
+name = url_choice("Experiment", names, key="experiment")  # ?experiment=... in the URL
 item = listed[names.index(name)]
 if not item.has_data:
     st.warning(

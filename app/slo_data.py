@@ -18,13 +18,32 @@ import pandas as pd
 import streamlit as st
 
 from app import data
-from observatory.slo_engine import SloEngine, alert_timeline, status_table
+from observatory.config import ConfigError, load_config
+from observatory.slo_engine import (
+    Maintenance,
+    SloEngine,
+    alert_timeline,
+    headline_counts,
+    maintenance_from_config,
+    region_states,
+    status_table,
+)
 from observatory.slo_specs import SloDefinition, SpecError, load_specs
 from observatory.store import Store
 
 DEFAULT_SPECS = Path(__file__).resolve().parent.parent / "examples" / "slo"
 
-__all__ = ["SpecError", "definitions", "history", "spec_paths", "status", "timeline"]
+__all__ = [
+    "SpecError",
+    "definitions",
+    "headline_counts",
+    "history",
+    "maintenance",
+    "region_states",
+    "spec_paths",
+    "status",
+    "timeline",
+]
 
 
 def spec_paths() -> list[Path]:
@@ -60,18 +79,40 @@ def definitions() -> list[SloDefinition]:
     return _definitions(tuple(str(p) for p in paths), _stamp(paths))
 
 
+@st.cache_data(show_spinner=False, max_entries=4)
+def _config_maintenance(path: str, mtime: float) -> tuple[tuple[Maintenance, ...], str | None]:
+    del mtime  # cache key only
+    try:
+        return maintenance_from_config(load_config(path).settings.maintenance), None
+    except ConfigError as exc:
+        return (), f"Maintenance windows not applied: {exc}"
+
+
+def maintenance() -> tuple[tuple[Maintenance, ...], str | None]:
+    """The maintenance windows of the configuration named by ``OBSERVATORY_CONFIG``.
+
+    Returns:
+        the windows (none without a configuration) and a problem to show, or None.
+    """
+    path = os.environ.get("OBSERVATORY_CONFIG", "").strip()
+    if not path:
+        return (), None
+    file = Path(path)
+    return _config_maintenance(str(file), file.stat().st_mtime if file.exists() else 0.0)
+
+
 def _engine() -> tuple[SloEngine, float]:
     path = data.store_path()
     version = Store(path).data_version()
     store = data._store(str(path.resolve()), version)  # the dashboard's shared Store
-    return SloEngine(store), version
+    return SloEngine(store, maintenance=maintenance()[0]), version
 
 
 @st.cache_data(ttl=60, show_spinner=False, max_entries=16)
 def _status(
-    _slos: list[SloDefinition], key: tuple[str, ...], path: str, version: float
+    _slos: list[SloDefinition], key: tuple[str, ...], path: str, version: float, maint: str
 ) -> pd.DataFrame:
-    del key, path, version  # cache key only
+    del key, path, version, maint  # cache key only
     engine, _ = _engine()
     return status_table(engine, _slos)
 
@@ -81,14 +122,14 @@ def status(slos: list[SloDefinition]) -> pd.DataFrame:
     engine_path = str(data.store_path().resolve())
     version = Store(data.store_path()).data_version()
     key = tuple(sorted(repr(d) for d in slos))
-    return _status(slos, key, engine_path, version)
+    return _status(slos, key, engine_path, version, repr(maintenance()[0]))
 
 
 @st.cache_data(ttl=60, show_spinner=False, max_entries=32)
 def _history(
-    _slo: SloDefinition, key: str, days: float, every_s: int, path: str, version: float
+    _slo: SloDefinition, key: str, days: float, every_s: int, path: str, version: float, maint: str
 ) -> pd.DataFrame:
-    del key, path, version
+    del key, path, version, maint
     engine, _ = _engine()
     end = engine.latest(_slo)
     if end is None:
@@ -102,7 +143,8 @@ def history(slo: SloDefinition, days: float, every: timedelta) -> pd.DataFrame:
     """Window sums, burn rates, remaining budget and tier states over the last ``days``."""
     path = str(data.store_path().resolve())
     version = Store(data.store_path()).data_version()
-    return _history(slo, repr(slo), days, int(every.total_seconds()), path, version)
+    maint = repr(maintenance()[0])
+    return _history(slo, repr(slo), days, int(every.total_seconds()), path, version, maint)
 
 
 def timeline(slo: SloDefinition, hist: pd.DataFrame) -> pd.DataFrame:

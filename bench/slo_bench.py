@@ -15,12 +15,15 @@ then computed both ways, side by side in one run:
   as instant queries over range vectors to that region's server, one after another
   and with the regions in parallel.
 
-Both answer the same question at the same time ``t`` (the end of the history); the
-script checks that the figures agree, then prints the timings and the ratio.
+Both answer the same question at the same time ``t`` (the end of the history, or
+``--offset-min`` minutes before it, off the hour); the script checks that the figures
+agree (and that the roll-up path equals the step-row path), then prints a table of
+medians over ``--repeat`` runs against the Prometheus baseline, with the load average.
 
 Usage::
 
-    .venv/bin/python bench/slo_bench.py [--days 30] [--regions 6] [--slos 100] [--workdir DIR]
+    .venv/bin/python bench/slo_bench.py [--days 30] [--regions 6] [--slos 100]
+        [--repeat 3] [--offset-min 0] [--workdir DIR]
 
 Needs the Debian package ``prometheus`` (``/usr/bin/prometheus``, ``/usr/bin/promtool``).
 """
@@ -29,7 +32,9 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -37,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import requests
 
 REPO = Path(__file__).resolve().parents[1]
@@ -55,6 +61,12 @@ from observatory.store import Store  # noqa: E402
 
 PERIOD = timedelta(days=30)
 WINDOWS = ["5m", "30m", "1h", "2h", "6h", "1d", "3d", "30d"]
+ROWS = {
+    "prom_seq": "Prometheus, sequential (baseline)",
+    "prom_par": "Prometheus, regions in parallel",
+    "obs_steps": "Observatory, step rows only (no roll-up)",
+    "obs": "Observatory, hourly roll-up + edge steps",
+}
 
 
 def make_slos(n: int) -> list[SloDefinition]:
@@ -147,6 +159,14 @@ def main() -> int:
     ap.add_argument("--regions", type=int, default=6)
     ap.add_argument("--slos", type=int, default=100)
     ap.add_argument("--workdir", type=Path, help="Keep the fleet and store here (reused).")
+    ap.add_argument("--repeat", type=int, default=3, help="Timed runs of each side (median).")
+    ap.add_argument(
+        "--offset-min",
+        type=int,
+        default=0,
+        help="Evaluate this many minutes before the end of the history (off the hour: "
+        "window edges cut hours, read step by step).",
+    )
     args = ap.parse_args()
     why = missing_binaries()
     if why:
@@ -176,17 +196,33 @@ def main() -> int:
             shutil.copytree(blocks / r, tsdb)
             servers[r] = PromServer(tsdb, work / "servers", name=r).start()
         slos = make_slos(args.slos)
-        at = end.replace(tzinfo=None)
-        engine = SloEngine(Store(store_dir))
+        when = end - timedelta(minutes=args.offset_min)
+        at = when.replace(tzinfo=None)
+        store = Store(store_dir)
+        with store.writer():  # builds missing hourly roll-ups (a store from an older version)
+            pass
+        engine = SloEngine(store)
+        steps_engine = SloEngine(store, use_rollup=False)
         # Warm both sides once (file caches, Prometheus's block index) on one SLO.
         status_table(engine, slos[:1], at)
-        prom_ratios(servers, slos[:1], end, parallel=False)
+        prom_ratios(servers, slos[:1], when, parallel=False)
 
-        t0 = time.perf_counter()
-        table = status_table(engine, slos, at)
-        obs_s = time.perf_counter() - t0
-        seq_s, theirs = prom_ratios(servers, slos, end, parallel=False)
-        par_s, _ = prom_ratios(servers, slos, end, parallel=True)
+        runs: dict[str, list[float]] = {k: [] for k in ROWS}
+        loads = [os.getloadavg()[0]]
+        table = theirs = None
+        for _ in range(args.repeat):
+            t0 = time.perf_counter()
+            table = status_table(engine, slos, at)
+            runs["obs"].append(time.perf_counter() - t0)
+            t0 = time.perf_counter()
+            steps_table = status_table(steps_engine, slos, at)
+            runs["obs_steps"].append(time.perf_counter() - t0)
+            seq_s, theirs = prom_ratios(servers, slos, when, parallel=False)
+            runs["prom_seq"].append(seq_s)
+            par_s, _ = prom_ratios(servers, slos, when, parallel=True)
+            runs["prom_par"].append(par_s)
+            loads.append(os.getloadavg()[0])
+        assert table is not None and theirs is not None
 
         # The same figures both ways (Observatory's burn rate x budget = error ratio).
         worst = 0.0
@@ -200,20 +236,37 @@ def main() -> int:
                     continue
                 worst = max(worst, abs(ours - other) / max(abs(other), 1e-12))
                 compared += 1
+        numeric = [c for c in table.columns if table[c].dtype.kind == "f"]
+        key = ["slo", "region", "model", "arm"]
+        a = table.sort_values(key).reset_index(drop=True)[numeric].to_numpy()
+        b = steps_table.sort_values(key).reset_index(drop=True)[numeric].to_numpy()
+        same = bool(((a == b) | (np.isnan(a) & np.isnan(b)) | np.isclose(a, b, rtol=1e-12)).all())
         n_pairs = len(slos) * len(regions)
         print(
             f"history: {args.days:g} days x {len(regions)} regions; {len(slos)} SLOs "
-            f"x {len(regions)} regions = {n_pairs} SLO-regions, {len(WINDOWS)} windows each"
+            f"x {len(regions)} regions = {n_pairs} SLO-regions, {len(WINDOWS)} windows each "
+            f"({n_pairs * len(WINDOWS)} PromQL queries per Prometheus run)"
         )
         for k, v in timings.items():
             print(f"  setup {k}: {v:.1f} s")
-        print(f"Observatory (SQL over the store): {obs_s:8.2f} s")
         print(
-            f"Prometheus, sequential:           {seq_s:8.2f} s  ({n_pairs * len(WINDOWS)} queries)"
+            f"{args.repeat} runs; {os.cpu_count()} CPUs; 1-minute load average "
+            + " -> ".join(f"{x:.1f}" for x in loads)
         )
-        print(f"Prometheus, regions in parallel:  {par_s:8.2f} s")
-        print(f"speed-up: {seq_s / obs_s:.1f}x sequential, {par_s / obs_s:.1f}x parallel")
-        print(f"agreement: {compared} figures, largest relative difference {worst:.2e}")
+        med = {k: statistics.median(v) for k, v in runs.items()}
+        base = med["prom_seq"]
+        width = 6 * args.repeat + 2
+        print(f"evaluated at {at:%Y-%m-%d %H:%M} UTC")
+        print(f"{'':44} {'median s':>9} {'runs (s)':>{width}} {'vs Prometheus seq.':>19}")
+        for k, label in ROWS.items():
+            each = " ".join(f"{x:5.2f}" for x in runs[k])
+            print(f"{label:44} {med[k]:9.2f} {each:>{width}} {base / med[k]:18.1f}x")
+        print(
+            f"speed-up of Observatory (hourly roll-up): {med['prom_seq'] / med['obs']:.1f}x "
+            f"Prometheus sequential, {med['prom_par'] / med['obs']:.1f}x regions in parallel"
+        )
+        print(f"agreement with Prometheus: {compared} figures, largest relative gap {worst:.2e}")
+        print(f"roll-up path equals the step-row path (rtol 1e-12): {same}")
     finally:
         for s in servers.values():
             s.stop()

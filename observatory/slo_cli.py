@@ -61,6 +61,21 @@ def _store(store_path: str | None, config_path: str | None) -> Any:
         sys.exit(EXIT_USAGE)
 
 
+def _maintenance(config_path: str | None) -> tuple[Any, ...]:
+    """The configuration's maintenance windows (none without ``--config``)."""
+    if not config_path:
+        return ()
+    from observatory.config import ConfigError, load_config
+    from observatory.slo_engine import maintenance_from_config
+
+    try:
+        return maintenance_from_config(load_config(config_path).settings.maintenance)
+    except ConfigError as exc:
+        for line in exc.messages:
+            click.echo(f"error: {line}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
 def _pct(x: float, digits: int = 3) -> str:
     return (
         "-" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.{digits}f}%"
@@ -146,7 +161,7 @@ def status(
                 f"expected ISO 8601, got {at_text!r}", param_hint="--at"
             ) from None
         at = t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
-    table = status_table(SloEngine(store), slos, at)
+    table = status_table(SloEngine(store, maintenance=_maintenance(config_path)), slos, at)
     if global_only:
         table = table[(table["region"] == "*") & (table["model"] == "*") & (table["arm"] == "*")]
     if fmt == "csv":

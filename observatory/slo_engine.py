@@ -31,7 +31,7 @@ import pandas as pd
 
 from analytics import slo as slomath
 from observatory.slo_specs import SloDefinition
-from observatory.store import SQL_DIR, Store
+from observatory.store import ROLLUP_OF, SQL_DIR, Store
 
 GLOBAL = "*"
 #: Windows one status query can sum (the CASE in slo_window_status.sql, slo_batch_*.sql).
@@ -62,6 +62,53 @@ def _compose(outer: str, placeholder: str, inner: str) -> str:
     if sum(line.strip() == marker for line in lines) != 1:
         raise ValueError(f"expected one line {marker} in the query")
     return "\n".join(_strip_comments(inner) if line.strip() == marker else line for line in lines)
+
+
+@dataclass(frozen=True)
+class Maintenance:
+    """A maintenance window: steps ending in ``(start, end]`` (UTC, naive) are excluded.
+
+    Excluded from numerator, denominator and the coverage's expected slices of
+    every SLO, in ``regions`` (None: every region).  ``reason`` is for people.
+    """
+
+    start: datetime
+    end: datetime
+    regions: tuple[str, ...] | None = None
+    reason: str = ""
+
+    def applies_to(self, region: str) -> bool:
+        """True when the window covers ``region`` (the global roll-up ``*``: only windows
+        of every region)."""
+        return self.regions is None or region in self.regions
+
+
+MaintenanceLike = Maintenance | tuple[datetime, datetime]
+
+
+def maintenance_from_config(windows: Iterable[Any]) -> tuple[Maintenance, ...]:
+    """The configuration's ``maintenance:`` windows (:class:`observatory.config.MaintenanceWindow`:
+    start, end UTC naive, regions or None, reason) as :class:`Maintenance`."""
+    return tuple(
+        Maintenance(w.start, w.end, tuple(w.regions) if w.regions is not None else None, w.reason)
+        for w in windows
+    )
+
+
+def _as_maintenance(items: Iterable[MaintenanceLike]) -> tuple[Maintenance, ...]:
+    return tuple(m if isinstance(m, Maintenance) else Maintenance(m[0], m[1]) for m in items)
+
+
+def _maintenance_params(windows: Iterable[Maintenance]) -> dict[str, list[Any]]:
+    """``$m_start``, ``$m_end``, ``$m_region`` of the SQL queries (one entry per region;
+    a NULL region is every region)."""
+    out: dict[str, list[Any]] = {"m_start": [], "m_end": [], "m_region": []}
+    for m in windows:
+        for region in m.regions if m.regions is not None else (None,):
+            out["m_start"].append(m.start)
+            out["m_end"].append(m.end)
+            out["m_region"].append(region)
+    return out
 
 
 @dataclass(frozen=True)
@@ -111,31 +158,67 @@ class Prepared:
     threshold_note: str
 
 
+@dataclass(frozen=True)
+class _BatchRows:
+    """A batch query's rows as numpy arrays, with region/model/arm factorized once
+    (every batched SLO filters and groups the same rows)."""
+
+    codes: dict[str, np.ndarray]
+    uniques: dict[str, np.ndarray]
+    signal: np.ndarray
+    le: np.ndarray
+    k: np.ndarray
+    value: np.ndarray
+    steps: np.ndarray
+
+    @classmethod
+    def of(cls, rows: pd.DataFrame) -> _BatchRows:
+        codes, uniques = {}, {}
+        for dim in ("region", "model", "arm"):
+            c, u = pd.factorize(rows[dim].to_numpy(dtype=object), use_na_sentinel=False)
+            codes[dim] = c.astype(np.int64)
+            uniques[dim] = np.asarray(u, dtype=object)
+        return cls(
+            codes,
+            uniques,
+            rows["signal"].to_numpy(dtype=object),
+            rows["le"].to_numpy(dtype=np.float64),
+            rows["k"].to_numpy(dtype=np.int64),
+            rows["value"].to_numpy(dtype=np.float64),
+            rows["steps"].to_numpy(dtype=np.float64),
+        )
+
+
 class SloEngine:
     """Computes SLO status and history over a store.
 
     Args:
         store: the store to read.
         step: the store's step (default: read from the gauges, else 60 s).
-        maintenance: maintenance windows ``(start, end]`` (UTC) that apply to every
-            SLO, in addition to each SLO's own.
+        maintenance: maintenance windows (:class:`Maintenance`, or ``(start, end]``
+            UTC pairs for every region) that apply to every SLO, in addition to each
+            SLO's own (the configuration's ``maintenance:`` section).
         min_coverage: a tier fires only when both its windows are covered by data
             (share of slices the store holds rows for, maintenance excluded) at
             least this much; 0 evaluates like Prometheus, which has no such guard.
             The default 0.5 keeps a window that reaches back before the data began
             (a new region, a new store) from paging on a few minutes of events.
+        use_rollup: read whole hours from the store's hourly roll-up in
+            :meth:`status_many` (False: every step row; same figures, slower).
     """
 
     def __init__(
         self,
         store: Store,
         step: timedelta | None = None,
-        maintenance: Sequence[tuple[datetime, datetime]] = (),
+        maintenance: Sequence[MaintenanceLike] = (),
         min_coverage: float = 0.5,
+        use_rollup: bool = True,
     ):
         self.store = store
+        self.use_rollup = use_rollup
         self._step = step
-        self.maintenance = tuple(maintenance)
+        self.maintenance = _as_maintenance(maintenance)
         self.min_coverage = min_coverage
         self._les: dict[str, list[float]] = {}
 
@@ -163,9 +246,7 @@ class SloEngine:
     def bucket_bounds(self, signal: str) -> list[float]:
         """The ``le`` bounds stored for a histogram signal (cached per engine)."""
         if signal not in self._les:
-            self._les[signal] = self.store.query(
-                "SELECT DISTINCT le FROM histograms WHERE signal = $s ORDER BY le", {"s": signal}
-            )["le"].tolist()
+            self._les[signal] = self.store.bucket_bounds(signal)
         return self._les[signal]
 
     def prepare(self, slo: SloDefinition) -> Prepared:
@@ -179,7 +260,6 @@ class SloEngine:
         slice_s = max(int(slo.slice_window.total_seconds()), step_s)
         ref = ind.signal
         filters = ref.filters()
-        maint = [*self.maintenance, *slo.maintenance]
         params: dict[str, Any] = {
             "regions": filters["region"],
             "models": filters["model"],
@@ -187,8 +267,7 @@ class SloEngine:
             "by_region": "region" in slo.group_by,
             "by_model": "model" in slo.group_by,
             "by_arm": "arm" in slo.group_by,
-            "m_start": [a for a, _ in maint],
-            "m_end": [b for _, b in maint],
+            **_maintenance_params(self._maintenance(slo)),
         }
         approximate, note = False, ""
         allow_step = None
@@ -331,34 +410,58 @@ class SloEngine:
             sums = part.groupby(keys, as_index=False)[["bad", "total", "slices"]].sum()
             sums.insert(0, "window", name)
             sums["window_s"] = s
-            sums["expected"] = self._expected_slices(slo, at, timedelta(seconds=s), prep.slice)
+            sums["expected"] = [
+                self._expected_slices(slo, at, timedelta(seconds=s), prep.slice, r)
+                for r in sums["region"]
+            ]
             frames.append(sums)
         if not frames:
             return pd.DataFrame(columns=[*self._SUM_COLUMNS])
         return pd.concat(frames, ignore_index=True)
 
+    def _maintenance(self, slo: SloDefinition, region: str | None = None) -> list[Maintenance]:
+        """The engine's and the SLO's maintenance windows (those of ``region`` if given)."""
+        every = [*self.maintenance, *_as_maintenance(slo.maintenance)]
+        return every if region is None else [m for m in every if m.applies_to(region)]
+
     def _expected_at(
-        self, slo: SloDefinition, times: pd.Series, w: timedelta, slice_: timedelta
+        self,
+        slo: SloDefinition,
+        times: pd.Series,
+        w: timedelta,
+        slice_: timedelta,
+        regions: pd.Series | None = None,
     ) -> np.ndarray:
-        """Slices in ``(t - w, t]`` outside maintenance, for each time ``t``."""
+        """Slices in ``(t - w, t]`` outside maintenance, for each time ``t`` (and region)."""
         n = int(w / slice_)
-        maint = [*self.maintenance, *slo.maintenance]
-        if not maint or times.empty:
+        if not self._maintenance(slo) or times.empty:
             return np.full(len(times), float(n))
         grid = pd.date_range(times.min() - w + slice_, times.max(), freq=slice_)
-        inside = slomath.maintenance_mask(grid, maint).astype(np.float64)
-        counts = pd.Series(slomath.rolling_sums(inside, n), index=grid)
-        return n - counts.reindex(pd.DatetimeIndex(times)).to_numpy()
+        labels = regions if regions is not None else pd.Series(GLOBAL, index=times.index)
+        out = np.full(len(times), float(n))
+        for region in labels.unique():
+            sel = (labels == region).to_numpy()
+            spans = [(m.start, m.end) for m in self._maintenance(slo, region)]
+            inside = slomath.maintenance_mask(grid, spans).astype(np.float64)
+            counts = pd.Series(slomath.rolling_sums(inside, n), index=grid)
+            out[sel] = n - counts.reindex(pd.DatetimeIndex(times[sel])).to_numpy()
+        return out
 
     def _expected_slices(
-        self, slo: SloDefinition, at: datetime, w: timedelta, slice_: timedelta
+        self,
+        slo: SloDefinition,
+        at: datetime,
+        w: timedelta,
+        slice_: timedelta,
+        region: str = GLOBAL,
     ) -> float:
+        """Slices in ``(at - w, at]`` outside the maintenance of ``region``."""
         n = int(w / slice_)
-        maint = [*self.maintenance, *slo.maintenance]
-        if not maint or n == 0:
+        spans = [(m.start, m.end) for m in self._maintenance(slo, region)]
+        if not spans or n == 0:
             return float(n)
         ends = pd.date_range(end=at, periods=n, freq=slice_)
-        return float(n - slomath.maintenance_mask(ends, maint).sum())
+        return float(n - slomath.maintenance_mask(ends, spans).sum())
 
     # ------------------------------------------------------------- status
     def status(
@@ -410,9 +513,12 @@ class SloEngine:
         out = self._status_rows(
             slo, prep, at, sums if isinstance(sums, Wide) else Wide.from_sums(sums)
         )
-        out["_g"] = (out["region"] != GLOBAL) | (out["model"] != GLOBAL) | (out["arm"] != GLOBAL)
-        out = out.sort_values(["_g", "remaining"], na_position="last").drop(columns="_g")
-        return out.reset_index(drop=True)
+        # The global roll-up first, then by remaining budget (NaN last); stable.
+        group = (out["region"] != GLOBAL) | (out["model"] != GLOBAL) | (out["arm"] != GLOBAL)
+        remaining = out["remaining"].to_numpy(dtype=np.float64)
+        missing = np.isnan(remaining)
+        order = np.lexsort((np.where(missing, 0.0, remaining), missing, group.to_numpy()))
+        return out.iloc[order].reset_index(drop=True)
 
     # ------------------------------------------------------------- many at once
     @staticmethod
@@ -436,8 +542,9 @@ class SloEngine:
         """:meth:`status` of many SLOs; the batchable ones share two scans.
 
         Counter and histogram window sums of every batchable SLO are computed by one
-        query per table (``slo_batch_counters.sql``, ``slo_batch_histograms.sql``), at
-        ``at`` or at the table's latest step; each SLO's groups are then sums of those
+        query per table (``slo_batch_sums.sql``: whole hours from the store's exact
+        hourly roll-up, the hours a window edge cuts step by step), at ``at`` or at the
+        table's latest step; each SLO's groups are then sums of those
         rows (exactly what its own query would add up).  A roll-up's coverage is the
         best-covered member's (the union of the members' steps is not kept).  Other
         SLOs run their own query.
@@ -463,8 +570,6 @@ class SloEngine:
                 for w in self._windows(s, at or datetime.min).values()
             }
         )
-        maint = list(self.maintenance)
-        base = {"w_secs": windows, "m_start": [a for a, _ in maint], "m_end": [b for _, b in maint]}
         preps = [self.prepare(s) for s in slos]
         counters = sorted(
             {
@@ -481,30 +586,21 @@ class SloEngine:
         for table, signals in (("counters", counters), ("histograms", hists)):
             if not signals:
                 continue
-            t = at
-            if t is None:
-                df = self.store.query(
-                    f"SELECT max(ts_utc) AS t FROM {table} WHERE list_contains($s, signal)",
-                    {"s": signals},
-                )
-                t = (
-                    None
-                    if pd.isna(df["t"].iloc[0])
-                    else pd.Timestamp(df["t"].iloc[0]).to_pydatetime()
-                )
+            t = at if at is not None else self.store.latest_step(table, signals)
             ats[table] = t
             if t is None:
                 continue
-            params: dict[str, Any] = {**base, "signals": signals, "at": t}
+            les = None
             if table == "histograms":
-                les = {math.inf}
+                found = {math.inf}
                 for s, p in zip(slos, preps, strict=True):
                     if s.indicator.kind == "latency":
-                        les |= {x for x in (p.params["lower"], p.params["upper"]) if x is not None}
-                params["les"] = sorted(les)
-                frames[table] = self.store.named("slo_batch_histograms", **params)
-            else:
-                frames[table] = self.store.named("slo_batch_counters", **params)
+                        found |= {
+                            x for x in (p.params["lower"], p.params["upper"]) if x is not None
+                        }
+                les = sorted(found)
+            frames[table] = self._batch_sums(table, signals, les, windows, t)
+        batches = {table: _BatchRows.of(rows) for table, rows in frames.items()}
         result: dict[int, pd.DataFrame] = {}
         for i, (slo, prep) in enumerate(zip(slos, preps, strict=True)):
             table = "counters" if slo.indicator.kind == "ratio" else "histograms"
@@ -514,15 +610,53 @@ class SloEngine:
                     slo, t, sums=pd.DataFrame(columns=[*self._SUM_COLUMNS]), prep=prep
                 )
                 continue
-            sums = self._sums_from_batch(slo, prep, frames[table], windows, t)
+            sums = self._sums_from_batch(slo, prep, batches[table], windows, t)
             result[i] = self.status(slo, t, sums=sums, prep=prep)
         return result
+
+    def _batch_sums(
+        self,
+        table: str,
+        signals: list[str],
+        les: list[float] | None,
+        windows: list[int],
+        at: datetime,
+    ) -> pd.DataFrame:
+        """Rows of ``slo_batch_sums.sql`` for ``table``: whole hours from the hourly roll-up.
+
+        Hours cut by a window edge or a maintenance edge (and the hour of ``at`` itself,
+        when ``at`` is not on the hour) are read step by step; partitions whose
+        roll-up is missing or stale are read step by step in full.  Same sums as
+        adding the steps: the roll-up holds exact sums of the same rows.
+        """
+        longest = timedelta(seconds=windows[-1])
+        edges = [at - timedelta(seconds=w) for w in windows] + [at]
+        for m in self.maintenance:
+            edges += [m.start, m.end]
+        split = sorted({_ceil_hour(e) for e in edges if e != _ceil_hour(e)})
+        plan = self.store.hourly_plan(table, signals, at - longest, at, split, self.use_rollup)
+        rollup = ROLLUP_OF[table]
+        sql = _sql("slo_batch_sums").format(
+            hourly=self.store.parquet_source(rollup, plan.hourly),
+            minutes_split=self.store.parquet_source(table, plan.minutes_split),
+            minutes_all=self.store.parquet_source(table, plan.minutes_all),
+            le="le" if table == "histograms" else "NULL::DOUBLE AS le",
+        )
+        params = {
+            "signals": signals,
+            "les": les,
+            "at": at,
+            "w_secs": windows,
+            "split_hours": split,
+            **_maintenance_params(self.maintenance),
+        }
+        return self.store.query(sql, params)
 
     def _sums_from_batch(
         self,
         slo: SloDefinition,
         prep: Prepared,
-        rows: pd.DataFrame,
+        rows: _BatchRows,
         windows: list[int],
         at: datetime,
     ) -> Wide:
@@ -534,22 +668,22 @@ class SloEngine:
         """
         ind = slo.indicator
         keys = ("region", "model", "arm")
-        n = len(rows)
+        n = len(rows.k)
         mask = np.ones(n, dtype=bool)
         for dim, values in ind.signal.filters().items():
             if values is not None:
-                mask &= rows[dim].isin(values).to_numpy()
-        codes, uniques = [], []
-        for dim in keys:
-            c, u = pd.factorize(rows[dim])
-            codes.append(c if dim in slo.group_by else np.zeros(n, dtype=np.int64) - 1)
-            uniques.append(np.asarray(u, dtype=object))
+                mask &= np.isin(rows.uniques[dim], values)[rows.codes[dim]]
+        codes = [
+            rows.codes[dim] if dim in slo.group_by else np.zeros(n, dtype=np.int64) - 1
+            for dim in keys
+        ]
+        uniques = [rows.uniques[dim] for dim in keys]
         sizes = [len(u) + 1 for u in uniques]
         gid = ((codes[0] + 1) * sizes[1] + (codes[1] + 1)) * sizes[2] + (codes[2] + 1)
-        k = rows["k"].to_numpy(dtype=np.int64)
+        k = rows.k
         nk = len(windows)
-        value = rows["value"].to_numpy(dtype=np.float64)
-        steps = rows["steps"].to_numpy(dtype=np.float64)
+        value = rows.value
+        steps = rows.steps
         ngroups = sizes[0] * sizes[1] * sizes[2]
 
         def acc(sel: np.ndarray, global_: bool = False) -> np.ndarray:
@@ -565,14 +699,14 @@ class SloEngine:
         def events(global_: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             if ind.kind == "ratio":
                 assert ind.numerator is not None and ind.total is not None
-                sig = rows["signal"].to_numpy()
+                sig = rows.signal
                 num_sel = mask & (sig == ind.numerator.signal)
                 tot_sel = mask & (sig == ind.total.signal)
                 num, tot = acc(num_sel, global_), acc(tot_sel, global_)
                 bad = num if ind.numerator_is_bad else tot - num
                 return bad, tot, max_steps(tot_sel, global_)
             p = prep.params
-            le = rows["le"].to_numpy(dtype=np.float64)
+            le = rows.le
             lo = acc(mask & (le == p["lower"]), global_) if p["lower"] is not None else 0.0
             up = acc(mask & (le == p["upper"]), global_)
             inf_sel = mask & np.isinf(le)
@@ -586,7 +720,16 @@ class SloEngine:
         wins = self._windows(slo, at)
         cols = [windows.index(int(w.total_seconds())) for w in wins.values()]
         names = list(wins)
-        expected = np.array([self._expected_slices(slo, at, w, prep.slice) for w in wins.values()])
+        expected_of: dict[str, np.ndarray] = {}
+
+        def expected(regions: np.ndarray) -> np.ndarray:
+            """Expected slices per group (rows) and window (columns)."""
+            for r in set(regions.tolist()) - set(expected_of):
+                expected_of[r] = np.array(
+                    [self._expected_slices(slo, at, w, prep.slice, r) for w in wins.values()]
+                )
+            return np.array([expected_of[r] for r in regions]).reshape(len(regions), len(wins))
+
         labels: list[list[np.ndarray]] = [[], [], []]
         data: dict[tuple[str, str], list[np.ndarray]] = {}
         for b, (bad, tot, st) in enumerate(blocks):
@@ -594,8 +737,6 @@ class SloEngine:
             if b == 1:
                 present = np.array([0])  # the global row sits at index 0
             cb, ct, cs = (np.cumsum(x, axis=1)[present][:, cols] for x in (bad, tot, st))
-            # Rows count steps for series without instances; never more than the window.
-            cs = np.minimum(cs, expected)
             g = present
             dims = (
                 g // (sizes[1] * sizes[2]) - 1,
@@ -608,11 +749,14 @@ class SloEngine:
                         object
                     )
                 )
+            exp = expected(labels[0][-1])
+            # Rows count steps for series without instances; never more than the window.
+            cs = np.minimum(cs, exp)
             for field, arr in (("bad", cb), ("total", ct), ("slices", cs)):
                 for wi, name in enumerate(names):
                     data.setdefault((field, name), []).append(arr[:, wi])
             for wi, name in enumerate(names):
-                data.setdefault(("expected", name), []).append(np.full(len(g), expected[wi]))
+                data.setdefault(("expected", name), []).append(exp[:, wi])
         return Wide(
             (np.concatenate(labels[0]), np.concatenate(labels[1]), np.concatenate(labels[2])),
             {k: np.concatenate(v) for k, v in data.items()},
@@ -684,7 +828,7 @@ class SloEngine:
             ",".join(t.name for t in slo.tiers if states[t.name][i]) for i in range(n)
         ]
         columns["approximate"] = np.full(n, prep.approximate)
-        columns["at"] = [at] * n
+        columns["at"] = np.full(n, np.datetime64(at, "us"))
         return pd.DataFrame(columns)
 
     # ------------------------------------------------------------- history
@@ -785,7 +929,7 @@ class SloEngine:
         wide["remaining"] = remaining
         burn = {}
         for n, w in slo.windows.items():
-            expected = self._expected_at(slo, wide["ts_utc"], w, prep.slice)
+            expected = self._expected_at(slo, wide["ts_utc"], w, prep.slice, wide["region"])
             wide[f"coverage_{n}"] = slomath.coverage(wide[f"slices_{n}"], expected)
             ok = wide[f"coverage_{n}"].to_numpy() >= self.min_coverage
             burn[w] = np.where(ok, wide[f"burn_{n}"].to_numpy(), np.nan)
@@ -856,6 +1000,11 @@ def alert_timeline(slo: SloDefinition, history: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def _ceil_hour(t: datetime) -> datetime:
+    """The end of the right-closed hour ``(h - 1h, h]`` holding ``t``."""
+    return pd.Timestamp(t).ceil("1h").to_pydatetime()
+
+
 def _floor(t: datetime, seconds: int) -> datetime:
     ts = pd.Timestamp(t)
     return (ts.floor(f"{seconds}s")).to_pydatetime()
@@ -884,3 +1033,108 @@ def status_table(
         .drop(columns="_order")
         .reset_index(drop=True)
     )
+
+
+def firing_severities(table: pd.DataFrame, slos: Iterable[SloDefinition]) -> pd.Series:
+    """The severities firing in each status row (a set of ``page``/``ticket``), by row.
+
+    ``table`` is :func:`status_table`'s; its ``firing`` column names tiers, which
+    each SLO's tiers map to severities.
+    """
+    sev = {s.name: {t.name: t.severity for t in s.tiers} for s in slos}
+    return pd.Series(
+        [
+            frozenset(sev.get(name, {}).get(t, t) for t in str(f).split(",") if t)
+            for name, f in zip(table["slo"], table["firing"], strict=True)
+        ],
+        index=table.index,
+        dtype=object,
+    )
+
+
+def headline_counts(table: pd.DataFrame, slos: Sequence[SloDefinition]) -> dict[str, int]:
+    """How many SLOs page, open a ticket, have spent their budget, or have no data now.
+
+    Counted over every row of an SLO (the global roll-up and each group), so the
+    counts agree with the alert timeline's open episodes: an SLO whose
+    ap-south-1 group pages counts as paging even when its global roll-up is quiet,
+    and a firing tier counts even where the row's headline state is ``exhausted``.
+    Paging and ticket are exclusive (an SLO paging anywhere is not also counted as
+    a ticket); ``exhausted`` counts SLOs with any row out of budget; ``no_data``
+    SLOs whose global row has no data.
+
+    Returns:
+        ``{"page": n, "ticket": n, "exhausted": n, "no_data": n}``.
+    """
+    out = {slomath.PAGE: 0, slomath.TICKET: 0, slomath.EXHAUSTED: 0, slomath.NO_DATA: 0}
+    if table.empty:
+        return out
+    fired = firing_severities(table, slos)
+    is_global = (table["region"] == GLOBAL) & (table["model"] == GLOBAL) & (table["arm"] == GLOBAL)
+    for _name, rows in table.groupby("slo", sort=False):
+        sev = frozenset().union(*fired[rows.index])
+        if slomath.PAGE in sev:
+            out[slomath.PAGE] += 1
+        elif sev:
+            out[slomath.TICKET] += 1
+        out[slomath.EXHAUSTED] += int((rows["state"] == slomath.EXHAUSTED).any())
+        out[slomath.NO_DATA] += int((rows[is_global[rows.index]]["state"] == slomath.NO_DATA).any())
+    return out
+
+
+#: Region states on the map, worst first.
+REGION_STATES = (slomath.PAGE, slomath.EXHAUSTED, slomath.TICKET, slomath.OK, slomath.NO_DATA)
+
+
+def region_states(table: pd.DataFrame, slos: Sequence[SloDefinition]) -> pd.DataFrame:
+    """The worst SLO state of each region, from the rows of SLOs grouped by region.
+
+    A row's state is ``page`` or ``ticket`` when a tier of that severity fires (as
+    :func:`headline_counts` counts them), else ``exhausted`` when its budget is
+    spent, ``ok`` when it has data, ``no_data`` otherwise; a region takes the worst
+    of its rows in the order of :data:`REGION_STATES`.  SLOs not split by region
+    (rows with region ``*``) colour no region.
+
+    Returns:
+        One row per region with SLO rows: region, state, slos (SLOs counted), worst
+        (``slo (group)`` of the rows in the worst state, comma separated).
+    """
+    columns = ["region", "state", "slos", "worst"]
+    if table.empty:
+        return pd.DataFrame(columns=columns)
+    fired = firing_severities(table, slos)
+    state = np.where(
+        [slomath.PAGE in f for f in fired],
+        slomath.PAGE,
+        np.where(
+            [bool(f) for f in fired],
+            slomath.TICKET,
+            np.where(
+                table["state"] == slomath.EXHAUSTED,
+                slomath.EXHAUSTED,
+                np.where(
+                    table["state"].isin([slomath.NO_DATA, slomath.INSUFFICIENT]),
+                    slomath.NO_DATA,
+                    slomath.OK,
+                ),
+            ),
+        ),
+    )
+    rows = table.assign(_state=state, _rank=[REGION_STATES.index(s) for s in state])
+    rows = rows[rows["region"] != GLOBAL]
+    out = []
+    for region, g in rows.groupby("region", sort=True):
+        worst = g[g["_rank"] == g["_rank"].min()]
+        labels = [
+            f"{r.slo} ({'/'.join(str(x) for x in (r.model, r.arm) if x != GLOBAL) or r.region})"
+            for r in worst.itertuples()
+        ]
+        out.append(
+            {
+                "region": region,
+                "state": worst["_state"].iloc[0],
+                "slos": g["slo"].nunique(),
+                "worst": ", ".join(labels),
+            }
+        )
+    return pd.DataFrame(out, columns=columns)

@@ -73,6 +73,7 @@ from analytics import slo as slomath
 from collectors.presets import PRESETS
 from collectors.selector import parse_selector
 from collectors.signals import SIGNALS
+from observatory.yaml_lines import format_loc, line_index, nearest_line, yaml_error
 
 DEFAULT_PERIOD = timedelta(days=30)
 GROUP_DIMS = ("region", "model", "arm")
@@ -686,26 +687,8 @@ class SloDefinition:
 
 
 # ---------------------------------------------------------------- YAML with lines
-def _line_index(node: yaml.Node | None, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
-    if node is None:
-        return {}
-    lines = {path: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            sub = _line_index(value_node, (*path, key_node.value))
-            lines.update(sub)
-            lines[(*path, key_node.value)] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            lines.update(_line_index(item, (*path, i)))
-    return lines
-
-
 def _fmt_loc(loc: Sequence[Any]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(document)"
+    return format_loc(loc, empty="(document)")
 
 
 @dataclass
@@ -719,12 +702,7 @@ class _Doc:
     base: tuple[Any, ...] = ()
 
     def where(self, loc: Sequence[Any] = ()) -> str:
-        full = (*self.base, *loc)
-        line = None
-        for cut in range(len(full), -1, -1):
-            if full[:cut] in self.lines:
-                line = self.lines[full[:cut]]
-                break
+        line = nearest_line(self.lines, (*self.base, *loc))
         head = f"{self.file}:{line}" if line else self.file
         what = ""
         if isinstance(self.data, dict):
@@ -805,16 +783,12 @@ def _read_docs(path: Path) -> list[_Doc]:
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
         datas = list(yaml.safe_load_all(text))
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-        raise SpecError(
-            [f"{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}"]
-        ) from None
+        raise SpecError([yaml_error(exc, str(path))]) from None
     docs: list[_Doc] = []
     for i, (node, data) in enumerate(zip(nodes, datas, strict=True), start=1):
         if data is None:
             continue
-        lines = _line_index(node)
+        lines = line_index(node)
         if isinstance(data, list):
             for j, item in enumerate(data):
                 docs.append(_Doc(item, str(path), f"{i}[{j}]", lines, (j,)))

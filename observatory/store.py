@@ -3,6 +3,8 @@
 This is the only module that imports DuckDB.  Layout under the store folder::
 
     lake/<table>/signal=<signal>/date=<YYYY-MM-DD>/region=<region>/part.parquet
+    lake/<table>_hourly/signal=.../part.parquet   hourly roll-up of counters and
+                                        histograms, one per data partition
     lake/regions/regions.parquet        one row per configured region
     runs.jsonl                          the collector's run log (one JSON object a line)
     state.json                          per region: collected up to (UTC)
@@ -22,6 +24,11 @@ Tables (``ts_utc`` is the END of a right-closed step ``(ts_utc - step, ts_utc]``
 - ``gauges``: per-step ``mean``, ``max``, ``last`` of gauge samples, ``samples`` seen
   and ``step_s`` (the step length in seconds).
 - ``histograms``: per-step increases of each cumulative bucket ``le``.
+- ``counters_hourly``, ``histograms_hourly``: exact hourly sums of the two above
+  (:func:`hourly_rollup`), rewritten with their data partition and stamped with its
+  modification time; a stale one is never read (:meth:`Store.hourly_plan`) and is
+  rebuilt by the next writer (:meth:`Store.housekeeping`).  See
+  ``docs/architecture.md``, "Hourly roll-up".
 
 Readers: :meth:`Store.query` / :meth:`Store.named` for trusted SQL (the dashboard's
 named queries); :meth:`Store.sandbox` (:class:`SafeSQL`) for untrusted ad hoc SQL, on
@@ -77,6 +84,26 @@ SCHEMAS: dict[str, pa.Schema] = {
         [*_COMMON, ("le", pa.float64()), ("value", pa.float64()), ("unit", pa.string())]
     ),
 }
+#: Tables that keep an exact hourly roll-up beside them, and its table name.
+ROLLUP_OF: dict[str, str] = {"counters": "counters_hourly", "histograms": "histograms_hourly"}
+_ROLLUP_COMMON = [
+    ("hour_utc", pa.timestamp("us")),
+    ("model", pa.string()),
+    ("arm", pa.string()),
+]
+#: Roll-up rows: sums of ``value`` and the number of rows summed, per hour (the END of
+#: ``(hour_utc - 1h, hour_utc]``), model, arm (and ``le``), over instances.
+ROLLUP_SCHEMAS: dict[str, pa.Schema] = {
+    "counters_hourly": pa.schema([*_ROLLUP_COMMON, ("value", pa.float64()), ("rows", pa.int64())]),
+    "histograms_hourly": pa.schema(
+        [*_ROLLUP_COMMON, ("le", pa.float64()), ("value", pa.float64()), ("rows", pa.int64())]
+    ),
+}
+#: Temporary files of an atomic replace start with this (``.tmp-*.parquet.tmp``).
+TMP_PREFIX = ".tmp-"
+#: A temporary file older than this is left over by a killed writer (the writer lock
+#: is held while it is cleaned; see :meth:`Store.writer`).
+STALE_TMP_AGE = timedelta(minutes=10)
 REGION_SCHEMA = pa.schema(
     [
         ("region", pa.string()),
@@ -110,18 +137,22 @@ def _dates_in(start: datetime, end: datetime) -> list[date]:
 
 
 @contextlib.contextmanager
-def _replacing(path: Path, suffix: str) -> Iterator[str]:
+def _replacing(path: Path, suffix: str, mtime_ns: int | None = None) -> Iterator[str]:
     """Yield a temporary name beside ``path``; on success it replaces ``path`` atomically.
 
     The file is made world-readable (0644, like a normal file) before the rename:
-    ``mkstemp`` creates it 0600.  On any error the temporary file is removed.
+    ``mkstemp`` creates it 0600.  With ``mtime_ns`` the file's modification time is
+    set before the rename, so it appears with that time (the roll-up's freshness
+    stamp).  On any error the temporary file is removed.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=suffix)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX, suffix=suffix)
     os.close(fd)
     try:
         yield tmp
         os.chmod(tmp, 0o644)
+        if mtime_ns is not None:
+            os.utime(tmp, ns=(mtime_ns, mtime_ns))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
@@ -137,11 +168,46 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
-def _atomic_write_table(path: Path, table: pa.Table) -> None:
+def _atomic_write_table(path: Path, table: pa.Table, mtime_ns: int | None = None) -> None:
     # The temporary name must not end in .parquet: readers glob ``*.parquet`` (DuckDB's
     # glob matches dot-files) and would read a half-written or a second copy of the data.
-    with _replacing(path, ".parquet.tmp") as tmp:
+    with _replacing(path, ".parquet.tmp", mtime_ns) as tmp:
         pq.write_table(table, tmp, compression="zstd", row_group_size=256_000)
+
+
+def hourly_rollup(table: str, rows: pa.Table) -> pa.Table:
+    """The hourly roll-up of one partition's rows (schema :data:`ROLLUP_SCHEMAS`).
+
+    Rows are summed per hour ``hour_utc`` (the END of the right-closed hour
+    ``(hour_utc - 1h, hour_utc]`` holding the step end ``ts_utc``), ``model``, ``arm``
+    (and ``le`` for histograms), over instances; ``rows`` counts the summed rows.
+    Sums of per-step increases add up: a window of whole hours sums to what its
+    steps sum to (exactly for integer counts below 2**53).
+
+    Args:
+        table: ``counters`` or ``histograms``.
+        rows: the partition's rows (the table's schema).
+    """
+    name = ROLLUP_OF[table]
+    schema = ROLLUP_SCHEMAS[name]
+    if rows.num_rows == 0:
+        return schema.empty_table()
+    hour = pc.ceil_temporal(rows["ts_utc"], multiple=1, unit="hour")
+    keys = [k for k in schema.names if k not in ("hour_utc", "value", "rows")]
+    grouped = (
+        pa.table({"hour_utc": hour, **{k: rows[k] for k in keys}, "value": rows["value"]})
+        .group_by(["hour_utc", *keys], use_threads=False)
+        .aggregate([("value", "sum"), ("value", "count", pc.CountOptions(mode="all"))])
+    )
+    out = pa.table(
+        {
+            "hour_utc": grouped["hour_utc"],
+            **{k: grouped[k] for k in keys},
+            "value": grouped["value_sum"],
+            "rows": grouped["value_count"],
+        }
+    ).cast(schema)
+    return out.sort_by([("hour_utc", "ascending")])
 
 
 def _is_sorted(ts: pa.ChunkedArray) -> bool:
@@ -167,6 +233,29 @@ def _outside(path: Path, start: datetime, end: datetime) -> bool:
         return True
     except (OSError, pa.ArrowException, ValueError, TypeError):
         return False
+
+
+@dataclass(frozen=True)
+class Housekeeping:
+    """What :meth:`Store.housekeeping` did."""
+
+    tmp_removed: int
+    rollups_rebuilt: int
+
+
+@dataclass(frozen=True)
+class HourlyPlan:
+    """Files that answer window sums with the hourly roll-up (:meth:`Store.hourly_plan`).
+
+    Attributes:
+        hourly: fresh roll-up files (whole hours).
+        minutes_split: their data files (read only for hours a window edge splits).
+        minutes_all: data files without a fresh roll-up (read in full).
+    """
+
+    hourly: list[Path]
+    minutes_split: list[Path]
+    minutes_all: list[Path]
 
 
 @dataclass(frozen=True)
@@ -196,6 +285,7 @@ class Store:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._con_lock = threading.Lock()
         self._sandbox: SafeSQL | None = None
+        self._housekept = False
 
     # ------------------------------------------------------------------ writing
     @contextlib.contextmanager
@@ -213,7 +303,181 @@ class Store:
                 f"cannot create the store folder {self.root}: {exc.strerror or exc}"
             ) from None
         with FileLock(str(self.root / ".writer.lock"), timeout=timeout):
+            if not self._housekept:
+                self.housekeeping()
+                self._housekept = True
             yield
+
+    def housekeeping(self, tmp_age: timedelta = STALE_TMP_AGE) -> Housekeeping:
+        """Clean up after a killed writer; call it holding the writer lock.
+
+        :meth:`writer` runs it once per :class:`Store` object, when it first takes
+        the lock (a collector daemon: once at start).
+
+        - Temporary files (``.tmp-*``) anywhere in the store that are older than
+          ``tmp_age`` are removed: a writer killed between creating one and its
+          ``os.replace`` leaves it.  Readers never see them (they read ``*.parquet``);
+          the age guard keeps a file some other, lock-free writer is writing now.
+        - Hourly roll-ups whose data partition changed after them (a writer killed
+          between the two replaces), or that are missing, are rebuilt from the
+          partition.  Readers never use a stale roll-up (see :meth:`hourly_plan`).
+
+        Returns:
+            what was done: temporary files removed, roll-ups rebuilt.
+        """
+        removed = 0
+        cutoff = time.time() - tmp_age.total_seconds()
+        if self.root.exists():
+            for folder, _dirs, files in os.walk(self.root):
+                for name in files:
+                    if not name.startswith(TMP_PREFIX):
+                        continue
+                    path = Path(folder) / name
+                    with contextlib.suppress(FileNotFoundError):
+                        if path.stat().st_mtime < cutoff:
+                            path.unlink()
+                            removed += 1
+        rebuilt = 0
+        for table in ROLLUP_OF:
+            for path in (self.lake / table).glob("signal=*/date=*/region=*/part.parquet"):
+                if self._rollup_fresh(table, path) is None:
+                    try:
+                        rows = pq.read_table(path, schema=SCHEMAS[table])
+                    except (OSError, pa.ArrowException) as exc:
+                        raise StoreError(f"cannot read {path}: {exc}") from exc
+                    self._write_rollup(table, path, rows)
+                    rebuilt += 1
+        return Housekeeping(tmp_removed=removed, rollups_rebuilt=rebuilt)
+
+    def rollup_path(self, table: str, path: Path) -> Path:
+        """The hourly roll-up file of the data partition ``path`` of ``table``."""
+        return self.lake / ROLLUP_OF[table] / path.relative_to(self.lake / table)
+
+    def _rollup_fresh(self, table: str, path: Path) -> Path | None:
+        """The roll-up of ``path`` when it was derived from the file there now, else None.
+
+        A roll-up carries its data file's modification time (nanoseconds) as its own:
+        every rewrite of the data file gives it a new time, so a roll-up left behind by
+        a writer killed between the two replaces does not match.
+        """
+        rollup = self.rollup_path(table, path)
+        try:
+            fresh = rollup.stat().st_mtime_ns == path.stat().st_mtime_ns
+        except FileNotFoundError:
+            return None
+        return rollup if fresh else None
+
+    def _write_rollup(self, table: str, path: Path, rows: pa.Table) -> None:
+        stamp = path.stat().st_mtime_ns
+        _atomic_write_table(self.rollup_path(table, path), hourly_rollup(table, rows), stamp)
+
+    def _write_partition(self, table: str, path: Path, rows: pa.Table) -> None:
+        """Replace one data partition, then its hourly roll-up (stamped with its mtime)."""
+        _atomic_write_table(path, rows)
+        if table in ROLLUP_OF:
+            self._write_rollup(table, path, rows)
+
+    def hourly_plan(
+        self,
+        table: str,
+        signals: Iterable[str],
+        start: datetime,
+        end: datetime,
+        split_hours: Iterable[datetime] = (),
+        use_rollup: bool = True,
+    ) -> HourlyPlan:
+        """Which files answer sums over the steps ``(start, end]`` of ``signals``.
+
+        For every data partition of those dates: with a fresh roll-up, the roll-up
+        (whole hours) and, when its date holds steps of one of ``split_hours`` (hour
+        ends whose hour a window edge cuts), the data file for those steps; without
+        a fresh roll-up (never built, or stale after a killed writer), the data file
+        alone, read in full.  Reading these instead of the step rows is exact.
+        ``use_rollup=False`` reads every data file in full (the step-row baseline).
+
+        Raises:
+            StoreError: ``table`` keeps no roll-up.
+        """
+        if table not in ROLLUP_OF:
+            raise StoreError(f"{table} keeps no hourly roll-up; expected one of {list(ROLLUP_OF)}")
+        start, end = _to_utc_naive(start), _to_utc_naive(end)
+        split_dates = {
+            d for h in split_hours for d in _dates_in(_to_utc_naive(h) - timedelta(hours=1), h)
+        }
+        plan = HourlyPlan([], [], [])
+        for sig in signals:
+            for day in _dates_in(start, end):
+                folder = self.lake / table / f"signal={sig}" / f"date={day.isoformat()}"
+                if not folder.is_dir():
+                    continue
+                for region_dir in sorted(folder.iterdir()):
+                    path = region_dir / "part.parquet"
+                    if not region_dir.name.startswith("region=") or not path.exists():
+                        continue
+                    rollup = self._rollup_fresh(table, path) if use_rollup else None
+                    if rollup is None:
+                        plan.minutes_all.append(path)
+                    else:
+                        plan.hourly.append(rollup)
+                        if day in split_dates:
+                            plan.minutes_split.append(path)
+        return plan
+
+    def bucket_bounds(self, signal: str) -> list[float]:
+        """The distinct ``le`` bounds stored for a histogram signal, ascending.
+
+        Read from the fresh hourly roll-ups (60x fewer rows than the steps) and from
+        the data files that have none.
+        """
+        rollups: list[Path] = []
+        data: list[Path] = []
+        for path in (self.lake / "histograms" / f"signal={signal}").glob(
+            "date=*/region=*/part.parquet"
+        ):
+            rollup = self._rollup_fresh("histograms", path)
+            if rollup is None:
+                data.append(path)
+            else:
+                rollups.append(rollup)
+        sql = (
+            f"SELECT DISTINCT le FROM (SELECT le FROM "
+            f"{self.parquet_source('histograms_hourly', rollups)} UNION ALL "
+            f"SELECT le FROM {self.parquet_source('histograms', data)}) ORDER BY le"
+        )
+        return [float(x) for x in self.query(sql)["le"]]
+
+    def latest_step(self, table: str, signals: Iterable[str]) -> datetime | None:
+        """The last stored ``ts_utc`` of ``signals`` in ``table`` (None without rows).
+
+        Reads only the newest date partitions (newest first, until one holds rows),
+        not the whole table.
+        """
+        signals = list(signals)
+        by_date: dict[str, list[Path]] = {}
+        for sig in signals:
+            for path in (self.lake / table / f"signal={sig}").glob("date=*/region=*/part.parquet"):
+                by_date.setdefault(path.parent.parent.name, []).append(path)
+        for day in sorted(by_date, reverse=True):
+            df = self.query(
+                f"SELECT max(ts_utc) AS t FROM {self.parquet_source(table, by_date[day])}"
+            )
+            t = df["t"].iloc[0]
+            if pd.notna(t):
+                return pd.Timestamp(t).to_pydatetime()
+        return None
+
+    def parquet_source(self, table: str, files: list[Path]) -> str:
+        """SQL that reads ``files`` of ``table`` (or its roll-up) with the Hive columns.
+
+        An empty list reads the table's empty typed stand-in of ``sql/schema.sql``.
+        """
+        if not files:
+            return f"_empty_{table}"
+        listed = ", ".join("'" + f.as_posix().replace("'", "''") + "'" for f in files)
+        return (
+            f"read_parquet([{listed}], hive_partitioning=true, "
+            "hive_types={'signal': VARCHAR, 'date': DATE, 'region': VARCHAR})"
+        )
 
     def partition_path(self, table: str, signal: str, day: date, region: str) -> Path:
         """The file holding one table's rows of one signal, day and region."""
@@ -308,7 +572,7 @@ class Store:
                 # An emptied partition stays as an empty file: deleting it could make a
                 # reader that already listed it fail with "file not found".
                 combined = combined.sort_by([("ts_utc", "ascending")])
-                _atomic_write_table(path, combined)
+                self._write_partition(table, path, combined)
                 files += 1
         return WriteResult(rows=rows, files=files)
 
@@ -379,7 +643,7 @@ class Store:
                 combined = pa.concat_tables(parts) if parts else schema.empty_table()
                 if not _is_sorted(combined["ts_utc"]):
                     combined = combined.sort_by([("ts_utc", "ascending")])
-                _atomic_write_table(path, combined)
+                self._write_partition(table, path, combined)
                 files += 1
         return WriteResult(rows=rows, files=files)
 

@@ -17,3 +17,13 @@ CREATE TABLE _empty_regions (
 CREATE TABLE _empty_runs (
     started_utc TIMESTAMP, finished_utc TIMESTAMP, region VARCHAR, status VARCHAR,
     window_start_utc TIMESTAMP, window_end_utc TIMESTAMP, rows BIGINT, error VARCHAR);
+-- The hourly roll-ups (lake/counters_hourly, lake/histograms_hourly; observatory/store.py):
+-- sums of value and the number of rows summed per hour (hour_utc = the END of
+-- (hour_utc - 1 hour, hour_utc]), model, arm (and le), over instances. Not views: the
+-- SLO engine reads the fresh ones by file list (Store.hourly_plan).
+CREATE TABLE _empty_counters_hourly (
+    hour_utc TIMESTAMP, model VARCHAR, arm VARCHAR, value DOUBLE, "rows" BIGINT,
+    signal VARCHAR, date DATE, region VARCHAR);
+CREATE TABLE _empty_histograms_hourly (
+    hour_utc TIMESTAMP, model VARCHAR, arm VARCHAR, le DOUBLE, value DOUBLE, "rows" BIGINT,
+    signal VARCHAR, date DATE, region VARCHAR);

@@ -10,6 +10,7 @@ evaluation interval of 1m.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -118,8 +119,22 @@ def test_status_of_every_example(
         st = engine.status(slo)
         assert st.iloc[0][["region", "model", "arm"]].tolist() == ["*", "*", "*"]
         states[name] = st
-    # No TTFT series in the demo: an explicit no-data state, not an error.
-    assert states["ttft-750ms"]["state"].tolist() == ["no_data"]
+    # The demo simulates TTFT; a histogram SLO on series nothing feeds (a model no
+    # region serves) is an explicit no-data state, not an error.
+    assert "no_data" not in states["ttft-750ms"]["state"].tolist()
+    ttft = slos["ttft-750ms"].indicator
+    assert ttft.numerator is not None and ttft.total is not None
+    nowhere = (("model", ("no-such-model",)),)
+    ghost = dataclasses.replace(
+        slos["ttft-750ms"],
+        name="ghost",
+        indicator=dataclasses.replace(
+            ttft,
+            numerator=dataclasses.replace(ttft.numerator, where=nowhere),
+            total=dataclasses.replace(ttft.total, where=nowhere),
+        ),
+    )
+    assert engine.status(ghost)["state"].tolist() == ["no_data"]
     # 14 of 30 days hold data: coverage says so.
     av = states["availability"]
     assert av.iloc[0]["coverage"] == pytest.approx(14 / 30, abs=0.001)

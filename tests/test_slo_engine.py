@@ -8,10 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from analytics import slo as slomath
-from observatory.slo_engine import SloEngine, status_table
+from observatory.slo_engine import Maintenance, SloEngine, status_table
 from observatory.slo_specs import CalendarWindow, Indicator, SignalRef, SloDefinition
 from observatory.store import Store
 
@@ -402,7 +404,8 @@ def test_status_table_orders_worst_first(tmp_path: Path) -> None:
     assert {"service", "display_name", "method"} <= set(table.columns)
 
 
-def test_status_many_equals_one_query_per_slo(tmp_path: Path) -> None:
+def _mixed_store(tmp_path: Path) -> tuple[Store, list[SloDefinition]]:
+    """Two regions x two models of counters and latency buckets over 10 hours; 5 SLOs."""
     rng = np.random.default_rng(5)
     frames = {}
     for region in ("r1", "r2"):
@@ -442,12 +445,78 @@ def test_status_many_equals_one_query_per_slo(tmp_path: Path) -> None:
         ),
         _ratio_slo(name="e", method="RatioTimeslices", slice_window=timedelta(minutes=5)),
     ]
-    engine = SloEngine(store, step=M)
-    assert [engine.batchable(s) for s in slos] == [True, True, True, True, False]
-    at = DAY + 600 * M
+    return store, slos
+
+
+def _assert_many_equals_one(engine: SloEngine, slos: list[SloDefinition], at: datetime) -> None:
+    key = ["region", "model", "arm"]
     for slo, many in zip(slos, engine.status_many(slos, at), strict=True):
         one = engine.status(slo, at)
-        key = ["region", "model", "arm"]
         a = many.sort_values(key).reset_index(drop=True)
         b = one.sort_values(key).reset_index(drop=True)
         pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12)
+
+
+def test_status_many_equals_one_query_per_slo(tmp_path: Path) -> None:
+    store, slos = _mixed_store(tmp_path)
+    engine = SloEngine(store, step=M)
+    assert [engine.batchable(s) for s in slos] == [True, True, True, True, False]
+    _assert_many_equals_one(engine, slos, DAY + 600 * M)
+
+
+@pytest.mark.parametrize("minutes", [437, 481, 599])
+def test_hourly_rollup_gives_the_step_sums_at_any_time_and_with_maintenance(
+    tmp_path: Path, minutes: int
+) -> None:
+    """status_many reads whole hours from the roll-up and cut hours step by step:
+    at times off the hour, with maintenance edges inside hours (one of every region,
+    one of r2 only) the figures equal the per-SLO step queries."""
+    store, slos = _mixed_store(tmp_path)
+    maint = [
+        Maintenance(DAY + 100 * M + timedelta(seconds=30), DAY + 171 * M),
+        Maintenance(DAY + 241 * M, DAY + 300 * M, regions=("r2",), reason="upgrade"),
+    ]
+    engine = SloEngine(store, step=M, maintenance=maint)
+    at = DAY + minutes * M
+    _assert_many_equals_one(engine, slos, at)
+    plan = store.hourly_plan("counters", ["requests"], at - timedelta(days=30), at)
+    assert len(plan.hourly) == 2 and not plan.minutes_all  # both regions' roll-ups are fresh
+    # The regional window changes r2's figures only.
+    plain = SloEngine(store, step=M, maintenance=maint[:1]).status(slos[1], at)
+    scoped = engine.status(slos[1], at)
+    for region, changed in (("r1", False), ("r2", True)):
+        a = plain[plain["region"] == region]["total"].sum()
+        b = scoped[scoped["region"] == region]["total"].sum()
+        assert bool(a != b) is changed
+
+
+def test_stale_or_missing_rollup_is_not_used_and_is_rebuilt(tmp_path: Path) -> None:
+    """A writer killed between the data file and its roll-up (a fake: the data file is
+    rewritten without its roll-up, which a real crash at that instant leaves) makes
+    that roll-up stale; readers then use the steps, and housekeeping rebuilds it."""
+    store, slos = _mixed_store(tmp_path)
+    engine = SloEngine(store, step=M)
+    at = DAY + 481 * M
+    before = engine.status_many(slos, at)
+    data = store.partition_path("counters", "errors", DAY.date(), "r1")
+    table = pq.read_table(data)
+    errors = table["value"].to_numpy().copy()
+    ts = table["ts_utc"].to_pandas()
+    recent = ((ts > at - 30 * M) & (ts <= at)).to_numpy()
+    errors[recent] += 5.0  # new errors in the last half hour before at
+    with_more = table.set_column(table.schema.get_field_index("value"), "value", pa.array(errors))
+    pq.write_table(with_more, data)  # data rewritten, roll-up left as it was
+    plan = store.hourly_plan("counters", ["errors"], at - timedelta(hours=24), at)
+    assert data in plan.minutes_all and store.rollup_path("counters", data) not in plan.hourly
+    after = engine.status_many(slos, at)
+    _assert_many_equals_one(engine, slos, at)
+    r1 = before[0]["bad"].iloc[0], after[0]["bad"].iloc[0]
+    assert r1[1] - r1[0] == 5.0 * recent.sum() == 300.0  # 30 min x 2 models, from the steps
+    store.rollup_path(
+        "counters", store.partition_path("counters", "requests", DAY.date(), "r2")
+    ).unlink()
+    done = store.housekeeping()
+    assert done.rollups_rebuilt == 2
+    plan = store.hourly_plan("counters", ["errors", "requests"], at - timedelta(hours=24), at)
+    assert not plan.minutes_all and len(plan.hourly) == 4
+    _assert_many_equals_one(engine, slos, at)

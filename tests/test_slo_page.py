@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from app.ui import HEALTH_COLORS
 from observatory.demo import build_store
+from observatory.slo_engine import (
+    SloEngine,
+    alert_timeline,
+    firing_severities,
+    headline_counts,
+    region_states,
+    status_table,
+)
+from observatory.slo_specs import load_specs
+from observatory.store import Store
 
-MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
+ROOT = Path(__file__).resolve().parent.parent
+MAIN = str(ROOT / "app" / "main.py")
 END = datetime(2026, 3, 1, tzinfo=UTC)
 
 
@@ -44,7 +58,7 @@ def test_slo_list_detail_and_filters(monkeypatch: pytest.MonkeyPatch, store_dir:
     at = _page(monkeypatch, store_dir)
     assert at.title[0].value == "SLOs"
     assert _metric(at, "SLOs") == "9"
-    assert _metric(at, "No data") == "1"  # ttft: no TTFT series in the demo
+    assert _metric(at, "No data") == "0"  # the demo simulates every example's series (TTFT too)
     listing = at.dataframe[0].value
     assert len(listing) == 9 and set(listing["group"]) == {"global"}
     remaining = listing["remaining"].dropna().tolist()
@@ -77,3 +91,109 @@ def test_spec_errors_are_shown(
     at = _page(monkeypatch, store_dir, bad)
     assert at.error and "mistake" in at.error[0].value
     assert "slos[0].objective: expected a number in (0, 100]" in at.code[0].value
+
+
+# --------------------------------------------------------------------------- during an incident
+# Half a day of ap-south-1 and us-east-1 that ends 75 minutes into ap-south-1's mistral-7b
+# error burst (8 % errors from 09:00 to 10:30; collectors/demo_fleet.py incidents_for):
+# the 1h window lies inside the burst, so the page-1h tier (burn > 14.4 over 1h and 5m
+# against the 99.5 % target) fires.
+INCIDENT_END = datetime(2026, 3, 1, 10, 15, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def incident_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("slo-incident") / "demo"
+    build_store(root, days=0.5, regions=["ap-south-1", "us-east-1"], end=INCIDENT_END)
+    truth = json.loads((root / "ground_truth.json").read_text())
+    (burst,) = [i for i in truth["incidents"] if i["kind"] == "error_burst"]
+    assert burst["start"].startswith("2026-03-01T09:00")  # the store ends inside it
+    return root
+
+
+def _open_episodes(store: Path) -> tuple[pd.DataFrame, set[tuple[str, str, str, str, str]]]:
+    """Status now, and the (slo, region, model, arm, severity) of every alert-timeline
+    episode still open at the last evaluation (1-minute evaluations, like Prometheus)."""
+    slos = load_specs([ROOT / "examples" / "slo"])
+    engine = SloEngine(Store(store))
+    table = status_table(engine, slos)
+    open_ = set()
+    for slo in slos:
+        end = engine.latest(slo)
+        if end is None:
+            continue
+        hist = engine.history(slo, start=end - timedelta(hours=6), end=end)
+        tl = alert_timeline(slo, hist)
+        for e in tl[tl["recovered"].isna()].itertuples():
+            open_.add((slo.name, e.region, e.model, e.arm, e.severity))
+    return table, open_
+
+
+def test_counts_agree_with_the_alert_timeline(incident_store: Path) -> None:
+    """Paging/Ticket count SLOs with a tier firing in any group, as the timeline's
+    open episodes show them (the global roll-up alone hid ap-south-1's page)."""
+    slos = load_specs([ROOT / "examples" / "slo"])
+    table, open_ = _open_episodes(incident_store)
+    firing = firing_severities(table, slos)
+    now = {
+        (r.slo, r.region, r.model, r.arm, sev)
+        for r, sevs in zip(table.itertuples(), firing, strict=True)
+        for sev in sevs
+    }
+    assert now == open_
+    assert ("availability", "ap-south-1", "mistral-7b", "*", "page") in now
+    counts = headline_counts(table, slos)
+    paging = {s for s, *_, sev in open_ if sev == "page"}
+    ticket = {s for s, *_, sev in open_ if sev == "ticket"} - paging
+    assert counts["page"] == len(paging) >= 1 and counts["ticket"] == len(ticket)
+    # The global roll-up of availability does not page: that was the inconsistency.
+    glob = table[(table["slo"] == "availability") & (table["region"] == "*")]
+    assert "page" not in firing[glob.index[0]]
+
+
+def test_slo_page_counts_and_overview_map_use_slo_state(
+    monkeypatch: pytest.MonkeyPatch, incident_store: Path
+) -> None:
+    slos = load_specs([ROOT / "examples" / "slo"])
+    table, open_ = _open_episodes(incident_store)
+    at = _page(monkeypatch, incident_store)
+    assert _metric(at, "Paging") == str(len({s for s, *_, sev in open_ if sev == "page"}))
+    states = region_states(table, slos).set_index("region")["state"]
+    assert states["ap-south-1"] == "page" and states["us-east-1"] == "ok"
+    # The overview's map: ap-south-1 red (page), us-east-1 green (ok), with the legend.
+    at.switch_page("views/overview.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    specs = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    (fig,) = [f for f in specs if any(t.get("type") == "scattergeo" for t in f["data"])]
+    colour = {
+        region: trace["marker"]["color"]
+        for trace in fig["data"]
+        for region in trace.get("text", [])
+    }
+    assert colour == {"ap-south-1": HEALTH_COLORS["critical"], "us-east-1": HEALTH_COLORS["ok"]}
+    legend = " ".join(m.value for m in at.markdown)
+    assert "page or budget exhausted" in legend and "ticket" in legend
+    health = dict(
+        zip(at.dataframe[0].value["Region"], at.dataframe[0].value["Health"], strict=True)
+    )
+    assert health == {"ap-south-1": "page", "us-east-1": "ok"}
+    worst = dict(
+        zip(
+            at.dataframe[0].value["Region"],
+            at.dataframe[0].value["SLOs in that state"],
+            strict=True,
+        )
+    )
+    assert worst["ap-south-1"] == "availability (mistral-7b)"
+
+
+def test_overview_map_without_slo_specs_falls_back_to_health(
+    monkeypatch: pytest.MonkeyPatch, incident_store: Path, tmp_path: Path
+) -> None:
+    empty = tmp_path / "no-specs"
+    empty.mkdir()
+    at = _page(monkeypatch, incident_store, empty)
+    at.switch_page("views/overview.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = " ".join(c.value for c in at.caption)
+    assert "No SLO specs are configured" in captions and "Health in the window" in captions

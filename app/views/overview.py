@@ -7,6 +7,7 @@ import math
 import pandas as pd
 import streamlit as st
 
+from analytics import slo as slomath
 from analytics.overview import (
     choose_bucket_seconds,
     compact_number,
@@ -15,7 +16,7 @@ from analytics.overview import (
     region_summary,
     timeseries,
 )
-from app import data
+from app import data, slo_data
 from app.charts import fleet_map, series_chart, threshold_for
 from app.filters import sidebar_filters
 from app.ui import map_config, md, region_colors, require_store
@@ -42,6 +43,44 @@ def _usd(v: float) -> str:
 
 def _secs(v: float) -> str:
     return "—" if not math.isfinite(v) else f"{v:.2f} s"
+
+
+#: Map colour (a health level of app.charts.fleet_map) of each SLO region state.
+SLO_HEALTH = {
+    slomath.PAGE: "critical",
+    slomath.EXHAUSTED: "critical",
+    slomath.TICKET: "warning",
+    slomath.OK: "ok",
+    slomath.NO_DATA: "no data",
+}
+SLO_STATE_LABELS = {
+    slomath.PAGE: "page",
+    slomath.EXHAUSTED: "budget exhausted",
+    slomath.TICKET: "ticket",
+    slomath.OK: "ok",
+    slomath.NO_DATA: "no data",
+}
+
+
+def _slo_region_states() -> tuple[pd.DataFrame | None, str]:
+    """Each region's worst SLO state now and a note; None (and why) when no SLO applies."""
+    try:
+        slos = slo_data.definitions()
+    except slo_data.SpecError as exc:
+        return None, f"The SLO specs have {len(exc.messages)} mistake(s) (see the SLOs page)."
+    if not slos:
+        return None, "No SLO specs are configured (`OBSERVATORY_SLO_SPECS`)."
+    try:
+        table = slo_data.status(slos)
+    except data.StoreError as exc:
+        return None, f"SLO status could not be computed: {exc}."
+    states = slo_data.region_states(table, slos)
+    if states.empty:
+        return None, "No SLO is split by region."
+    at = pd.to_datetime(table["at"]).max()
+    when = f"at {at:%Y-%m-%d %H:%M} UTC" if pd.notna(at) else "no data"
+    counted = states["slos"].max()
+    return states, f"{counted} SLO(s) per region, {when}"
 
 
 st.title("Overview")
@@ -143,14 +182,32 @@ if head.requests <= 0:
 
 # ---------------------------------------------------------------- map
 st.subheader("Regions")
-st.markdown(
-    ":green-badge[● ok] :orange-badge[● warning] :red-badge[● critical] :gray-badge[● no data]"
-)
-st.caption(
-    f"Health in the window: critical above {100 * thresholds.max_error_ratio:g} % errors or "
-    f"p99 above {thresholds.max_p99_seconds:g} s, warning above "
-    f"{100 * thresholds.warning_fraction:g} % of either limit. Marker size: requests."
-)
+slo_states, slo_note = _slo_region_states()
+if slo_states is not None:
+    state = summary["region"].map(slo_states.set_index("region")["state"]).fillna(slomath.NO_DATA)
+    worst = summary["region"].map(slo_states.set_index("region")["worst"]).fillna("")
+    summary = summary.assign(
+        health=state.map(SLO_HEALTH), slo_state=state.map(SLO_STATE_LABELS), slo_worst=worst
+    )
+    st.markdown(
+        ":red-badge[● page or budget exhausted] :orange-badge[● ticket] :green-badge[● ok] "
+        ":gray-badge[● no data]"
+    )
+    st.caption(
+        f"Colour: the worst state now of the SLOs split by region ({slo_note}), as on the "
+        "SLOs page: page or ticket when a tier of that severity fires in any group of the "
+        "region. Marker size: requests in the window."
+    )
+else:
+    st.markdown(
+        ":green-badge[● ok] :orange-badge[● warning] :red-badge[● critical] :gray-badge[● no data]"
+    )
+    st.caption(
+        f"{md(slo_note)} Health in the window instead: critical above "
+        f"{100 * thresholds.max_error_ratio:g} % errors or "
+        f"p99 above {thresholds.max_p99_seconds:g} s, warning above "
+        f"{100 * thresholds.warning_fraction:g} % of either limit. Marker size: requests."
+    )
 st.plotly_chart(fleet_map(summary), key="fleet_map", config=map_config())
 unmapped = summary[summary["latitude"].isna() | summary["longitude"].isna()]["region"].tolist()
 if unmapped:
@@ -163,7 +220,8 @@ table = pd.DataFrame(
     {
         "Region": summary["region"],
         "Name": summary["display_name"],
-        "Health": summary["health"],
+        "Health": summary["slo_state"] if "slo_state" in summary else summary["health"],
+        **({"SLOs in that state": summary["slo_worst"]} if "slo_worst" in summary else {}),
         "Requests": summary["requests"],
         "Error ratio (%)": 100 * summary["error_ratio"],
         "p50 (s)": summary["p50"],

@@ -71,6 +71,20 @@ if not slos:
     st.info("No SLOs defined. Point `OBSERVATORY_SLO_SPECS` at OpenSLO or Sloth files.")
     st.stop()
 by_name = {d.name: d for d in slos}
+maintenance, maintenance_problem = slo_data.maintenance()
+if maintenance_problem:
+    st.warning(md(maintenance_problem))
+elif maintenance:
+    st.caption(
+        f"{len(maintenance)} maintenance window(s) of the configuration are left out of every "
+        "SLO's events: "
+        + "; ".join(
+            f"{m.start:%Y-%m-%d %H:%M} → {m.end:%Y-%m-%d %H:%M} UTC"
+            + (f" ({', '.join(m.regions)})" if m.regions else "")
+            + (f" {md(m.reason)}" if m.reason else "")
+            for m in maintenance
+        )
+    )
 with st.spinner("Computing SLOs ..."):
     table = slo_data.status(slos)
 
@@ -102,13 +116,24 @@ if pick_states:
     view = view[view["state"].isin(pick_states)]
 view = view.sort_values("remaining", na_position="last")
 
-counts = table[(table["region"] == "*") & (table["model"] == "*")]["state"].value_counts()
+counts = slo_data.headline_counts(table, slos)
 cols = st.columns(5)
 cols[0].metric("SLOs", len(slos))
-cols[1].metric("Paging", int(counts.get(slomath.PAGE, 0)))
-cols[2].metric("Ticket", int(counts.get(slomath.TICKET, 0)))
-cols[3].metric("Budget exhausted", int(counts.get(slomath.EXHAUSTED, 0)))
-cols[4].metric("No data", int(counts.get(slomath.NO_DATA, 0)))
+cols[1].metric(
+    "Paging",
+    counts[slomath.PAGE],
+    help="SLOs with a page tier firing now in the global roll-up or in any group "
+    "(the open episodes of the alert timeline).",
+)
+cols[2].metric(
+    "Ticket",
+    counts[slomath.TICKET],
+    help="SLOs with a ticket tier firing now anywhere, and no page.",
+)
+cols[3].metric(
+    "Budget exhausted", counts[slomath.EXHAUSTED], help="SLOs with any group out of budget."
+)
+cols[4].metric("No data", counts[slomath.NO_DATA])
 if pick_regions or pick_models:
     st.caption("Region and model filters show the per-group rows of those regions and models.")
 

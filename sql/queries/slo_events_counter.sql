@@ -7,8 +7,9 @@
 --   $regions, $models, $arms   filters (VARCHAR[]; NULL = all)
 --   $by_region, $by_model, $by_arm   keep that dimension (else '*')
 --   $start, $end   the steps (start, end]
---   $m_start, $m_end   maintenance intervals (m_start[i], m_end[i]]: steps ending
---                  inside are excluded from numerator AND denominator
+--   $m_start, $m_end, $m_region   maintenance intervals (m_start[i], m_end[i]] of
+--                  region m_region[i] (NULL: every region): steps ending inside are
+--                  excluded from numerator AND denominator
 -- Output: ts_utc, region, model, arm, bad, total (events, exact counter increases).
 SELECT ts_utc, region, model, arm,
        CASE WHEN $allow_step IS NOT NULL THEN num
@@ -29,7 +30,9 @@ FROM (
       AND ($arms IS NULL OR list_contains($arms, arm))
       AND (len($m_start::TIMESTAMP[]) = 0 OR NOT EXISTS (
           SELECT 1 FROM (SELECT unnest($m_start::TIMESTAMP[]) AS s,
-                                unnest($m_end::TIMESTAMP[]) AS e) m
-          WHERE counters.ts_utc > m.s AND counters.ts_utc <= m.e))
+                                unnest($m_end::TIMESTAMP[]) AS e,
+                                unnest($m_region::VARCHAR[]) AS r) m
+          WHERE counters.ts_utc > m.s AND counters.ts_utc <= m.e
+            AND (m.r IS NULL OR m.r = counters.region)))
     GROUP BY ALL
 )

@@ -33,7 +33,9 @@ FROM (
       AND ($arms IS NULL OR list_contains($arms, arm))
       AND (len($m_start::TIMESTAMP[]) = 0 OR NOT EXISTS (
           SELECT 1 FROM (SELECT unnest($m_start::TIMESTAMP[]) AS s,
-                                unnest($m_end::TIMESTAMP[]) AS e) m
-          WHERE gauges.ts_utc > m.s AND gauges.ts_utc <= m.e))
+                                unnest($m_end::TIMESTAMP[]) AS e,
+                                unnest($m_region::VARCHAR[]) AS r) m
+          WHERE gauges.ts_utc > m.s AND gauges.ts_utc <= m.e
+            AND (m.r IS NULL OR m.r = gauges.region)))
 )
 GROUP BY ALL

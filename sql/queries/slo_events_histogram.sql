@@ -34,8 +34,10 @@ FROM (
           AND ($arms IS NULL OR list_contains($arms, arm))
           AND (len($m_start::TIMESTAMP[]) = 0 OR NOT EXISTS (
               SELECT 1 FROM (SELECT unnest($m_start::TIMESTAMP[]) AS s,
-                                    unnest($m_end::TIMESTAMP[]) AS e) m
-              WHERE histograms.ts_utc > m.s AND histograms.ts_utc <= m.e))
+                                    unnest($m_end::TIMESTAMP[]) AS e,
+                                    unnest($m_region::VARCHAR[]) AS r) m
+              WHERE histograms.ts_utc > m.s AND histograms.ts_utc <= m.e
+                AND (m.r IS NULL OR m.r = histograms.region)))
         GROUP BY ALL
     )
 )

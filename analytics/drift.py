@@ -446,6 +446,15 @@ RULES: dict[str, MetricRule] = {
         MetricRule("p50_shift", "p50 relative shift", None, None, False, ""),
         MetricRule("p90_shift", "p90 relative shift", None, None, False, ""),
         MetricRule("p99_shift", "p99 relative shift", None, None, False, ""),
+        MetricRule(
+            "accuracy_drop",
+            "accuracy drop, reference - current (late labels; Newcombe 95% interval)",
+            0.01,
+            0.05,
+            True,
+            "the change's 95% interval below 0 and a drop of 1 point (warning) / 5 (critical)",
+        ),
+        MetricRule("accuracy_p", "two-proportion z-test p-value (context)", None, None, False, ""),
     ]
 }
 ALARM_METRICS = tuple(name for name, r in RULES.items() if r.alarm)
@@ -748,6 +757,76 @@ def value_buckets(
     return Buckets(le, count(r)), Buckets(le, count(c))
 
 
+def value_metrics(
+    ref_values: npt.ArrayLike,
+    cur_values: npt.ArrayLike,
+    n_bins: int = 10,
+    bounds: npt.ArrayLike | None = None,
+) -> dict[str, float]:
+    """The drift metrics of per-step values: PSI, JS (base 2), Hellinger, W1 / std, KS.
+
+    PSI, JS and Hellinger on equal-frequency bins of the reference
+    (:func:`value_buckets`, or the given ``bounds``); W1 divided by the reference's
+    standard deviation (floor :data:`STD_FLOOR`, Evidently's) and the KS statistic on
+    the raw values (:func:`w1_ks`).
+
+    Args:
+        ref_values, cur_values: shape ``(n,)`` and ``(m,)``, finite, non-empty.
+
+    Returns:
+        ``{"psi", "js", "hellinger", "wasserstein", "ks"}``.
+    """
+    a = np.asarray(ref_values, dtype=np.float64)
+    b = np.asarray(cur_values, dtype=np.float64)
+    ba, bb = value_buckets(a, b, n_bins, bounds)
+    w1, ks = w1_ks(a, b)
+    return {
+        "psi": psi(ba.counts, bb.counts),
+        "js": js_distance(ba.counts, bb.counts),
+        "hellinger": hellinger(ba.counts, bb.counts),
+        "wasserstein": w1 / max(float(np.std(a)), STD_FLOOR),
+        "ks": ks,
+    }
+
+
+def w1_ks(ref_values: npt.ArrayLike, cur_values: npt.ArrayLike) -> tuple[float, float]:
+    """Wasserstein-1 distance and two-sample KS statistic of raw values, from one pass.
+
+    With the empirical CDFs ``F``, ``G`` on the merged sorted values ``x``:
+    ``W1 = sum |F(x_i) - G(x_i)| (x_{i+1} - x_i)`` and ``D = max |F - G|``, the same
+    numbers as ``scipy.stats.wasserstein_distance`` and ``ks_2samp(...).statistic``
+    (without the p-value).  NaN for an empty side.
+
+    Args:
+        ref_values, cur_values: shape ``(n,)`` and ``(m,)``, in the values' unit.
+
+    Returns:
+        ``(W1 in the values' unit, D in [0, 1])``.
+    """
+    a = np.sort(np.asarray(ref_values, dtype=np.float64))
+    b = np.sort(np.asarray(cur_values, dtype=np.float64))
+    if a.size == 0 or b.size == 0:
+        return math.nan, math.nan
+    x = np.sort(np.concatenate([a, b]))
+    gap = np.abs(
+        np.searchsorted(a, x, side="right") / a.size - np.searchsorted(b, x, side="right") / b.size
+    )
+    return float(np.sum(gap[:-1] * np.diff(x))), float(gap.max())
+
+
+def hist_metrics(ref: Buckets, cur: Buckets) -> dict[str, float]:
+    """The alarm metrics of two histograms (aligned first) and the KS lower bound.
+
+    Returns:
+        ``{"psi", "js", "hellinger", "wasserstein", "ks"}`` (see :data:`HIST_METRICS`
+        and :func:`ks_edges`).
+    """
+    r, c = align(ref, cur)
+    out = {name: fn(r, c) for name, fn in HIST_METRICS.items()}
+    out["ks"] = ks_edges(r, c)[0]
+    return out
+
+
 def compare_values(
     ref_values: npt.ArrayLike,
     cur_values: npt.ArrayLike,
@@ -786,14 +865,9 @@ def compare_values(
         ]
 
     def metrics(a: FloatArray, b: FloatArray) -> dict[str, float]:
-        ba, bb = value_buckets(a, b, n_bins)
-        sd = float(np.std(a))
-        return {
-            "psi": psi(ba.counts, bb.counts),
-            "js": js_distance(ba.counts, bb.counts),
-            "hellinger": hellinger(ba.counts, bb.counts),
-            "wasserstein": float(stats.wasserstein_distance(a, b)) / max(sd, STD_FLOOR),
-        }
+        out = value_metrics(a, b, n_bins)
+        del out["ks"]  # context, judged below with its p-value
+        return out
 
     chunks = [np.asarray(x, dtype=np.float64) for x in ref_chunks]
     chunks = [x[np.isfinite(x)] for x in chunks]
@@ -827,10 +901,32 @@ def compare_values(
 
 
 # --------------------------------------------------------------------------- late labels
+#: The two-sided 95% normal quantile (1.95996...), as ``scipy.stats.norm.ppf(0.975)``.
+Z95 = float(stats.norm.ppf(0.975))
+#: Fewer labels than this on a side: "insufficient labels", no verdict.
+MIN_LABELS = 200
+#: Accuracy drops (proportions) for a warning and a critical verdict.
+MIN_DROP = 0.01
+CRITICAL_DROP = 0.05
+
+
 def wilson_interval(
-    correct: npt.ArrayLike, n: npt.ArrayLike, z: float = 1.96
+    correct: npt.ArrayLike, n: npt.ArrayLike, z: float = Z95
 ) -> tuple[FloatArray, FloatArray]:
-    """Wilson score interval of a proportion, elementwise; NaN where ``n`` is 0."""
+    """Wilson score interval of a proportion, elementwise; NaN where ``n`` is 0.
+
+    ``(p + z^2/2n -/+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n)`` with ``p = k/n``
+    (Wilson 1927; Newcombe 1998, Stat Med 17:857, method 3: 81/263 gives
+    0.2553-0.3662).  The same as ``scipy.stats.binomtest(k, n).proportion_ci(
+    method="wilson")``.
+
+    Args:
+        correct, n: successes and trials, broadcastable arrays.
+        z: the normal quantile (default 95% two-sided).
+
+    Returns:
+        ``(low, high)`` arrays of the broadcast shape.
+    """
     k = np.asarray(correct, dtype=np.float64)
     m = np.asarray(n, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -853,8 +949,10 @@ class AccuracyChange:
         ci_low, ci_high: 95% Newcombe (hybrid Wilson) interval of the difference.
         p_value: two-sided two-proportion z-test (pooled variance).
         n_ref, n_cur: labelled predictions on each side.
-        verdict: ``insufficient data`` below ``min_labels`` on a side; ``warning``
-            when the interval excludes 0 and the drop exceeds ``min_drop``; else ok.
+        verdict: ``insufficient data`` below ``min_labels`` on a side; when the
+            interval lies below 0, ``critical`` for a drop of at least
+            ``critical_drop``, ``warning`` for one of at least ``min_drop``; else ok.
+        min_labels, min_drop, critical_drop: the settings the verdict used.
     """
 
     reference: float
@@ -866,10 +964,13 @@ class AccuracyChange:
     n_ref: float
     n_cur: float
     verdict: Verdict
+    min_labels: float = MIN_LABELS
+    min_drop: float = MIN_DROP
+    critical_drop: float = CRITICAL_DROP
 
 
 def accuracy_windows(
-    correct: npt.ArrayLike, labelled: npt.ArrayLike, z: float = 1.96
+    correct: npt.ArrayLike, labelled: npt.ArrayLike, z: float = Z95
 ) -> dict[str, FloatArray]:
     """Accuracy per label-arrival window with its Wilson interval.
 
@@ -897,22 +998,32 @@ def accuracy_change(
     ref_labelled: float,
     cur_correct: float,
     cur_labelled: float,
-    min_labels: float = 200,
-    min_drop: float = 0.01,
+    min_labels: float = MIN_LABELS,
+    min_drop: float = MIN_DROP,
+    critical_drop: float = CRITICAL_DROP,
 ) -> AccuracyChange:
     """Change test for accuracy from late labels: current windows vs reference windows.
 
-    The difference's interval is Newcombe's method 10 (hybrid Wilson score), the
-    p-value the pooled two-proportion z-test.  The verdict is ``warning`` only when
-    the interval lies wholly below 0 **and** the drop is at least ``min_drop``
-    (an effect size gate: at large label counts a 0.1-point drop is significant).
+    The difference's interval is Newcombe's method 10 (hybrid Wilson score; Newcombe
+    1998, Stat Med 17:873, example (a): 56/70 - 48/80 gives 0.0524 to 0.3339), the
+    p-value the pooled two-proportion z-test.  A verdict other than ``ok`` needs the
+    interval wholly below 0 **and** a drop of at least ``min_drop`` (``warning``) or
+    ``critical_drop`` (``critical``): an effect-size gate, since at large label counts
+    a 0.1-point drop is significant.
+
+    Args:
+        ref_correct, ref_labelled: correct and all labels of the reference windows.
+        cur_correct, cur_labelled: the same for the current windows.
+        min_labels: fewer labels on a side give ``insufficient data``.
+        min_drop, critical_drop: accuracy drops (proportions, 0.01 = 1 point).
     """
     n1, n2 = float(ref_labelled), float(cur_labelled)
+    gates = (float(min_labels), float(min_drop), float(critical_drop))
     if min(n1, n2) < min_labels:
         nan = math.nan
         p1 = ref_correct / n1 if n1 else nan
         p2 = cur_correct / n2 if n2 else nan
-        return AccuracyChange(p1, p2, p2 - p1, nan, nan, nan, n1, n2, "insufficient data")
+        return AccuracyChange(p1, p2, p2 - p1, nan, nan, nan, n1, n2, "insufficient data", *gates)
     p1, p2 = ref_correct / n1, cur_correct / n2
     (l1,), (u1,) = (np.atleast_1d(x) for x in wilson_interval(ref_correct, n1))
     (l2,), (u2,) = (np.atleast_1d(x) for x in wilson_interval(cur_correct, n2))
@@ -922,5 +1033,73 @@ def accuracy_change(
     pooled = (ref_correct + cur_correct) / (n1 + n2)
     se = math.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n2))
     p_value = float(2 * stats.norm.sf(abs(d) / se)) if se > 0 else (0.0 if d else 1.0)
-    verdict: Verdict = "warning" if (high < 0 and -d >= min_drop) else "ok"
-    return AccuracyChange(p1, p2, d, low, high, p_value, n1, n2, verdict)
+    verdict: Verdict = "ok"
+    if high < 0 and -d >= critical_drop:
+        verdict = "critical"
+    elif high < 0 and -d >= min_drop:
+        verdict = "warning"
+    return AccuracyChange(p1, p2, d, low, high, p_value, n1, n2, verdict, *gates)
+
+
+def accuracy_results(change: AccuracyChange) -> list[MetricResult]:
+    """An accuracy change test as drift results: ``accuracy_drop`` and ``accuracy_p``.
+
+    ``accuracy_drop`` is ``reference - current`` (positive when accuracy fell; a
+    proportion, 0.01 = 1 point), judged by :func:`accuracy_change`; its ``detail``
+    holds both accuracies and the 95% interval of the change (``current -
+    reference``).  Below the label minimum the note says "insufficient labels".
+    """
+    c = change
+    detail = {
+        "reference": c.reference,
+        "current": c.current,
+        "ci_low": c.ci_low,
+        "ci_high": c.ci_high,
+    }
+    drop = -c.difference
+    if c.verdict == "insufficient data":
+        note = f"insufficient labels: fewer than {c.min_labels:g} labels on a side"
+        return [
+            MetricResult(
+                "accuracy_drop",
+                drop,
+                c.verdict,
+                math.nan,
+                "",
+                math.nan,
+                c.n_ref,
+                c.n_cur,
+                detail,
+                note,
+            ),
+            MetricResult(
+                "accuracy_p", c.p_value, c.verdict, math.nan, "", math.nan, c.n_ref, c.n_cur
+            ),
+        ]
+    interval = f"95% interval of the change [{c.ci_low * 100:+.2f}, {c.ci_high * 100:+.2f}] points"
+    fired = note = ""
+    threshold = c.min_drop
+    if c.verdict != "ok":
+        threshold = c.critical_drop if c.verdict == "critical" else c.min_drop
+        fired = (
+            f"drop {drop * 100:.2f} points >= {threshold * 100:g} ({c.verdict}), {interval} below 0"
+        )
+    elif c.ci_high < 0:
+        note = f"{interval} below 0, but the drop is under {c.min_drop * 100:g} point(s)"
+    elif drop >= c.min_drop:
+        note = f"drop of {drop * 100:.2f} points within noise ({interval} includes 0)"
+    return [
+        MetricResult(
+            "accuracy_drop",
+            drop,
+            c.verdict,
+            threshold,
+            fired,
+            math.nan,
+            c.n_ref,
+            c.n_cur,
+            detail,
+            note,
+        ),
+        MetricResult("accuracy_p", c.p_value, "ok", math.nan, "", math.nan, c.n_ref, c.n_cur),
+    ]

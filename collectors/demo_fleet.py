@@ -2,13 +2,15 @@
 
 Seven AWS regions on four continents (real coordinates and time zones), three
 models, an A/B test with two arms on one of them, eight GPUs per region, one sample
-per series per minute.  Traffic follows each region's local time of day; latency
-(vLLM's buckets), errors, tokens, GPU utilisation, power and energy, cost and
-accuracy are consistent with each other.  Known incidents are injected and listed in
+per series per minute.  Traffic follows each region's local time of day; latency and
+time to first token (vLLM's buckets), errors, tokens, GPU utilisation, power and
+energy, cost, accuracy and late ground-truth labels (counted when they arrive, hours
+after the prediction) are consistent with each other.  Known incidents are injected and listed in
 a ground-truth file.
 
-The simulator produces exporter-shaped series (vLLM, dcgm-exporter, OpenCost and a
-model-quality exporter, with their real metric names, units and labels).  Two
+The simulator produces exporter-shaped series (vLLM, dcgm-exporter, OpenCost, a
+model-quality exporter and a labelling pipeline's counters, with their real metric
+names, units and labels).  Two
 outputs share them:
 
 - :func:`write_store`: the series go through the same presets and transform as
@@ -31,6 +33,7 @@ from typing import IO, Any
 
 import numpy as np
 import pandas as pd
+from scipy.signal import fftconvolve
 from scipy.stats import beta as beta_dist
 from scipy.stats import lognorm
 
@@ -66,7 +69,45 @@ SCORE_BUCKETS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
 #: vLLM's 1-2-5 buckets for vllm:request_prompt_tokens (tokens, up to a 32k context).
 PROMPT_TOKEN_BUCKETS = (1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000, 10000, 20000)
 PROMPT_LENGTH_SIGMA = 0.7
-DEMO_PRESETS = ("vllm", "dcgm", "opencost", "quality")
+#: vLLM's default buckets for vllm:time_to_first_token_seconds (seconds, sources.md).
+VLLM_TTFT_BUCKETS = (
+    0.001,
+    0.005,
+    0.01,
+    0.02,
+    0.04,
+    0.06,
+    0.08,
+    0.1,
+    0.25,
+    0.5,
+    0.75,
+    1.0,
+    2.5,
+    5.0,
+    7.5,
+    10.0,
+    20.0,
+    40.0,
+    80.0,
+    160.0,
+    640.0,
+    2560.0,
+)
+#: Median time to first token per model at low load (seconds; prefill of an average
+#: prompt) and its lognormal sigma.  TTFT grows with load and follows the same arm and
+#: incident factors as the end-to-end latency (the eu-west-1 quantisation makes both
+#: slower); it does not follow the prompt-length shift.
+TTFT_MEDIAN_S = {"llama-3.1-70b": 0.18, "mistral-7b": 0.045, "qwen2.5-32b": 0.12}
+TTFT_SIGMA = 0.6
+#: Late labels: the share of predictions that ever get a ground-truth label (the rest
+#: never do), and the label delay after the prediction (lognormal: median 6 h, sigma
+#: 0.7, so 95% arrive within 19 h), cut at 48 h.
+LABEL_SHARE = 0.6
+LABEL_DELAY_MEDIAN_H = 6.0
+LABEL_DELAY_SIGMA = 0.7
+LABEL_DELAY_MAX_H = 48
+DEMO_PRESETS = ("vllm", "dcgm", "opencost", "quality", "labels")
 STEP_S = 60
 
 
@@ -248,6 +289,47 @@ def _counter(
     return values
 
 
+def label_delay_pmf() -> np.ndarray:
+    """Share of the labels that arrive ``d`` minutes after the prediction, ``d = 0 .. 48 h``.
+
+    Shape ``(LABEL_DELAY_MAX_H * 60 + 1,)``, sums to 1: the lognormal delay
+    (:data:`LABEL_DELAY_MEDIAN_H`, :data:`LABEL_DELAY_SIGMA`) per one-minute step,
+    renormalised after the cut at :data:`LABEL_DELAY_MAX_H`.
+    """
+    edges = np.arange(LABEL_DELAY_MAX_H * 60 + 2, dtype=np.float64)  # minutes
+    cdf = lognorm.cdf(edges, s=LABEL_DELAY_SIGMA, scale=LABEL_DELAY_MEDIAN_H * 60.0)
+    pmf = np.diff(cdf)
+    return pmf / pmf.sum()
+
+
+def _late_labels(
+    predictions: np.ndarray,
+    accuracy: np.ndarray,
+    before: np.ndarray,
+    before_accuracy: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Labels and correct labels arriving per step (counted at arrival, not prediction).
+
+    Each prediction gets a label with probability :data:`LABEL_SHARE`, after a delay
+    drawn from :func:`label_delay_pmf`; a label is correct with the model's accuracy
+    at prediction time.  ``before`` holds the expected predictions per step of the
+    48 hours before the window (their labels arrive inside it).  Arrivals per step are
+    Poisson around the expected count, correct ones binomial among them.
+    """
+    pmf = label_delay_pmf()
+    pad = pmf.size - 1
+    preds = np.concatenate([before[-pad:], predictions]) * LABEL_SHARE
+    acc = np.concatenate([np.full(pad, before_accuracy), accuracy])
+    expected = np.clip(fftconvolve(preds, pmf)[pad : pad + predictions.size], 0, None)
+    expected_ok = np.clip(fftconvolve(preds * acc, pmf)[pad : pad + predictions.size], 0, None)
+    labels = rng.poisson(expected)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        share_ok = np.where(expected > 0, np.clip(expected_ok / expected, 0, 1), 0.0)
+    correct = rng.binomial(labels, share_ok)
+    return labels.astype(np.float64), correct.astype(np.float64)
+
+
 def simulate_region(
     region: DemoRegion, start: datetime, end: datetime, seed: int, incidents: list[Incident]
 ) -> RegionSeries:
@@ -263,6 +345,13 @@ def simulate_region(
     ts_ms = times.as_unit("ms").asi8.astype(np.int64)
     ts_counter = np.concatenate([[ts_ms[0] - STEP_S * 1000], ts_ms])
     load = _diurnal(times, region.timezone)
+    # The 48 hours before the window: predictions whose late labels arrive inside it.
+    pad_n = LABEL_DELAY_MAX_H * 3600 // STEP_S
+    pad_times = pd.date_range(
+        start - timedelta(seconds=STEP_S * (pad_n - 1)), periods=pad_n, freq=f"{STEP_S}s", tz=UTC
+    )
+    pad_load = _diurnal(pad_times, region.timezone)
+    le_ttft = [*(f"{b}" for b in VLLM_TTFT_BUCKETS), "+Inf"]
     out = RegionSeries(region)
     totals = {"requests": 0.0, "errors": 0.0, "energy_joules": 0.0}
     mine = [i for i in incidents if i.region == region.name]
@@ -412,6 +501,32 @@ def simulate_region(
                         _counter(lcum[:, k].astype(np.float64), reset_at),
                     )
                 )
+            # Time to first token: vLLM's histogram, lognormal; slower under load and with
+            # the arm's and incidents' latency factors.  Its own random stream, like the
+            # input length, so that adding it left every other series unchanged.
+            slow = median / (model.median_latency_s * (1.0 + 0.25 * util**2))
+            tscale = TTFT_MEDIAN_S[model.name] * (1.0 + 0.6 * util**2) * slow
+            trng = np.random.default_rng(
+                [seed, sum(map(ord, region.name)), sum(map(ord, model.name + arm)), 3]
+            )
+            tcdf = lognorm.cdf(
+                np.asarray(VLLM_TTFT_BUCKETS)[None, :], s=TTFT_SIGMA, scale=tscale[:, None]
+            )
+            tprobs = np.clip(
+                np.diff(np.concatenate([np.zeros((n, 1)), tcdf, np.ones((n, 1))], axis=1), axis=1),
+                0,
+                None,
+            )
+            tprobs /= tprobs.sum(axis=1, keepdims=True)
+            tcum = np.cumsum(trng.multinomial(ok.astype(np.int64), tprobs), axis=1)
+            for k, le in enumerate(le_ttft):
+                out.series.append(
+                    Series(
+                        {"__name__": "vllm:time_to_first_token_seconds_bucket", **base, "le": le},
+                        ts_counter,
+                        _counter(tcum[:, k].astype(np.float64), reset_at),
+                    )
+                )
             # Quality: accuracy gauge and prediction-score histogram.
             acc = np.clip(accuracy + rng.normal(0, 0.004, n), 0, 1)
             out.series.append(
@@ -436,6 +551,18 @@ def simulate_region(
                         _counter(scounts[:, k]),
                     )
                 )
+            # Late labels: ground truth for a share of the predictions arrives hours
+            # later; counted when it arrives (a label exporter's two counters).
+            lab_rng = np.random.default_rng(
+                [seed, sum(map(ord, region.name)), sum(map(ord, model.name + arm)), 2]
+            )
+            before = model.peak_rpm * region.traffic * share * pad_load * (1 - error_ratio[0])
+            labels, correct = _late_labels(ok, accuracy, before, float(accuracy[0]), lab_rng)
+            for name, counts in (
+                ("model_labels_total", labels),
+                ("model_labels_correct_total", correct),
+            ):
+                out.series.append(Series({"__name__": name, **base}, ts_counter, _counter(counts)))
             # GPUs: utilisation (percent, integer like DCGM), power, energy counter (mJ).
             node = f"ip-10-0-{gpu_index // 2}-{gpu_index % 2 + 10}.{region.name}.compute.internal"
             for g in range(model.gpus_per_arm):

@@ -131,6 +131,12 @@ PRESETS: dict[str, tuple[Mapping, ...]] = {
         Mapping("accuracy", "model_accuracy"),
         Mapping("prediction_score", "model_prediction_score_bucket"),
     ),
+    # Late ground-truth labels (a labelling pipeline's exporter): two counters that grow
+    # when a label arrives, hours or days after its prediction, by model_name/version.
+    "labels": (
+        Mapping("labels", "model_labels_total"),
+        Mapping("labels_correct", "model_labels_correct_total"),
+    ),
     "prometheus": (
         Mapping("requests", "prometheus_http_requests_total", model="prometheus"),
         Mapping("errors", 'prometheus_http_requests_total{code=~"5.."}', model="prometheus"),

@@ -51,6 +51,18 @@ SIGNALS: dict[str, Signal] = {
         Signal("cost", "gauge", "usd_per_hour", "Hourly cost of the serving nodes"),
         Signal("accuracy", "gauge", "ratio", "Model accuracy on labelled traffic, 0-1"),
         Signal("prediction_score", "histogram", "score", "Distribution of prediction scores, 0-1"),
+        Signal(
+            "labels",
+            "counter",
+            "labels",
+            "Ground-truth labels received for past predictions, counted when they arrive",
+        ),
+        Signal(
+            "labels_correct",
+            "counter",
+            "labels",
+            "Labels received that matched the prediction (accuracy = labels_correct / labels)",
+        ),
         Signal("itl", "histogram", "seconds", "Inter-token latency (time per output token)"),
         Signal("queue_time", "histogram", "seconds", "Time requests waited in the queue"),
         Signal(

@@ -33,11 +33,15 @@ import pandas as pd
 from analytics import drift as dm
 from observatory.store import Store
 
-Kind = Literal["histogram", "gauge", "ratio"]
+Kind = Literal["histogram", "gauge", "ratio", "labels"]
 ReferenceMode = Literal["previous", "week_ago", "baseline"]
 WEEK = timedelta(days=7)
-#: The metric drawn over time and summarised per slice.
+#: The metric drawn over time by default and summarised per slice.
 PRIMARY = "psi"
+#: The metrics computed over time for histogram, gauge and ratio slices (columns of
+#: :attr:`SliceResult.over_time`); ``ks`` is the KS statistic (on bucket bounds a lower
+#: bound of the raw-sample one).
+OVER_TIME_METRICS = ("psi", "js", "hellinger", "wasserstein", "ks")
 #: Points of the metric-over-time curve per window length.
 OVER_TIME_PER_WINDOW = 6
 
@@ -131,10 +135,12 @@ class DriftSignal:
 
     Attributes:
         name: shown in reports (``latency``, ``error_ratio``).
-        kind: ``histogram`` (bucket counts), ``gauge`` (per-step means) or ``ratio``
-            (per-step ratio of two counters).
+        kind: ``histogram`` (bucket counts), ``gauge`` (per-step means), ``ratio``
+            (per-step ratio of two counters) or ``labels`` (accuracy from late labels:
+            correct / all labels that arrived in the window, a change test against the
+            reference; :func:`analytics.drift.accuracy_change`).
         sources: the stored canonical signal(s): one for histograms and gauges,
-            ``(numerator, denominator)`` for ratios.
+            ``(numerator, denominator)`` for ratios and labels.
         unit: unit of the values (of ``le`` for histograms).
         reference: overrides the report's reference for this signal.
         min_count: minimum observations (histograms) or steps (others) per side.
@@ -157,6 +163,8 @@ class DriftSignal:
         """The minimum-count guard in force."""
         if self.min_count is not None:
             return self.min_count
+        if self.kind == "labels":
+            return dm.MIN_LABELS
         return dm.MIN_COUNT if self.kind == "histogram" else 500
 
 
@@ -171,7 +179,22 @@ DEFAULT_SIGNALS: tuple[DriftSignal, ...] = (
     DriftSignal("gpu_utilization", "gauge", ("gpu_utilization",), "ratio", WEEK_AGO),
     DriftSignal("error_ratio", "ratio", ("errors", "requests"), "ratio"),
     DriftSignal("energy_per_request", "ratio", ("energy", "requests"), "joules/request", WEEK_AGO),
+    # Labels arrive hours after the prediction: accuracy per label-arrival window.
+    DriftSignal(
+        "accuracy_late_labels",
+        "labels",
+        ("labels_correct", "labels"),
+        "ratio",
+        metric="accuracy_drop",
+    ),
 )
+#: How reports and the page name a signal where its name is not plain enough.
+TITLES = {"accuracy_late_labels": "accuracy (late labels)"}
+
+
+def signal_title(name: str) -> str:
+    """The signal's name for people (``accuracy (late labels)``)."""
+    return TITLES.get(name, name)
 
 
 def signal_by_name(name: str) -> DriftSignal:
@@ -200,8 +223,13 @@ class SliceResult:
         rebinned: the two sides had different bucket layouts and were re-binned.
         distribution: ``{"x": labels, "reference": shares, "current": shares,
             "xtitle": ...}`` to overlay.
-        over_time: ``ts_utc`` (end of a trailing window as long as the current one)
-            and ``value`` (:data:`PRIMARY` against the reference).
+        over_time: one row per trailing window as long as the current one:
+            ``ts_utc`` (its end), ``n`` (its observations, steps or labels), ``value``
+            (the alarm metric against the reference) and, for histograms, gauges and
+            ratios, a column per :data:`OVER_TIME_METRICS`; for late labels
+            ``accuracy``, ``low``, ``high`` (95% Wilson interval) and ``value`` =
+            the accuracy drop against the reference.
+        alarm: the alarm metric whose verdict is the slice's.
     """
 
     signal: str
@@ -219,6 +247,22 @@ class SliceResult:
     rebinned: bool = False
     distribution: dict[str, Any] = field(default_factory=dict)
     over_time: pd.DataFrame = field(default_factory=pd.DataFrame)
+    alarm: str = PRIMARY
+
+    @property
+    def title(self) -> str:
+        """The signal's name for people."""
+        return signal_title(self.signal)
+
+    @property
+    def fired_metrics(self) -> list[str]:
+        """Alarm metrics judged warning or critical, the slice's own alarm metric first."""
+        hit = [
+            r.metric
+            for r in self.results
+            if dm.RULES[r.metric].alarm and r.verdict in ("warning", "critical")
+        ]
+        return sorted(hit, key=lambda m: m != self.alarm)
 
     @property
     def key(self) -> str:
@@ -309,15 +353,17 @@ class DriftReport:
         return pd.DataFrame(rows)
 
     def summary(self) -> pd.DataFrame:
-        """One row per slice: its verdict, what fired, PSI and JS values."""
+        """One row per slice: its verdict, what fired, PSI, JS, W1 and accuracy drop."""
         rows = []
         for s in self.slices:
             psi = s.metric("psi")
             js = s.metric("js")
             w1 = s.metric("wasserstein")
+            drop = s.metric("accuracy_drop")
+            alarm = s.metric(s.alarm)
             rows.append(
                 {
-                    "signal": s.signal,
+                    "signal": s.title,
                     "region": s.region,
                     "model": s.model,
                     "arm": s.arm,
@@ -325,9 +371,10 @@ class DriftReport:
                     "psi": psi.value if psi else math.nan,
                     "js": js.value if js else math.nan,
                     "wasserstein": w1.value if w1 else math.nan,
+                    "accuracy_drop": drop.value if drop else math.nan,
                     "fired": s.fired,
-                    "n_ref": psi.n_ref if psi else math.nan,
-                    "n_cur": psi.n_cur if psi else math.nan,
+                    "n_ref": alarm.n_ref if alarm else math.nan,
+                    "n_cur": alarm.n_cur if alarm else math.nan,
                     "reference": s.reference,
                 }
             )
@@ -446,7 +493,9 @@ def _hist_labels(le: np.ndarray, unit: str) -> list[str]:
     return out
 
 
-def _over_time_hist(group: _HistGroup, ref: dm.Buckets, plan: _Plan, total: int) -> pd.DataFrame:
+def _over_time_hist(
+    group: _HistGroup, ref: dm.Buckets, plan: _Plan, total: int, alarm: str
+) -> pd.DataFrame:
     nw = plan.window[1] - plan.window[0]
     step = max(nw // OVER_TIME_PER_WINDOW, 1)
     rows = []
@@ -454,29 +503,39 @@ def _over_time_hist(group: _HistGroup, ref: dm.Buckets, plan: _Plan, total: int)
         cur = group.period(end_slice, end_slice + nw)
         if cur.total <= 0 or ref.total <= 0:
             continue
-        r, c = dm.align(ref, cur)
         ts = plan.origin - timedelta(seconds=end_slice * plan.slice_s)
-        rows.append({"ts_utc": ts, "value": dm.psi(r.counts, c.counts), "n": cur.total})
+        values = dm.hist_metrics(ref, cur)
+        rows.append({"ts_utc": ts, "value": values[alarm], "n": cur.total, **values})
     return pd.DataFrame(rows).sort_values("ts_utc") if rows else pd.DataFrame()
 
 
-def _histogram_slices(
-    store: Store,
-    sig: DriftSignal,
-    ref: Reference,
-    start: datetime,
-    end: datetime,
-    window: timedelta,
-    regions: Sequence[str] | None,
-    models: Sequence[str] | None,
-) -> list[SliceResult]:
-    plan = _plan(ref, start, end, window)
-    params = {
-        "signal": sig.sources[0],
-        "slice_s": plan.slice_s,
-        "regions": list(regions) if regions else None,
-        "models": list(models) if models else None,
-    }
+@dataclass(frozen=True)
+class _Ask:
+    """What one drift computation reads: the store, the window ``(start, end]``, filters."""
+
+    store: Store
+    start: datetime
+    end: datetime
+    regions: Sequence[str] | None
+    models: Sequence[str] | None
+
+    @property
+    def window(self) -> timedelta:
+        """The window's length."""
+        return self.end - self.start
+
+    def filters(self) -> dict[str, list[str] | None]:
+        """The named queries' ``$regions`` and ``$models`` (None: all)."""
+        return {
+            "regions": list(self.regions) if self.regions else None,
+            "models": list(self.models) if self.models else None,
+        }
+
+
+def _histogram_slices(ask: _Ask, sig: DriftSignal, ref: Reference) -> list[SliceResult]:
+    store, start, end = ask.store, ask.start, ask.end
+    plan = _plan(ref, start, end, ask.window)
+    params = {"signal": sig.sources[0], "slice_s": plan.slice_s, **ask.filters()}
     cur_df = store.named(
         "drift_histogram_slices", start=plan.read_start, end=end, origin=plan.origin, **params
     )
@@ -505,7 +564,6 @@ def _histogram_slices(
             continue
         rebinned = not np.array_equal(cur.le, refb.le)
         results = dm.compare_histograms(refb, cur, chunks, min_count=sig.minimum(), rule=sig.rule)
-        verdict, fired = _verdict(results, sig.metric)
         a, b = dm.align(refb, cur)
         dist = {
             "x": _hist_labels(a.le, sig.unit),
@@ -514,58 +572,96 @@ def _histogram_slices(
             "current": b.shares.tolist(),
             "xtitle": f"bucket ({sig.unit})",
         }
-        over = (
-            _over_time_hist(g_cur, refb, plan, plan.reference[1])
-            if plan.ref_origin is None
-            else _over_time_hist(g_cur, refb, plan, g_cur.n)
+        over = _over_time_hist(
+            g_cur, refb, plan, plan.reference[1] if plan.ref_origin is None else g_cur.n, sig.metric
         )
-        out.append(
-            SliceResult(
-                sig.name,
-                sig.kind,
-                sig.unit,
-                str(key[0]),
-                str(key[1]),
-                str(key[2]),
-                ref.describe(),
-                r0,
-                r1,
-                verdict,
-                fired,
-                results,
-                rebinned,
-                dist,
-                over,
-            )
-        )
+        k = (str(key[0]), str(key[1]), str(key[2]))
+        out.append(_slice(sig, k, ref, (r0, r1), results, dist, over, rebinned))
     return out
 
 
 def _step_values(
-    store: Store,
+    ask: _Ask,
     sig: DriftSignal,
     read_start: datetime,
     read_end: datetime,
     origin: datetime,
     step_s: int,
-    regions: Sequence[str] | None,
-    models: Sequence[str] | None,
 ) -> pd.DataFrame:
-    """``region, model, arm, k, value`` per step bucket (k counted back from origin)."""
+    """``region, model, arm, k, value`` per step bucket (k counted back from origin).
+
+    Ratios and labels also carry ``num`` and ``den`` (the counters' sums); a ratio's
+    bucket without denominator is dropped, a label window without labels is kept.
+    """
     common = {
         "start": read_start,
         "end": read_end,
         "origin": origin,
         "step_s": step_s,
-        "regions": list(regions) if regions else None,
-        "models": list(models) if models else None,
+        **ask.filters(),
     }
+    store = ask.store
     if sig.kind == "gauge":
         df = store.named("drift_gauge_steps", signal=sig.sources[0], **common)
         return df[["region", "model", "arm", "k", "value"]]
     df = store.named("drift_ratio_steps", num=sig.sources[0], den=sig.sources[1], **common)
-    df = df[df["den"] > 0]
-    return df.assign(value=df["num"] / df["den"])[["region", "model", "arm", "k", "value"]]
+    if sig.kind == "ratio":
+        df = df[df["den"] > 0]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        value = df["num"] / df["den"]
+    return df.assign(value=value)[["region", "model", "arm", "k", "value", "num", "den"]]
+
+
+@dataclass(frozen=True)
+class _Steps:
+    """Per-step rows of one signal: current window, reference, and the over-time range.
+
+    ``k`` counts step buckets back from the window's end (``k < nw``: the window); the
+    reference's rows have ``ref_k[0] <= k < ref_k[1]`` in ``ref`` (its own ``k`` for a
+    baseline).  ``history`` holds every row read before the window's end (empty
+    for a baseline, whose reference is read on its own).
+    """
+
+    cur: pd.DataFrame
+    ref: pd.DataFrame
+    history: pd.DataFrame
+    ref_k: tuple[int, int]
+    nw: int
+    step_s: int
+
+
+def _read_steps(ask: _Ask, sig: DriftSignal, ref: Reference, step_s: int) -> _Steps:
+    start, end = ask.start, ask.end
+    r0, r1 = ref.period(start, end)
+    step_s = math.gcd(step_s, _seconds(end - start)) or 60
+    nw = _seconds(end - start) // step_s
+    if ref.mode == "baseline":
+        cur_df = _step_values(ask, sig, start, end, end, step_s)
+        ref_df = _step_values(ask, sig, r0, r1, r1, step_s)
+        return _Steps(
+            cur_df, ref_df, cur_df.iloc[0:0], (0, _seconds(r1 - r0) // step_s), nw, step_s
+        )
+    read = _step_values(ask, sig, min(r0, start), end, end, step_s)
+    off = _seconds(end - r1) // step_s
+    ref_k = (off, off + _seconds(r1 - r0) // step_s)
+    ref_df = read[(read["k"] >= ref_k[0]) & (read["k"] < ref_k[1])]
+    return _Steps(read[read["k"] < nw], ref_df, read, ref_k, nw, step_s)
+
+
+def _groups(
+    steps: _Steps,
+) -> list[tuple[tuple[str, str, str], pd.DataFrame, pd.DataFrame, pd.DataFrame]]:
+    """``(key, current rows, reference rows, history rows)`` per region x model x arm seen
+    in the window or the reference: one that stopped reporting shows as "insufficient
+    data" rather than vanishing."""
+    cols = ["region", "model", "arm"]
+    keys = sorted(
+        set(map(tuple, steps.cur[cols].drop_duplicates().to_numpy()))
+        | set(map(tuple, steps.ref[cols].drop_duplicates().to_numpy()))
+    )
+    by = [dict(tuple(df.groupby(cols))) for df in (steps.cur, steps.ref, steps.history)]
+    empty = steps.cur.iloc[0:0]
+    return [((str(k[0]), str(k[1]), str(k[2])), *(g.get(k, empty) for g in by)) for k in keys]
 
 
 def _display_hist(ref: np.ndarray, cur: np.ndarray, unit: str) -> dict[str, Any]:
@@ -585,109 +681,147 @@ def _display_hist(ref: np.ndarray, cur: np.ndarray, unit: str) -> dict[str, Any]
     }
 
 
-def _value_slices(
-    store: Store,
-    sig: DriftSignal,
-    ref: Reference,
-    start: datetime,
-    end: datetime,
-    window: timedelta,
-    step_s: int,
-    regions: Sequence[str] | None,
-    models: Sequence[str] | None,
-) -> list[SliceResult]:
-    r0, r1 = ref.period(start, end)
-    w = _seconds(window)
-    step_s = math.gcd(step_s, w) or 60
-    nw = w // step_s
-    cur_df = _step_values(store, sig, start, end, end, step_s, regions, models)
-    if ref.mode == "baseline":
-        ref_df = _step_values(store, sig, r0, r1, r1, step_s, regions, models)
-        ref_k = (0, _seconds(r1 - r0) // step_s)
-        hist_df = cur_df
-    else:
-        read = _step_values(
-            store, sig, r0 if r0 < start else start, end, end, step_s, regions, models
+def _trailing_ends(total: int, nw: int) -> range:
+    """Ends (in steps back from the window's end) of the over-time curve's windows."""
+    return range(0, max(total - nw + 1, 0), max(nw // OVER_TIME_PER_WINDOW, 1))
+
+
+def _over_time_values(
+    history: pd.DataFrame, rv: np.ndarray, steps: _Steps, end: datetime, sig: DriftSignal
+) -> pd.DataFrame:
+    """Every :data:`OVER_TIME_METRICS` of trailing windows against the reference values."""
+    if not len(history):
+        return pd.DataFrame()
+    kv = history["k"].to_numpy()
+    vv = history["value"].to_numpy(np.float64)
+    bounds = dm.value_buckets(rv, rv[:1])[0].le[:-1]
+    rows = []
+    for e in _trailing_ends(int(kv.max()) + 1, steps.nw):
+        sel = vv[(kv >= e) & (kv < e + steps.nw)]
+        if sel.size < sig.minimum():
+            continue
+        values = dm.value_metrics(rv, sel, bounds=bounds)
+        rows.append(
+            {
+                "ts_utc": end - timedelta(seconds=e * steps.step_s),
+                "value": values[sig.metric],
+                "n": float(sel.size),
+                **values,
+            }
         )
-        off = _seconds(end - r1) // step_s
-        ref_k = (off, off + _seconds(r1 - r0) // step_s)
-        ref_df = read
-        hist_df = read
-        cur_df = read[read["k"] < nw]
-    out = []
-    # Groups seen in the window or the reference: one that stopped reporting shows as
-    # "insufficient data" rather than vanishing.
-    cols = ["region", "model", "arm"]
-    keys = sorted(
-        set(map(tuple, cur_df[cols].drop_duplicates().to_numpy()))
-        | set(map(tuple, ref_df[cols].drop_duplicates().to_numpy()))
+    return pd.DataFrame(rows).sort_values("ts_utc") if rows else pd.DataFrame()
+
+
+def _slice(
+    sig: DriftSignal,
+    key: tuple[str, str, str],
+    ref: Reference,
+    period: tuple[datetime, datetime],
+    results: list[dm.MetricResult],
+    distribution: dict[str, Any],
+    over: pd.DataFrame,
+    rebinned: bool = False,
+) -> SliceResult:
+    verdict, fired = _verdict(results, sig.metric)
+    return SliceResult(
+        sig.name,
+        sig.kind,
+        sig.unit,
+        *key,
+        ref.describe(),
+        *period,
+        verdict,
+        fired,
+        results,
+        rebinned,
+        distribution,
+        over,
+        alarm=sig.metric,
     )
-    ref_groups = dict(tuple(ref_df.groupby(cols)))
-    hist_groups = dict(tuple(hist_df.groupby(cols)))
-    cur_groups = dict(tuple(cur_df.groupby(cols)))
-    empty = cur_df.iloc[0:0]
-    for key in keys:
-        c = cur_groups.get(key, empty)
-        c = c[c["k"] < nw]
-        rg = ref_groups.get(key)
-        if rg is None:
-            rg = empty
-        rsel = rg[(rg["k"] >= ref_k[0]) & (rg["k"] < ref_k[1])]
+
+
+def _value_slices(ask: _Ask, sig: DriftSignal, ref: Reference, step_s: int) -> list[SliceResult]:
+    start, end = ask.start, ask.end
+    steps = _read_steps(ask, sig, ref, step_s)
+    nw = steps.nw
+    out = []
+    for key, c, rsel, hist in _groups(steps):
         rv = rsel["value"].to_numpy(np.float64)
         cv = c["value"].to_numpy(np.float64)
         if rv.size == 0 and cv.size == 0:
             continue
         chunks = []
         if ref.mode != "week_ago":
-            n_chunks = (ref_k[1] - ref_k[0]) // nw
-            for j in range(n_chunks):
-                lo = ref_k[0] + j * nw
+            lo_k, hi_k = steps.ref_k
+            for lo in range(lo_k, lo_k + (hi_k - lo_k) // nw * nw, nw):
                 sel = rsel[(rsel["k"] >= lo) & (rsel["k"] < lo + nw)]
                 chunks.append(sel["value"].to_numpy(np.float64))
         results = dm.compare_values(rv, cv, chunks, min_count=sig.minimum(), rule=sig.rule)
-        verdict, fired = _verdict(results, sig.metric)
         dist = _display_hist(rv, cv, sig.unit) if rv.size and cv.size else {}
-        over = pd.DataFrame()
-        if rv.size and ref.mode == "previous" and key in hist_groups:
-            h = hist_groups[key]
-            total = int(h["k"].max()) + 1 if len(h) else 0
-            rows = []
-            stride = max(nw // OVER_TIME_PER_WINDOW, 1)
-            kv = h["k"].to_numpy()
-            vv = h["value"].to_numpy(np.float64)
-            bounds = dm.value_buckets(rv, rv[:1])[0].le[:-1]
-            for e in range(0, max(total - nw + 1, 0), stride):
-                sel = vv[(kv >= e) & (kv < e + nw)]
-                if sel.size < sig.minimum():
-                    continue
-                rb, cb = dm.value_buckets(rv, sel, bounds=bounds)
-                rows.append(
-                    {
-                        "ts_utc": end - timedelta(seconds=e * step_s),
-                        "value": dm.psi(rb.counts, cb.counts),
-                        "n": float(sel.size),
-                    }
-                )
-            over = pd.DataFrame(rows).sort_values("ts_utc") if rows else over
-        out.append(
-            SliceResult(
-                sig.name,
-                sig.kind,
-                sig.unit,
-                str(key[0]),
-                str(key[1]),
-                str(key[2]),
-                ref.describe(),
-                r0,
-                r1,
-                verdict,
-                fired,
-                results,
-                False,
-                dist,
-                over,
-            )
+        over = (
+            _over_time_values(hist, rv, steps, end, sig)
+            if rv.size and ref.mode == "previous"
+            else pd.DataFrame()
         )
+        out.append(_slice(sig, key, ref, ref.period(start, end), results, dist, over))
+    return out
+
+
+def _over_time_labels(
+    history: pd.DataFrame, steps: _Steps, end: datetime, ref_accuracy: float
+) -> pd.DataFrame:
+    """Accuracy of trailing label-arrival windows with its 95% Wilson interval."""
+    if not len(history):
+        return pd.DataFrame()
+    k = history["k"].to_numpy(np.int64)
+    total = int(k.max()) + 1
+    num = np.bincount(k, history["num"].to_numpy(np.float64), minlength=total)
+    den = np.bincount(k, history["den"].to_numpy(np.float64), minlength=total)
+    ends = np.asarray(_trailing_ends(total, steps.nw), dtype=np.int64)
+    if ends.size == 0:
+        return pd.DataFrame()
+    cn = np.concatenate([[0.0], np.cumsum(num)])
+    cd = np.concatenate([[0.0], np.cumsum(den)])
+    correct = cn[ends + steps.nw] - cn[ends]
+    labelled = cd[ends + steps.nw] - cd[ends]
+    acc = dm.accuracy_windows(correct, labelled)
+    frame = pd.DataFrame(
+        {
+            "ts_utc": [end - timedelta(seconds=int(e) * steps.step_s) for e in ends],
+            "value": ref_accuracy - acc["accuracy"],
+            "n": labelled,
+            "accuracy": acc["accuracy"],
+            "low": acc["low"],
+            "high": acc["high"],
+        }
+    )
+    return frame[frame["n"] > 0].sort_values("ts_utc")
+
+
+def _label_slices(ask: _Ask, sig: DriftSignal, ref: Reference) -> list[SliceResult]:
+    """Accuracy from late labels: labels counted in the window they arrived in."""
+    start, end = ask.start, ask.end
+    steps = _read_steps(ask, sig, ref, _slice_seconds(ask.window))
+    out = []
+    for key, c, rsel, hist in _groups(steps):
+        ref_ok, ref_n = float(rsel["num"].sum()), float(rsel["den"].sum())
+        cur_ok, cur_n = float(c["num"].sum()), float(c["den"].sum())
+        if ref_n <= 0 and cur_n <= 0:
+            continue
+        change = dm.accuracy_change(ref_ok, ref_n, cur_ok, cur_n, min_labels=sig.minimum())
+        results = dm.accuracy_results(change)
+        dist: dict[str, Any] = {}
+        if ref_n > 0 and cur_n > 0:
+            dist = {
+                "x": ["correct", "incorrect"],
+                "reference": [change.reference, 1 - change.reference],
+                "current": [change.current, 1 - change.current],
+                "xtitle": "label outcome (share of the labels that arrived)",
+            }
+        over = (
+            _over_time_labels(hist, steps, end, change.reference) if ref_n > 0 else pd.DataFrame()
+        )
+        out.append(_slice(sig, key, ref, ref.period(start, end), results, dist, over))
     return out
 
 
@@ -729,14 +863,17 @@ def compute_drift(
         end = last
     end = _utc_naive(end).replace(second=0, microsecond=0)
     start = end - window
+    ask = _Ask(store, start, end, regions, models)
     slices: list[SliceResult] = []
     missing: list[str] = []
     for sig in signals:
         ref = sig.reference or reference
         if sig.kind == "histogram":
-            got = _histogram_slices(store, sig, ref, start, end, window, regions, models)
+            got = _histogram_slices(ask, sig, ref)
+        elif sig.kind == "labels":
+            got = _label_slices(ask, sig, ref)
         else:
-            got = _value_slices(store, sig, ref, start, end, window, step_s, regions, models)
+            got = _value_slices(ask, sig, ref, step_s)
         if not got:
             missing.append(sig.name)
         slices.extend(got)

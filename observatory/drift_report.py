@@ -1,9 +1,10 @@
 """Drift reports: one self-contained file per run, in HTML, Markdown or JSON.
 
 - **HTML**: summary, a table per signal (one row per region x model x arm), and for
-  every drifted slice the reference and current distributions overlaid and the
-  metric over time.  All figures are in one page and plotly.js is embedded once
-  (about 4.8 MB), so the file opens offline.
+  every drifted slice the reference and current distributions overlaid and, over
+  time, each metric that fired (accuracy with its interval for late labels).  All
+  figures are in one page and plotly.js is embedded once (about 4.8 MB), so the file
+  opens offline.
 - **Markdown**: the same summary and tables, for chat and tickets.
 - **JSON**: everything, for machines (``schema: observatory.drift/1``; NaN is null).
 
@@ -49,7 +50,13 @@ from observatory.drift_codes import (
     EXIT_WARNING,
     FORMATS,
 )
-from observatory.drift_engine import PRIMARY, DriftReport, SliceResult, _fmt_span
+from observatory.drift_engine import (
+    OVER_TIME_METRICS,
+    PRIMARY,
+    DriftReport,
+    SliceResult,
+    _fmt_span,
+)
 
 #: Drifted slices drawn in an HTML report (the table lists them all).
 MAX_CHARTED = 40
@@ -128,6 +135,7 @@ def to_dict(report: DriftReport) -> dict[str, Any]:
         over = s.over_time
         return {
             "signal": s.signal,
+            "title": s.title,
             "kind": s.kind,
             "unit": s.unit,
             "region": s.region,
@@ -141,14 +149,15 @@ def to_dict(report: DriftReport) -> dict[str, Any]:
             "rebinned": s.rebinned,
             "metrics": [metric(r) for r in s.results],
             "distribution": s.distribution,
-            "over_time": (
-                [
-                    {"ts_utc": t.isoformat(), "value": _num(v)}
-                    for t, v in zip(over["ts_utc"], over["value"], strict=True)
-                ]
-                if len(over)
-                else []
-            ),
+            "alarm_metric": s.alarm,
+            "fired_metrics": s.fired_metrics,
+            "over_time": [
+                {
+                    "ts_utc": row["ts_utc"].isoformat(),
+                    **{k: _num(v) for k, v in row.items() if k != "ts_utc"},
+                }
+                for row in over.to_dict("records")
+            ],
         }
 
     return {
@@ -173,7 +182,29 @@ def render_json(report: DriftReport) -> str:
 
 
 # --------------------------------------------------------------------------- Markdown
+def _label_row(s: SliceResult) -> dict[str, str]:
+    """A late-label accuracy slice: both accuracies, the drop and its interval."""
+    d = s.metric("accuracy_drop")
+    detail = d.detail if d else {}
+    low, high = detail.get("ci_low", math.nan), detail.get("ci_high", math.nan)
+    interval = "-" if not math.isfinite(low) else f"[{low * 100:+.2f}, {high * 100:+.2f}]"
+    return {
+        "region": s.region,
+        "model": s.model,
+        "arm": s.arm,
+        "verdict": s.verdict,
+        "accuracy ref": _fmt(detail.get("reference")),
+        "accuracy now": _fmt(detail.get("current")),
+        "drop (points)": _fmt(d.value * 100 if d else None, 3),
+        "95% interval of the change (points)": interval,
+        "labels ref / cur": (f"{_count(d.n_ref) if d else '-'} / {_count(d.n_cur) if d else '-'}"),
+        "fired / note": s.fired or (d.note if d else ""),
+    }
+
+
 def _slice_row(s: SliceResult) -> dict[str, str]:
+    if s.kind == "labels":
+        return _label_row(s)
     p = s.metric(PRIMARY)
     js, hel, w1 = s.metric("js"), s.metric("hellinger"), s.metric("wasserstein")
     shift = s.metric("p50_shift")
@@ -213,6 +244,10 @@ def render_markdown(report: DriftReport) -> str:
         "critical >= 0.25, counted only when also above the threshold learned from "
         "reference chunks (median + 3 robust sigma). JS distance is log base 2.",
         "- KS on bucket bounds is a lower bound; p-values are context, never the alarm.",
+        "- Accuracy (late labels): labels counted in the window they arrived in; warning "
+        "when the 95% Newcombe interval of the change lies below 0 and accuracy fell by at "
+        "least 1 point, critical from 5 points; fewer than 200 labels a side: insufficient "
+        "labels.",
         f"- Exit code: {exit_code(report)}. Generated {report.generated_utc:%Y-%m-%d %H:%M} UTC.",
     ]
     if report.without_data:
@@ -220,7 +255,11 @@ def render_markdown(report: DriftReport) -> str:
     for signal in dict.fromkeys(s.signal for s in report.slices):
         rows = [_slice_row(s) for s in report.slices if s.signal == signal]
         first = next(s for s in report.slices if s.signal == signal)
-        lines += ["", f"## {signal} ({first.kind}, {first.unit}; reference: {first.reference})", ""]
+        lines += [
+            "",
+            f"## {first.title} ({first.kind}, {first.unit}; reference: {first.reference})",
+            "",
+        ]
         head = list(rows[0])
         lines.append("| " + " | ".join(head) + " |")
         lines.append("|" + "---|" * len(head))
@@ -230,9 +269,11 @@ def render_markdown(report: DriftReport) -> str:
     if drifted:
         lines += ["", "## Drifted signals", ""]
         for s in drifted:
-            lines.append(f"### {s.verdict.upper()}: {s.signal} in {s.region}, {s.model} {s.arm}")
+            lines.append(f"### {s.verdict.upper()}: {s.title} in {s.region}, {s.model} {s.arm}")
             lines.append("")
             lines.append(f"Fired: {s.fired}")
+            lines.append("")
+            lines.append(f"Metrics that fired: {', '.join(s.fired_metrics)}")
             lines.append("")
             lines.append("| metric | value | threshold | learned | verdict | note |")
             lines.append("|---|---|---|---|---|---|")
@@ -277,9 +318,21 @@ def dist_figure(s: SliceResult) -> go.Figure:
     return _dist_figure(s)
 
 
-def over_time_figure(s: SliceResult, report: DriftReport) -> go.Figure:
-    """PSI of the trailing window over time, with thresholds and the current window."""
-    return _over_time_figure(s, report)
+def over_time_figure(s: SliceResult, report: DriftReport, metric: str | None = None) -> go.Figure:
+    """A drift metric of the trailing window over time, with its thresholds and the
+    current window shaded; for late labels, accuracy per label-arrival window with its
+    95% Wilson interval and the reference accuracy.
+
+    Args:
+        metric: one of :data:`observatory.drift_engine.OVER_TIME_METRICS` (default:
+            the slice's alarm metric); ignored for late labels.
+
+    Raises:
+        ValueError: a metric that is not drawn over time.
+    """
+    if s.kind == "labels":
+        return _accuracy_figure(s, report)
+    return _over_time_figure(s, report, metric or s.alarm)
 
 
 def _dist_figure(s: SliceResult) -> go.Figure:
@@ -288,7 +341,7 @@ def _dist_figure(s: SliceResult) -> go.Figure:
     fig.add_bar(x=d.get("x", []), y=d.get("reference", []), name="reference", opacity=0.6)
     fig.add_bar(x=d.get("x", []), y=d.get("current", []), name="current window", opacity=0.6)
     fig.update_layout(
-        title=html.escape(f"{s.signal}: reference vs current ({s.region}, {s.model} {s.arm})"),
+        title=html.escape(f"{s.title}: reference vs current ({s.region}, {s.model} {s.arm})"),
         barmode="overlay",
         xaxis_title=d.get("xtitle", ""),
         yaxis_title="share of observations",
@@ -300,23 +353,7 @@ def _dist_figure(s: SliceResult) -> go.Figure:
     return fig
 
 
-def _over_time_figure(s: SliceResult, report: DriftReport) -> go.Figure:
-    over = s.over_time
-    fig = go.Figure()
-    if len(over):
-        fig.add_scatter(
-            x=[t.isoformat() for t in over["ts_utc"]],
-            y=over["value"].tolist(),
-            mode="lines+markers",
-            name="PSI of the trailing window vs the reference",
-        )
-    rule = dm.RULES[PRIMARY]
-    for level, color in ((rule.warning, "#d29922"), (rule.critical, "#cf222e")):
-        if level is not None:
-            fig.add_hline(y=level, line_dash="dash", line_color=color, annotation_text=f"{level:g}")
-    p = s.metric(PRIMARY)
-    if p is not None and math.isfinite(p.learned):
-        fig.add_hline(y=p.learned, line_dash="dot", line_color="#57606a", annotation_text="learned")
+def _time_layout(fig: go.Figure, s: SliceResult, report: DriftReport, title: str) -> None:
     fig.add_vrect(
         x0=report.window_start.isoformat(),
         x1=report.window_end.isoformat(),
@@ -325,15 +362,70 @@ def _over_time_figure(s: SliceResult, report: DriftReport) -> go.Figure:
         line_width=0,
     )
     fig.update_layout(
-        title=html.escape(f"{s.signal}: PSI over time ({s.region}, {s.model} {s.arm})"),
+        title=html.escape(f"{s.title}: {title} ({s.region}, {s.model} {s.arm})"),
         xaxis_title="end of a trailing window (UTC)",
-        yaxis_title="PSI",
         width=640,
         height=350,
         margin={"l": 50, "r": 10, "t": 40, "b": 40},
         showlegend=False,
     )
+
+
+def _over_time_figure(s: SliceResult, report: DriftReport, metric: str) -> go.Figure:
+    if metric not in OVER_TIME_METRICS:
+        raise ValueError(f"no curve over time for {metric!r}; one of {OVER_TIME_METRICS}")
+    over = s.over_time
+    rule = dm.RULES[metric]
+    name = "KS statistic" if metric == "ks" else rule.label
+    fig = go.Figure()
+    if len(over) and metric in over:
+        fig.add_scatter(
+            x=[t.isoformat() for t in over["ts_utc"]],
+            y=over[metric].tolist(),
+            mode="lines+markers",
+            name=f"{name} of the trailing window vs the reference",
+        )
+    for level, color in ((rule.warning, "#d29922"), (rule.critical, "#cf222e")):
+        if level is not None:
+            fig.add_hline(y=level, line_dash="dash", line_color=color, annotation_text=f"{level:g}")
+    p = s.metric(metric)
+    if p is not None and math.isfinite(p.learned):
+        fig.add_hline(y=p.learned, line_dash="dot", line_color="#57606a", annotation_text="learned")
+    _time_layout(fig, s, report, f"{name} over time")
+    fig.update_layout(yaxis_title=name)
     return fig
+
+
+def _accuracy_figure(s: SliceResult, report: DriftReport) -> go.Figure:
+    over = s.over_time
+    fig = go.Figure()
+    if len(over):
+        x = [t.isoformat() for t in over["ts_utc"]]
+        fig.add_scatter(
+            x=x + x[::-1],
+            y=over["high"].tolist() + over["low"].tolist()[::-1],
+            fill="toself",
+            fillcolor="rgba(31,119,180,0.2)",
+            line={"width": 0},
+            name="95% Wilson interval",
+            hoverinfo="skip",
+        )
+        fig.add_scatter(x=x, y=over["accuracy"].tolist(), mode="lines+markers", name="accuracy")
+    d = s.metric("accuracy_drop")
+    ref = d.detail.get("reference", math.nan) if d else math.nan
+    if math.isfinite(ref):
+        fig.add_hline(y=ref, line_dash="dot", line_color="#57606a", annotation_text="reference")
+    _time_layout(fig, s, report, "accuracy per label-arrival window")
+    fig.update_layout(yaxis_title="accuracy (labels that arrived)")
+    return fig
+
+
+def _charts(s: SliceResult, report: DriftReport) -> list[go.Figure]:
+    """A drifted slice's figures: distributions, then each metric that fired over time."""
+    if s.kind == "labels":
+        return [_dist_figure(s), _accuracy_figure(s, report)]
+    metrics = [m for m in s.fired_metrics if m in OVER_TIME_METRICS] or [s.alarm]
+    return [_dist_figure(s), *(_over_time_figure(s, report, m) for m in metrics)]
 
 
 def _html_table(rows: list[dict[str, str]], verdict_key: str = "verdict") -> str:
@@ -377,6 +469,10 @@ def render_html(report: DriftReport) -> str:
         "from the reference cut into window-long chunks (median + 3 robust sigma). "
         "Jensen-Shannon distance uses log base 2 (0-1). KS on bucket bounds is a lower "
         "bound of the raw-sample statistic; p-values are context, never the alarm. "
+        "Accuracy (late labels) counts labels in the window they arrived in: warning when "
+        "the 95% Newcombe interval of the change lies below 0 and accuracy fell by at "
+        "least 1 point, critical from 5 points; below 200 labels a side, insufficient "
+        "labels. "
         f"Exit code {exit_code(report)}. Generated {report.generated_utc:%Y-%m-%d %H:%M} UTC.",
         "</p>",
     ]
@@ -388,7 +484,7 @@ def render_html(report: DriftReport) -> str:
     for signal in dict.fromkeys(s.signal for s in report.slices):
         sl = [s for s in report.slices if s.signal == signal]
         parts.append(
-            f"<h2>{html.escape(signal)} <span class='note'>({html.escape(sl[0].kind)}, "
+            f"<h2>{html.escape(sl[0].title)} <span class='note'>({html.escape(sl[0].kind)}, "
             f"{html.escape(sl[0].unit)}; reference: {html.escape(sl[0].reference)})</span></h2>"
         )
         parts.append(_html_table([_slice_row(s) for s in sl]))
@@ -397,9 +493,10 @@ def render_html(report: DriftReport) -> str:
         parts.append("<h2>Drifted signals</h2>")
     for i, s in enumerate(drifted[:MAX_CHARTED]):
         parts.append(
-            f"<h3 id='drift-{i}'>{html.escape(s.verdict.upper())}: {html.escape(s.signal)} in "
+            f"<h3 id='drift-{i}'>{html.escape(s.verdict.upper())}: {html.escape(s.title)} in "
             f"{html.escape(s.region)}, {html.escape(s.model)} {html.escape(s.arm)}</h3>"
-            f"<p class='note'>{html.escape(s.fired)}</p>"
+            f"<p class='note'>{html.escape(s.fired)}<br>Metrics that fired: "
+            f"{html.escape(', '.join(s.fired_metrics))}</p>"
         )
         rows = []
         for r in s.results:
@@ -418,7 +515,7 @@ def render_html(report: DriftReport) -> str:
             )
         parts.append(_html_table(rows))
         parts.append("<div class='charts'>")
-        for j, fig in enumerate((_dist_figure(s), _over_time_figure(s, report))):
+        for j, fig in enumerate(_charts(s, report)):
             div = fig.to_html(
                 full_html=False,
                 include_plotlyjs=False,

@@ -127,6 +127,15 @@ class SignalOverride(_Strict):
             raise ValueError(f"unknown drift signal {value!r}; known: {', '.join(_SIGNAL_NAMES)}")
         return value
 
+    @model_validator(mode="after")
+    def _applies(self) -> SignalOverride:
+        if de.signal_by_name(self.name).kind == "labels" and (self.metric or self.rule):
+            raise ValueError(
+                f"{self.name}: metric and rule do not apply (its verdict is the accuracy "
+                "change test of late labels; min_count sets the minimum labels a side)"
+            )
+        return self
+
 
 class ScheduleSettings(_Strict):
     """The whole schedule file."""

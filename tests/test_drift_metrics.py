@@ -277,13 +277,57 @@ def test_accuracy_windows_wilson() -> None:
     assert out["high"][0] == pytest.approx(0.8666, abs=1e-4)
 
 
+def test_wilson_interval_against_scipy_and_newcombe() -> None:
+    # Newcombe (1998), Stat Med 17:857, Table I, method 3 (Wilson score): 81/263 ->
+    # 0.2553 to 0.3662; and scipy's implementation of the same interval.
+    low, high = drift.wilson_interval(81, 263)
+    assert (float(low), float(high)) == pytest.approx((0.2553, 0.3662), abs=5e-5)
+    for k, n in ((81, 263), (0, 20), (20, 20), (4140, 5000)):
+        ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        lo, hi = drift.wilson_interval(k, n)
+        assert (float(lo), float(hi)) == pytest.approx((ci.low, ci.high), abs=1e-12)
+
+
+def test_accuracy_change_newcombe_method_10() -> None:
+    # Newcombe (1998), Stat Med 17:873, Table II, example (a), method 10 (hybrid score):
+    # 56/70 - 48/80 = 0.2000, 95% interval 0.0524 to 0.3339.
+    c = drift.accuracy_change(48, 80, 56, 70, min_labels=1)
+    assert c.difference == pytest.approx(0.2)
+    assert (c.ci_low, c.ci_high) == pytest.approx((0.0524, 0.3339), abs=5e-5)
+
+
 def test_accuracy_change_test() -> None:
     drop = drift.accuracy_change(8300, 10_000, 3800, 5000)
     assert drop.difference == pytest.approx(-0.07)
     assert drop.ci_high < 0 and drop.p_value < 1e-20
-    assert drop.verdict == "warning"
+    assert drop.verdict == "critical"  # 7 points >= 5
+    two = drift.accuracy_change(8300, 10_000, 4050, 5000)
+    assert two.difference == pytest.approx(-0.02) and two.verdict == "warning"
+    results = {r.metric: r for r in drift.accuracy_results(two)}
+    assert results["accuracy_drop"].value == pytest.approx(0.02)
+    assert results["accuracy_drop"].threshold == 0.01
+    assert results["accuracy_drop"].fired.startswith("drop 2.00 points >= 1 (warning)")
+    # pooled 12350/15000, se = sqrt(p(1-p)(1/10000 + 1/5000)) = 0.0066058, z = 3.0276
+    assert results["accuracy_p"].verdict == "ok"
+    assert results["accuracy_p"].value == pytest.approx(0.002465, rel=1e-3)
     same = drift.accuracy_change(8300, 10_000, 4140, 5000)
     assert same.verdict == "ok" and same.ci_low < 0 < same.ci_high + 0.01
     tiny = drift.accuracy_change(830_000, 1_000_000, 827_000, 1_000_000)
     assert tiny.p_value < 1e-5 and tiny.verdict == "ok"  # significant but under min_drop
-    assert drift.accuracy_change(80, 100, 30, 50).verdict == "insufficient data"
+    few = drift.accuracy_change(80, 100, 30, 50)
+    assert few.verdict == "insufficient data"
+    (res, _) = drift.accuracy_results(few)
+    assert res.verdict == "insufficient data" and res.note.startswith("insufficient labels")
+
+
+def test_w1_and_ks_of_raw_values_match_scipy() -> None:
+    rng = np.random.default_rng(11)
+    a, b = rng.normal(0, 1, 5000), rng.normal(0.2, 1.3, 1500)
+    w1, ks = drift.w1_ks(a, b)
+    assert w1 == pytest.approx(stats.wasserstein_distance(a, b), rel=1e-12)
+    assert ks == pytest.approx(stats.ks_2samp(a, b).statistic, rel=1e-12)
+    ties = np.round(a, 1), np.round(b, 1)  # per-step gauges repeat values
+    assert drift.w1_ks(*ties)[1] == pytest.approx(stats.ks_2samp(*ties).statistic, rel=1e-12)
+    got = drift.value_metrics(a, b)
+    assert got["wasserstein"] == pytest.approx(w1 / np.std(a))
+    assert set(got) == {"psi", "js", "hellinger", "wasserstein", "ks"}

@@ -48,18 +48,34 @@ def test_drift_page_heatmap_drilldown_and_archive(
     assert not at.exception, [e.value for e in at.exception]
     assert at.title[0].value == "Drift"
     text = _texts(at)
-    assert "CRITICAL" in text and "drift detected in 3 of" in text
+    assert "CRITICAL" in text and "drift detected in 4 of" in text
     assert "log base 2" in text
     charts = at.get("plotly_chart")
     assert len(charts) == 3  # heatmap, overlaid distributions, drift over time
     heatmap = json.loads(charts[0].proto.spec)
     assert heatmap["data"][0]["type"] == "heatmap"
     assert set(heatmap["data"][0]["x"]) == {"sa-east-1", "us-east-1", "us-west-2"}
+    assert "accuracy (late labels)" in heatmap["data"][0]["y"]
+    assert "ttft" in heatmap["data"][0]["y"]
     # The drill-down opens on the worst drifted slice.
     drill = at.selectbox(key="drift-slice")
     assert drill.value == "accuracy/us-west-2/qwen2.5-32b/v1"
     dist = json.loads(charts[1].proto.spec)
     assert [t["name"] for t in dist["data"]] == ["reference", "current window"]
+    # Over time: the metric that fired first (PSI), then the operator's choice.
+    over = json.loads(charts[2].proto.spec)
+    assert over["layout"]["yaxis"]["title"]["text"].startswith("PSI")
+    pick = at.selectbox(key="drift-time-metric-accuracy/us-west-2/qwen2.5-32b/v1")
+    pick.set_value("KS statistic (lower bound on buckets)").run()
+    assert not at.exception
+    over = json.loads(at.get("plotly_chart")[2].proto.spec)
+    assert over["layout"]["yaxis"]["title"]["text"] == "KS statistic"
+    # Late labels: accuracy per label-arrival window with its Wilson interval.
+    at.selectbox(key="drift-slice").set_value("accuracy_late_labels/us-west-2/qwen2.5-32b/v1").run()
+    assert not at.exception
+    over = json.loads(at.get("plotly_chart")[2].proto.spec)
+    assert [t["name"] for t in over["data"]] == ["95% Wilson interval", "accuracy"]
+    drill = at.selectbox(key="drift-slice")
     drill.set_value("prompt_length/us-west-2/qwen2.5-32b/v1").run()
     assert not at.exception
     # Another heatmap metric.

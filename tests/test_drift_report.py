@@ -48,7 +48,7 @@ def test_report_files_named_by_date_and_exit_code_critical(reports: tuple[Path, 
         "drift-2026-11-30T0000Z-24h.json",
         "drift-2026-11-30T0000Z-24h.md",
     ]
-    assert "drift detected in 3 of" in output
+    assert "drift detected in 4 of" in output
 
 
 def test_json_report(reports: tuple[Path, int, str]) -> None:
@@ -70,23 +70,55 @@ def test_json_report(reports: tuple[Path, int, str]) -> None:
     assert psi["fixed_warning"] == 0.1 and psi["fixed_critical"] == 0.25
     assert psi["threshold"] == 0.25 and "learned" in psi["fired"]
     assert row["over_time"] and row["distribution"]["reference"]
+    # Over time: every drift metric per point, and the metrics that fired.
+    assert {"ts_utc", "value", "psi", "js", "hellinger", "wasserstein", "ks"} <= set(
+        row["over_time"][-1]
+    )
+    assert row["alarm_metric"] == "psi" and row["fired_metrics"][0] == "psi"
+    # Late labels: its own row, the accuracy change with its interval, accuracy over time.
+    late = next(
+        s
+        for s in data["slices"]
+        if s["signal"] == "accuracy_late_labels"
+        and s["region"] == "us-west-2"
+        and s["model"] == "qwen2.5-32b"
+    )
+    assert late["title"] == "accuracy (late labels)" and late["verdict"] == "warning"
+    drop = next(m for m in late["metrics"] if m["metric"] == "accuracy_drop")
+    d = drop["detail"]
+    assert drop["value"] == pytest.approx(d["reference"] - d["current"])
+    assert d["ci_high"] < 0 < drop["value"]
+    point = late["over_time"][-1]
+    assert point["low"] < point["accuracy"] < point["high"]
 
 
 def test_markdown_report(reports: tuple[Path, int, str]) -> None:
     out, _, _ = reports
     md = (out / "drift-2026-11-30T0000Z-24h.md").read_text()
     assert md.startswith("# Drift report: 2026-11-29 00:00 .. 2026-11-30 00:00 UTC")
-    assert "**CRITICAL**: drift detected in 3 of" in md
+    assert "**CRITICAL**: drift detected in 4 of" in md
+    assert "## accuracy (late labels) (labels, ratio; reference: previous 7d)" in md
+    assert "Metrics that fired: psi" in md
     assert "## prediction_score (histogram, score; reference: previous 7d)" in md
     assert "| us-west-2 | qwen2.5-32b | v1 | critical |" in md
     assert "JS distance is log base 2" in md
+
+
+def _charts_expected(out: Path) -> int:
+    """Per drifted slice: its distributions and one over-time chart per metric that fired
+    (accuracy with its interval for late labels)."""
+    data = json.loads((out / "drift-2026-11-30T0000Z-24h.json").read_text())
+    drifted = [s for s in data["slices"] if s["verdict"] in ("warning", "critical")]
+    assert len(drifted) == 4
+    return sum(1 + (1 if s["kind"] == "labels" else len(s["fired_metrics"])) for s in drifted)
 
 
 def test_html_embeds_plotly_once(reports: tuple[Path, int, str]) -> None:
     out, _, _ = reports
     text = (out / "drift-2026-11-30T0000Z-24h.html").read_text()
     assert len(re.findall(r"plotly\.js v\d", text)) == 1  # the library's banner, once
-    assert text.count("Plotly.newPlot(") == 6  # 3 drifted slices x 2 charts
+    assert text.count("Plotly.newPlot(") == _charts_expected(out) > 8
+    assert "accuracy per label-arrival window" in text
     assert "<script src=" not in text  # nothing to fetch: readable offline
 
 
@@ -166,7 +198,8 @@ def test_html_report_renders_in_headless_chromium(reports: tuple[Path, int, str]
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert 'id="summary"' in dom
     # Plotly drew every chart: each figure div got its SVG layers and its traces.
-    assert dom.count('class="plot-container plotly"') == 6
-    assert dom.count('class="main-svg"') >= 12
+    charts = _charts_expected(out)
+    assert dom.count('class="plot-container plotly"') == charts
+    assert dom.count('class="main-svg"') >= 2 * charts
     assert dom.count('class="trace bars"') >= 3  # reference vs current, overlaid
     assert "scatterlayer" in dom  # metric over time

@@ -129,6 +129,18 @@ def test_failed_job_does_not_stop_the_loop(tmp_path: Path) -> None:
     run_forever(sched, stop)  # returns at once when stopped
 
 
+def test_late_labels_refuse_metric_and_rule() -> None:
+    text = (
+        "store: data/demo\nreports:\n  - {name: d, cron: '0 0 * * *'}\n"
+        "signals:\n  - {name: accuracy_late_labels, metric: psi}\n"
+    )
+    with pytest.raises(ConfigError, match=r"s\.yaml:5: signals\[0\]: accuracy_late_labels: metric"):
+        parse_schedule(text, "s.yaml")
+    ok = parse_schedule(text.replace("metric: psi", "min_count: 50"), "s.yaml")
+    (late,) = [x for x in ok.signals() if x.name == "accuracy_late_labels"]
+    assert late.minimum() == 50 and late.kind == "labels"
+
+
 def test_run_once_writes_the_archive(tmp_path_factory: pytest.TempPathFactory) -> None:
     store = drift_store(tmp_path_factory)
     out = tmp_path_factory.mktemp("archive")
@@ -154,7 +166,8 @@ def test_run_once_writes_the_archive(tmp_path_factory: pytest.TempPathFactory) -
     )
     result = CliRunner().invoke(main, ["run", "--config", str(cfg), "--once"])
     assert result.exit_code == 0, result.output
-    assert "daily" in result.output and "no drift in 4 signals" in result.output
+    # accuracy (gauge) and accuracy (late labels) of sa-east-1's 4 model/arms
+    assert "daily" in result.output and "no drift in 8 signals" in result.output
     names = sorted(p.name for p in (out / "reports").iterdir())
     assert names == ["drift-2026-11-30T0000Z-24h.json", "drift-2026-11-30T0000Z-24h.md"]
     bad = CliRunner().invoke(main, ["run", "--config", str(out / "nope.yaml")])

@@ -15,6 +15,7 @@ from analytics import drift as dm
 from app import drift_data
 from app.data import StoreError
 from app.ui import md, plotly_text, require_store
+from observatory.drift_engine import OVER_TIME_METRICS
 from observatory.drift_report import dist_figure, over_time_figure
 
 WINDOWS = {
@@ -32,6 +33,14 @@ METRICS = {
     "Jensen-Shannon distance (log base 2)": "js",
     "Hellinger distance": "hellinger",
     "Wasserstein-1 / reference std": "wasserstein",
+}
+#: Metrics the drift-over-time chart can draw.
+TIME_METRICS = {
+    "PSI": "psi",
+    "Jensen-Shannon distance (log base 2)": "js",
+    "Hellinger distance": "hellinger",
+    "Wasserstein-1 / reference std": "wasserstein",
+    "KS statistic (lower bound on buckets)": "ks",
 }
 ICON = {"ok": "", "warning": "⚠", "critical": "✖", "insufficient data": "?"}
 
@@ -62,7 +71,10 @@ st.caption(
     "reference cut into window-long chunks (median + 3 robust sigma). Jensen-Shannon "
     "distance uses log base 2 (0-1). p-values are context, never the alarm. "
     "Load-driven signals (GPU utilisation, energy per request) compare with the same "
-    "window a week earlier."
+    "window a week earlier. Accuracy (late labels) counts labels in the window they "
+    "arrived in: warning when the 95% interval of the change lies below 0 and accuracy "
+    "fell by at least 1 point, critical from 5 points; its heatmap cell shows the drop in "
+    "points, coloured so that 1 point matches the chosen metric's warning level."
 )
 if not report.slices:
     st.info("No signal has data in this window.")
@@ -70,14 +82,22 @@ if not report.slices:
 
 # ---------------------------------------------------------------- heatmap
 summary = report.summary()
+rule = dm.RULES[metric]
 rows = []
 for s in report.slices:
     r = s.metric(metric)
+    value, shown = (r.value if r is not None else math.nan), ""
+    if r is None and s.kind == "labels":  # the accuracy drop, on the chosen metric's scale
+        own = s.metric(s.alarm)
+        if own is not None and math.isfinite(own.value):
+            scale = (rule.warning or 0.1) / (dm.RULES[s.alarm].warning or 1.0)
+            value, shown = own.value * scale, f"{own.value * 100:.2g} pts"
     rows.append(
         {
-            "signal": s.signal,
+            "signal": s.title,
             "region": s.region,
-            "value": r.value if r is not None else math.nan,
+            "value": value,
+            "shown": shown,
             "severity": dm.SEVERITY[s.verdict],
             "verdict": s.verdict,
         }
@@ -89,7 +109,7 @@ worst = (
     .first()
     .reset_index()
 )
-signals = list(dict.fromkeys(s.signal for s in report.slices))
+signals = list(dict.fromkeys(s.title for s in report.slices))
 regions = sorted(cells["region"].unique())
 z = worst.pivot(index="signal", columns="region", values="value").reindex(
     index=signals, columns=regions
@@ -97,11 +117,15 @@ z = worst.pivot(index="signal", columns="region", values="value").reindex(
 verd = worst.pivot(index="signal", columns="region", values="verdict").reindex(
     index=signals, columns=regions
 )
-rule = dm.RULES[metric]
+shown_cells = worst.pivot(index="signal", columns="region", values="shown").reindex(
+    index=signals, columns=regions
+)
 zmax = max(rule.critical or (rule.warning or 0.1) * 2.5, 0.05)
 text = [
     [
-        "" if pd.isna(v) else f"{v:.3g} {ICON.get(str(verd.iloc[i, j]), '')}"
+        ""
+        if pd.isna(v)
+        else f"{shown_cells.iloc[i, j] or format(v, '.3g')} {ICON.get(str(verd.iloc[i, j]), '')}"
         for j, v in enumerate(row)
     ]
     for i, row in enumerate(z.to_numpy())
@@ -165,8 +189,28 @@ st.dataframe(metrics_table, hide_index=True, width="stretch")
 left, right = st.columns(2)
 if chosen.distribution:
     left.plotly_chart(dist_figure(chosen), width="stretch", key="drift-dist")
+time_metric = None
+if chosen.kind == "labels":
+    right.caption(
+        "Accuracy per label-arrival window (as long as the window) with its 95% Wilson "
+        "interval, against the reference accuracy."
+    )
+elif len(chosen.over_time):
+    # Default: the first metric that fired, else the heatmap's metric.
+    fired = [m for m in chosen.fired_metrics if m in OVER_TIME_METRICS]
+    first = fired[0] if fired else (metric if metric in OVER_TIME_METRICS else chosen.alarm)
+    names = list(TIME_METRICS)
+    time_label = right.selectbox(
+        "Over-time metric",
+        names,
+        index=names.index(next(k for k, v in TIME_METRICS.items() if v == first)),
+        key=f"drift-time-metric-{choice}",
+    )
+    time_metric = TIME_METRICS[time_label]
 if len(chosen.over_time):
-    right.plotly_chart(over_time_figure(chosen, report), width="stretch", key="drift-time")
+    right.plotly_chart(
+        over_time_figure(chosen, report, time_metric), width="stretch", key="drift-time"
+    )
 else:
     right.caption("No drift-over-time curve for this reference.")
 

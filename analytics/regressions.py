@@ -40,7 +40,6 @@ import pandas as pd
 from scipy import special
 
 from analytics.changepoints import ChangePoint, DetectorConfig, detect
-from analytics.histogram import histogram_quantile
 
 Worse = Literal["up", "down", "either"]
 FloatArray = npt.NDArray[np.float64]
@@ -83,6 +82,11 @@ SIGNALS: dict[str, RegressionSignal] = {
             description="p99 request latency from the summed histogram buckets",
         ),
         RegressionSignal(
+            "latency_mean", "seconds", True, True, "up", min_relative=0.15, critical=True,
+            robust=True,
+            description="mean request latency (latency sum / requests)",
+        ),
+        RegressionSignal(
             "error_ratio", "ratio", False, False, "up", min_absolute=0.01, critical=True,
             description="errors / requests",
         ),
@@ -113,125 +117,24 @@ SIGNALS: dict[str, RegressionSignal] = {
     ]
 }
 
-#: Detector settings for fleet signals (per bin); per-signal shifts are added.
+#: Detector settings for fleet signals at 5-minute bins; per-signal shifts are added.
 FLEET_DETECTOR = DetectorConfig(window=48, max_pvalue=0.001, min_effect=1.0, min_size=12)
+#: The shortest segment (seconds) at fine bins; 5-minute bins keep 12 bins (1 hour).
+MIN_SEGMENT_S = 1800
+
+
+def fleet_detector(bin_s: int) -> DetectorConfig:
+    """:data:`FLEET_DETECTOR` with its segment and window lengths kept in *time*.
+
+    ``min_size`` covers :data:`MIN_SEGMENT_S` (at least 12 bins) and the window 4
+    of them: at 1-minute bins, 30 and 120 points.  With 12 one-minute points, chance
+    12-minute blips of a p99 passed the test on a 14-day fleet (see
+    ``docs/regressions.md``).
+    """
+    size = max(FLEET_DETECTOR.min_size, -(-MIN_SEGMENT_S // max(int(bin_s), 1)))
+    return replace(FLEET_DETECTOR, min_size=size, window=4 * size)
 
 KEYS = ["region", "model", "arm"]
-
-
-# --------------------------------------------------------------------------- signals
-
-
-def build_signals(
-    counters: pd.DataFrame,
-    gauges: pd.DataFrame,
-    latency: pd.DataFrame,
-    bin_s: int,
-    min_requests: float = 1.0,
-    min_quantile_requests: float = 50.0,
-) -> pd.DataFrame:
-    """Derived signals per bin, region, model and arm.
-
-    Args:
-        counters: ``bin_end, region, model, arm, signal, value`` sums of ``requests``,
-            ``errors``, ``energy`` (J), ``prompt_tokens``, ``generation_tokens``.
-        gauges: ``bin_end, region, model, arm, signal, value``: bin means of
-            ``accuracy``, ``gpu_utilization``, ``gpu_power`` and ``cost`` (USD per
-            hour, summed over instances).
-        latency: ``bin_end, region, model, arm, le, value`` bucket sums.
-        bin_s: bin length in seconds.
-        min_requests: bins with fewer requests have no per-request signals.
-        min_quantile_requests: bins with fewer requests have no p99.
-
-    Returns:
-        Long frame ``bin_end, region, model, arm, signal, value, load`` (load: requests
-        per minute in the bin), sorted, without NaN values.
-    """
-    keys = ["bin_end", *KEYS]
-    frames = []
-    c = _wide(counters, keys, "signal") if len(counters) else pd.DataFrame()
-    g = _wide(gauges, keys, "signal", mean=True) if len(gauges) else pd.DataFrame()
-    wide = c.join(g, how="outer") if len(c) and len(g) else (c if len(c) else g)
-    if len(wide) == 0:
-        return pd.DataFrame(columns=[*keys, "signal", "value", "load"])
-
-    def col(name: str) -> pd.Series:
-        return wide[name] if name in wide else pd.Series(np.nan, index=wide.index)
-
-    requests = col("requests")
-    ok = requests >= min_requests
-    req = requests.where(ok)
-    energy = col("energy").where(lambda e: e > 0)
-    tokens = col("prompt_tokens").fillna(0) + col("generation_tokens").fillna(0)
-    derived = {
-        "error_ratio": col("errors") / req,
-        "accuracy": col("accuracy"),
-        "gpu_utilization": col("gpu_utilization").where(lambda u: u > 0),
-        "gpu_power": col("gpu_power").where(lambda w: w > 0),
-        "energy_per_request": energy / req,
-        "cost_per_1k_requests": col("cost") * (bin_s / 3600.0) / req * 1000.0,
-        "tokens_per_joule": (tokens / energy).where(tokens > 0),
-    }
-    load = requests / (bin_s / 60.0)
-    for name, series in derived.items():
-        f = pd.DataFrame({"value": series, "load": load}).reset_index()
-        f["signal"] = name
-        frames.append(f)
-    if len(latency):
-        p99 = _p99(latency, load)
-        # A p99 needs enough requests in the bin to mean anything (with 50 requests it
-        # is the largest or second largest one).
-        frames.append(p99[p99["load"] * (bin_s / 60.0) >= min_quantile_requests])
-    out = pd.concat(frames, ignore_index=True)
-    out = out.dropna(subset=["value"])
-    out = out[np.isfinite(out["value"])]
-    return out.sort_values([*KEYS, "signal", "bin_end"], ignore_index=True)[
-        [*keys, "signal", "value", "load"]
-    ]
-
-
-def _wide(frame: pd.DataFrame, keys: list[str], column: str, mean: bool = False) -> pd.DataFrame:
-    """``frame`` pivoted to one column per value of ``column`` (sum, or mean), fast.
-
-    Same as ``pivot_table(index=keys, columns=column, values="value")`` but with
-    integer codes and ``bincount``: millions of rows (1-minute bins) in seconds.
-    """
-    # One int64 key per row from the factorised key columns (much faster than a
-    # groupby over several string columns), then the distinct keys in sorted order.
-    combined = np.zeros(len(frame), dtype=np.int64)
-    uniques = []
-    for key in keys:
-        codes, uniq = pd.factorize(frame[key], sort=True)
-        combined = combined * (len(uniq) + 1) + codes
-        uniques.append(uniq)
-    distinct, gid = np.unique(combined, return_inverse=True)
-    parts = []
-    rest = distinct.copy()
-    for uniq in reversed(uniques):
-        parts.append(np.asarray(uniq)[rest % (len(uniq) + 1)])
-        rest //= len(uniq) + 1
-    index = pd.MultiIndex.from_arrays(list(reversed(parts)), names=keys)
-    names, code = np.unique(frame[column].to_numpy(), return_inverse=True)
-    m, k = len(index), len(names)
-    flat = gid.astype(np.int64) * k + code
-    vals = frame["value"].to_numpy(dtype=np.float64)
-    present = np.bincount(flat, minlength=m * k).reshape(m, k)
-    sums = np.bincount(flat, weights=np.nan_to_num(vals), minlength=m * k).reshape(m, k)
-    out = sums / np.where(present > 0, present, 1) if mean else sums
-    out = np.where(present > 0, out, np.nan)
-    return pd.DataFrame(out, index=index, columns=list(names))
-
-
-def _p99(latency: pd.DataFrame, load: pd.Series) -> pd.DataFrame:
-    wide = _wide(latency, ["bin_end", *KEYS], "le")
-    le = np.asarray(wide.columns, dtype=np.float64)
-    counts = wide.to_numpy(dtype=np.float64)
-    q = histogram_quantile(0.99, le, np.nan_to_num(counts))
-    f = pd.DataFrame({"value": np.atleast_1d(q)}, index=wide.index)
-    f["load"] = load.reindex(wide.index)
-    f = f.reset_index()
-    f["signal"] = "latency_p99"
-    return f
 
 
 # --------------------------------------------------------------------------- seasonality
@@ -376,14 +279,16 @@ def _ci(seg: FloatArray) -> tuple[float, tuple[float, float]]:
     return mean, (mean - half, mean + half)
 
 
-def _onset(y: FloatArray, left: int, first: int, last: int, min_size: int) -> int:
+def _onset(
+    y: FloatArray, left: int, first: int, last: int, min_size: int, reach: int
+) -> int:
     """Onset of a ramp: the best ``t`` before ``first`` for "flat, then a line up to ``last``".
 
-    Searched in ``[max(left + min_size, first - 4 min_size), first]``; the line starts
+    Searched in ``[max(left + min_size, first - reach), first]``; the line starts
     at the flat level (a continuous hinge).
     """
     best_t, best_sse = first, math.inf
-    lo = max(left + min_size, first - 4 * min_size)
+    lo = max(left + min_size, first - reach)
     for t in range(lo, first + 1):
         flat = y[left:t]
         ramp = y[t:last]
@@ -421,6 +326,7 @@ def analyse_series(
     keys: tuple[str, str, str],
     cfg: DetectorConfig = FLEET_DETECTOR,
     group_gap: int | None = None,
+    onset_s: float = 4 * 3600,
 ) -> list[Regression]:
     """Regressions of one signal of one region/model/arm (bins in time order, no NaN).
 
@@ -433,6 +339,7 @@ def analyse_series(
         cfg: detector settings (the per-signal minimum shift is added).
         group_gap: change points in one direction at most this many bins apart form one
             regression (default: 12 hours' worth at the bins' spacing).
+        onset_s: how far before a drift's first step its onset is searched (seconds).
     """
     t = pd.DatetimeIndex(times)
     raw = np.asarray(values, dtype=np.float64)
@@ -474,7 +381,10 @@ def analyse_series(
         first, last = group[0], group[-1]
         start_i = first.index
         if len(group) > 1:
-            start_i = _onset(y, first.left, first.index, last.index, cfg.min_size)
+            start_i = _onset(
+                y, first.left, first.index, last.index, cfg.min_size,
+                max(int(onset_s / spacing), cfg.min_size),
+            )
         right = last.right
         before, before_ci = _ci(raw[first.left : start_i])
         after, after_ci = _ci(raw[last.index : right])
@@ -524,14 +434,27 @@ def analyse_series(
 def detect_regressions(
     signals: pd.DataFrame,
     specs: dict[str, RegressionSignal] | None = None,
-    cfg: DetectorConfig = FLEET_DETECTOR,
+    cfg: DetectorConfig | None = None,
     only: Iterable[str] | None = None,
+    bin_s: int = 300,
 ) -> list[Regression]:
-    """Regressions of every region/model/arm and signal of a :func:`build_signals` frame."""
+    """Regressions of every region/model/arm and signal of a signals frame.
+
+    Args:
+        signals: ``bin_end, region, model, arm, signal, value, load``
+            (:func:`analytics.regression_signals.derive_signals`).
+        specs: the signals' settings (default :data:`SIGNALS`).
+        cfg: detector settings (default :func:`fleet_detector` of ``bin_s``).
+        only: analyse only these signals.
+        bin_s: the bins' length in seconds.
+    """
     specs = specs or SIGNALS
+    cfg = cfg or fleet_detector(bin_s)
     wanted = set(only) if only else set(specs)
     out: list[Regression] = []
-    for (region, model, arm, name), f in signals.groupby([*KEYS, "signal"], sort=True):
+    for (region, model, arm, name), f in signals.groupby(
+        [*KEYS, "signal"], sort=True, observed=True
+    ):
         if name not in wanted or name not in specs:
             continue
         out += analyse_series(
@@ -549,17 +472,20 @@ def detect_regressions(
 
 
 def traffic_shifts(
-    signals: pd.DataFrame, cfg: DetectorConfig | None = None, min_relative: float = 0.3
+    signals: pd.DataFrame,
+    cfg: DetectorConfig | None = None,
+    min_relative: float = 0.3,
+    bin_s: int = 300,
 ) -> list[Event]:
     """Change points of the load (requests per minute) after removing the daily profile.
 
     The load is compared with the median load at the same time of day, so the daily
     cycle is not a shift; a step of at least ``min_relative`` is.
     """
-    cfg = cfg or FLEET_DETECTOR
+    cfg = cfg or fleet_detector(bin_s)
     out = []
     base = signals[signals["signal"] == "error_ratio"]  # one row per bin with requests
-    for (region, model, arm), f in base.groupby(KEYS, sort=True):
+    for (region, model, arm), f in base.groupby(KEYS, sort=True, observed=True):
         t = pd.DatetimeIndex(f["bin_end"])
         ld = f["load"].to_numpy(dtype=np.float64)
         good = ld > 0
@@ -646,3 +572,77 @@ def label_changes(spans: pd.DataFrame, first_utc: datetime, last_utc: datetime) 
                       row.model, None)
             )
     return out
+
+
+# --------------------------------------------------------------------------- incremental
+
+
+def regression_from_dict(d: dict[str, Any]) -> Regression:
+    """The inverse of :meth:`Regression.as_dict` (causes are not kept: they are recomputed)."""
+    fields = {k: d[k] for k in Regression.__dataclass_fields__ if k not in ("cause", "causes")}
+    fields["start"] = datetime.fromisoformat(d["start"])
+    fields["end"] = datetime.fromisoformat(d["end"]) if d["end"] else None
+    fields["before_ci"] = tuple(d["before_ci"])
+    fields["after_ci"] = tuple(d["after_ci"])
+    return Regression(**fields)
+
+
+def detect_regressions_incremental(
+    signals: pd.DataFrame,
+    previous: Sequence[Regression],
+    previous_end: datetime,
+    bin_s: int = 300,
+    context: timedelta = timedelta(days=3),
+    only: Iterable[str] | None = None,
+) -> list[Regression]:
+    """:func:`detect_regressions` of ``signals`` reusing the result of an earlier run.
+
+    ``previous`` are the regressions found on the same series up to ``previous_end``.
+    Per series only the tail is analysed again: from ``context`` before the earlier
+    end, or ``context`` before the start of that series' last earlier regression
+    (which may still grow, close or merge with a new step), whichever is earlier.
+    Earlier regressions that start before the tail (plus half a day: a drift's steps
+    are grouped within 12 hours) are kept as they were; the tail's own load profile
+    and noise scale are fitted on its ``context`` or more of history.
+
+    Returns the same regressions as a full :func:`detect_regressions` in practice
+    (``tests/test_regressions_incremental.py`` checks it on the demo fleet), at a
+    fraction of the cost when the history is much longer than ``context``.
+    """
+    specs = SIGNALS
+    cfg = fleet_detector(bin_s)
+    wanted = set(only) if only else set(specs)
+    last_of: dict[tuple[str, str, str, str], Regression] = {}
+    for r in sorted(previous, key=lambda r: r.start):
+        last_of[(r.region, r.model, r.arm, r.signal)] = r
+    margin = timedelta(hours=12)
+    prev_end = pd.Timestamp(previous_end).tz_localize(None).to_pydatetime() if (
+        previous_end.tzinfo is not None
+    ) else previous_end
+    out: list[Regression] = []
+    for (region, model, arm, name), f in signals.groupby(
+        [*KEYS, "signal"], sort=True, observed=True
+    ):
+        if name not in wanted or name not in specs:
+            continue
+        key = (str(region), str(model), str(arm), str(name))
+        tail_from = prev_end - context
+        if key in last_of:
+            tail_from = min(tail_from, last_of[key].start - context)
+        t = pd.DatetimeIndex(f["bin_end"])
+        if len(t) == 0:
+            continue
+        first = t[0].to_pydatetime()
+        keep = [
+            r
+            for r in previous
+            if (r.region, r.model, r.arm, r.signal) == key
+            and first <= r.start <= tail_from + margin
+        ]
+        sel = np.asarray(t > tail_from)
+        tail = analyse_series(
+            t[sel], f["value"].to_numpy()[sel], f["load"].to_numpy()[sel], specs[key[3]],
+            (key[0], key[1], key[2]), cfg,
+        )
+        out += keep + [r for r in tail if r.start > tail_from + margin]
+    return sorted(out, key=lambda r: (r.start, r.region, r.signal))

@@ -18,7 +18,7 @@ import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -33,14 +33,18 @@ from pydantic import (
     model_validator,
 )
 
-_DURATION_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*$")
+from observatory.yaml_lines import format_loc, line_index, nearest_line, yaml_error
+
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
+_DURATION_RE = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*(?:ms|s|m|h|d|w)\s*)+$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_duration(value: Any) -> timedelta:
     """Parse a Prometheus-style duration (``90s``, ``5m``, ``6h``, ``14d``, ``2w``).
 
-    A bare number is taken as seconds.
+    A sum of parts (``1d12h``, ``1h30m``, as Prometheus allows) is their total; a
+    bare number is taken as seconds.
 
     Raises:
         ValueError: the text is not a positive duration.
@@ -52,10 +56,11 @@ def parse_duration(value: Any) -> timedelta:
     elif isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str):
-        match = _DURATION_RE.match(value)
-        if not match:
+        if not _DURATION_RE.match(value):
             raise ValueError(f"expected a duration such as 60s, 5m, 6h or 14d, got {value!r}")
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+        seconds = sum(
+            float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value)
+        )
     else:
         raise ValueError(f"expected a duration such as 60s, 5m, 6h or 14d, got {value!r}")
     if seconds <= 0:
@@ -283,6 +288,8 @@ class Collection(_Strict):
     write_batch: Duration = timedelta(days=1)
     max_samples: int = Field(default=20_000_000, ge=1000)
     compression: bool = False
+    #: signal -> how far back each run re-reads it (late data; see docs/configuration.md)
+    refetch: dict[str, Duration] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _whole_steps(self) -> Collection:
@@ -293,6 +300,9 @@ class Collection(_Strict):
             raise _LocatedError("chunk must be a multiple of step", "chunk")
         if self.write_batch.total_seconds() % step:
             raise _LocatedError("write_batch must be a multiple of step", "write_batch")
+        for signal, late in self.refetch.items():
+            if late.total_seconds() % step:
+                raise _LocatedError("must be a multiple of step", "refetch", signal)
         return self
 
 
@@ -303,6 +313,35 @@ class Health(_Strict):
     max_p99_seconds: float = Field(default=20.0, gt=0)
 
 
+class MaintenanceWindow(_Strict):
+    """A planned maintenance window, excluded from every SLO's numerator and denominator.
+
+    Steps ending in ``(start, end]`` are left out of every SLO's events and expected
+    slices (docs/slo.md, "Maintenance windows").  Times are ISO 8601; one without a
+    time zone is UTC.  ``regions`` limits it to some regions (default: every region).
+    """
+
+    start: datetime
+    end: datetime
+    regions: list[str] | None = Field(default=None, min_length=1)
+    reason: str = ""
+
+    @field_validator("start", "end", mode="after")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is not None:
+            value = value.astimezone(UTC).replace(tzinfo=None)
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> MaintenanceWindow:
+        if self.end <= self.start:
+            raise _LocatedError(
+                f"end {self.end.isoformat()}Z is not after start {self.start.isoformat()}Z", "end"
+            )
+        return self
+
+
 class Settings(_Strict):
     """The whole configuration file."""
 
@@ -310,6 +349,7 @@ class Settings(_Strict):
     collection: Collection = Field(default_factory=Collection)
     health: Health = Field(default_factory=Health)
     regions: list[Region] = Field(min_length=1)
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _unique_regions(self) -> Settings:
@@ -320,6 +360,17 @@ class Settings(_Strict):
                     f"region name {region.name!r} appears twice", "regions", i, "name"
                 )
             seen.add(region.name)
+        for i, window in enumerate(self.maintenance):
+            for j, name in enumerate(window.regions or []):
+                if name not in seen:
+                    raise _LocatedError(
+                        f"unknown region {name!r}; the configured regions are "
+                        + ", ".join(sorted(seen)),
+                        "maintenance",
+                        i,
+                        "regions",
+                        j,
+                    )
         return self
 
 
@@ -347,22 +398,6 @@ class ConfigError(ValueError):
         super().__init__("\n".join(messages))
 
 
-def _line_index(node: yaml.Node, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
-    """Map every key path of a composed YAML document to its 1-based line."""
-    lines = {path: node.start_mark.line + 1}
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            lines[(*path, key)] = key_node.start_mark.line + 1
-            for sub, line in _line_index(value_node, (*path, key)).items():
-                lines.setdefault(sub, line)
-            lines[(*path, key)] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            lines.update(_line_index(item, (*path, i)))
-    return lines
-
-
 def _duplicate_keys(
     node: yaml.Node, path: tuple[Any, ...] = ()
 ) -> Iterator[tuple[tuple[Any, ...], int]]:
@@ -378,20 +413,6 @@ def _duplicate_keys(
     elif isinstance(node, yaml.SequenceNode):
         for i, item in enumerate(node.value):
             yield from _duplicate_keys(item, (*path, i))
-
-
-def _format_loc(loc: tuple[Any, ...]) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _nearest_line(lines: dict[tuple[Any, ...], int], loc: tuple[Any, ...]) -> int | None:
-    for cut in range(len(loc), -1, -1):
-        if loc[:cut] in lines:
-            return lines[loc[:cut]]
-    return None
 
 
 ModelT = TypeVar("ModelT", bound=BaseModel)
@@ -419,10 +440,7 @@ def validate_yaml(text: str, model: type[ModelT], source: str, docs: str) -> Mod
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError([f"{where}: invalid YAML: {problem}"]) from None
+        raise ConfigError([yaml_error(exc, source)]) from None
     if node is None or data is None:
         return None
     if not isinstance(data, dict):
@@ -430,9 +448,9 @@ def validate_yaml(text: str, model: type[ModelT], source: str, docs: str) -> Mod
     duplicates = list(_duplicate_keys(node))
     if duplicates:
         raise ConfigError(
-            [f"{source}:{line}: {_format_loc(loc)}: key given twice" for loc, line in duplicates]
+            [f"{source}:{line}: {format_loc(loc)}: key given twice" for loc, line in duplicates]
         )
-    lines = _line_index(node)
+    lines = line_index(node)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -440,7 +458,7 @@ def validate_yaml(text: str, model: type[ModelT], source: str, docs: str) -> Mod
         for err in exc.errors():
             loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and "[" in p))
             loc += getattr((err.get("ctx") or {}).get("error"), "loc", ())
-            line = _nearest_line(lines, loc)
+            line = nearest_line(lines, loc)
             where = f"{source}:{line}" if line else source
             msg = err["msg"].removeprefix("Value error, ")
             if err["type"] == "extra_forbidden":
@@ -449,7 +467,7 @@ def validate_yaml(text: str, model: type[ModelT], source: str, docs: str) -> Mod
                 msg = "required key is missing"
             elif err["type"] != "value_error" and not isinstance(err.get("input"), dict | list):
                 msg = f"{msg}, got {err.get('input')!r}"
-            messages.append(f"{where}: {_format_loc(loc)}: {msg}")
+            messages.append(f"{where}: {format_loc(loc)}: {msg}")
         raise ConfigError(messages) from None
 
 

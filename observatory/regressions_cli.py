@@ -1,14 +1,14 @@
-"""``observatory regressions`` and ``observatory annotate``.
+"""``observatory regressions``, ``observatory regressions verdict`` and ``observatory annotate``.
 
-``regressions`` exits 1 when a critical regression (error ratio, accuracy, p99
-latency getting worse) is still open, so a CI/CD pipeline can gate on it; 2 for bad
-usage or an empty store.
+``regressions`` exits 1 when a critical regression (error ratio, accuracy, p99 or
+mean latency getting worse) is still open, so a CI/CD pipeline can gate on it;
+``regressions verdict`` exits 1 when a verdict is Fail; both 2 for bad usage or an
+empty store.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sys
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -40,13 +40,15 @@ def _store(store_path: str | None, config_path: str | None) -> Any:
         sys.exit(EXIT_USAGE)
 
 
-def parse_duration(text: str) -> timedelta:
-    """``90s``, ``15m``, ``24h``, ``7d``, ``2w`` (or a sum like ``1d12h``)."""
-    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([smhdw])", text.strip().lower())
-    if not parts or "".join(n + u for n, u in parts) != re.sub(r"\s+", "", text.lower()):
-        raise click.BadParameter(f"expected a duration such as 24h, 30m or 7d, got {text!r}")
-    unit = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-    return timedelta(seconds=sum(float(n) * unit[u] for n, u in parts))
+def _duration(text: str, option: str) -> timedelta:
+    """:func:`observatory.config.parse_duration` (``24h``, ``7d``, sums like ``1d12h``)
+    as a usage error naming the option."""
+    from observatory.config import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
 
 
 def _time(value: str | None, option: str) -> datetime | None:
@@ -98,7 +100,54 @@ def annotate(
     click.echo(f"annotated {when.isoformat()} {description!r} in {target}")
 
 
-@click.command("regressions")
+_score_options = [
+    click.option(
+        "--pass-score", default=95.0, show_default=True, help="Verdict score needed to Pass."
+    ),
+    click.option(
+        "--marginal-score",
+        default=75.0,
+        show_default=True,
+        help="Verdict score needed for Marginal (below: Fail).",
+    ),
+]
+
+
+def _scores(f: Any) -> Any:
+    for option in reversed(_score_options):
+        f = option(f)
+    return f
+
+
+def _check_scores(pass_score: float, marginal_score: float) -> None:
+    if not 0 <= marginal_score <= pass_score <= 100:
+        click.echo(
+            f"error: expected 0 <= --marginal-score ({marginal_score:g}) <= --pass-score "
+            f"({pass_score:g}) <= 100",
+            err=True,
+        )
+        sys.exit(EXIT_USAGE)
+
+
+def _known_regions(store: Any, regions: tuple[str, ...]) -> None:
+    """Refuse unknown region names: a typo must not turn a CI/CD gate into "no regression"."""
+    if not regions:
+        return
+    known = set(store.query("SELECT DISTINCT region FROM regions")["region"])
+    known |= set(store.query("SELECT DISTINCT region FROM counters")["region"])
+    unknown = sorted(set(regions) - known)
+    if unknown:
+        click.echo(f"error: unknown region(s) {unknown}; the store has {sorted(known)}", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+def _check_bin(bin_s: int) -> None:
+    if bin_s < 60 or bin_s % 60:
+        click.echo("error: --bin must be a multiple of 60 seconds", err=True)
+        sys.exit(EXIT_USAGE)
+
+
+@click.group("regressions", invoke_without_command=True)
 @click.option("--since", default="24h", show_default=True, help="Show regressions since (24h).")
 @click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
@@ -112,48 +161,52 @@ def annotate(
 )
 @click.option("--bin", "bin_s", default=300, show_default=True, help="Bin length in seconds.")
 @click.option("--region", "regions", multiple=True, help="Only this region (repeatable).")
+@_scores
 @_store_option
 @_config_option
+@click.pass_context
 def regressions(
+    ctx: click.Context,
     since: str,
     fmt: str,
     end: str | None,
     lookback: str,
     bin_s: int,
     regions: tuple[str, ...],
+    pass_score: float,
+    marginal_score: float,
     store_path: str | None,
     config_path: str | None,
 ) -> None:
-    """Detected regressions and deployment verdicts; exit 1 while a critical one is open."""
+    """Detected regressions and deployment verdicts; exit 1 while a critical one is open.
+
+    The analysis state is kept in the store (``.regressions/``): a repeat run only
+    loads and analyses what is new.  ``observatory regressions verdict`` compares two
+    time ranges or two arms.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     from observatory import regressions as reg
     from observatory.store import StoreMissing
 
     store = _store(store_path, config_path)
-    if regions:
-        # A typo must not turn this CI/CD gate into "no regression": refuse unknown names.
-        known = set(store.query("SELECT DISTINCT region FROM regions")["region"])
-        known |= set(store.query("SELECT DISTINCT region FROM counters")["region"])
-        unknown = sorted(set(regions) - known)
-        if unknown:
-            click.echo(
-                f"error: unknown region(s) {unknown}; the store has {sorted(known)}", err=True
-            )
-            sys.exit(EXIT_USAGE)
-    if bin_s < 60 or bin_s % 60:
-        click.echo("error: --bin must be a multiple of 60 seconds", err=True)
-        sys.exit(EXIT_USAGE)
+    _known_regions(store, regions)
+    _check_bin(bin_s)
+    _check_scores(pass_score, marginal_score)
     try:
         report = reg.analyse(
             store,
             end=_time(end, "--end"),
-            lookback=parse_duration(lookback),
+            lookback=_duration(lookback, "--lookback"),
             bin_s=bin_s,
             regions=list(regions) or None,
+            pass_score=pass_score,
+            marginal_score=marginal_score,
         )
     except StoreMissing:
         click.echo(f"error: no data in store {store.root} (run `observatory demo`?)", err=True)
         sys.exit(EXIT_USAGE)
-    window = parse_duration(since)
+    window = _duration(since, "--since")
     shown = reg.select(report, window)
     cut = report.end - window
     verdicts = [v for v in report.verdicts if v.event.time.replace(tzinfo=UTC) > cut]
@@ -198,3 +251,103 @@ def regressions(
         if critical:
             click.echo(f"{len(critical)} critical regression(s) open", err=True)
     sys.exit(EXIT_OPEN_CRITICAL if critical else EXIT_OK)
+
+
+def _span(text: str | None, option: str) -> tuple[datetime, datetime] | None:
+    """``START..END`` (UTC ISO 8601 times) as a pair of aware times."""
+    if text is None:
+        return None
+    parts = text.split("..")
+    if len(parts) != 2 or not all(p.strip() for p in parts):
+        raise click.BadParameter(
+            f"expected START..END such as 2026-11-27T10:00Z..2026-11-27T11:00Z, got {text!r}",
+            param_hint=option,
+        )
+    a, b = (_time(p.strip(), option) for p in parts)
+    assert a is not None and b is not None
+    if b <= a:
+        raise click.BadParameter(f"{text!r} ends before it starts", param_hint=option)
+    return a, b
+
+
+@regressions.command("verdict")
+@click.option("--baseline", help="Baseline range START..END (UTC ISO 8601), with --canary.")
+@click.option("--canary", help="Canary range START..END (UTC ISO 8601), with --baseline.")
+@click.option("--arms", help="CONTROL,EXPERIMENT: two arms compared over the same bins.")
+@click.option(
+    "--during",
+    help="With --arms: the range START..END compared (default: the last 24 hours of data).",
+)
+@click.option("--region", help="Only this region.")
+@click.option("--model", help="Only this model.")
+@click.option("--arm", help="Only this arm (with --baseline/--canary).")
+@click.option("--bin", "bin_s", default=300, show_default=True, help="Bin length in seconds.")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+@_scores
+@_store_option
+@_config_option
+def verdict(
+    baseline: str | None,
+    canary: str | None,
+    arms: str | None,
+    during: str | None,
+    region: str | None,
+    model: str | None,
+    arm: str | None,
+    bin_s: int,
+    fmt: str,
+    pass_score: float,
+    marginal_score: float,
+    store_path: str | None,
+    config_path: str | None,
+) -> None:
+    """Kayenta-style verdict (Pass / Marginal / Fail) of a canary range against a baseline
+    range, or of one arm against another; exit 1 when any verdict is Fail."""
+    from observatory import regressions as reg
+    from observatory.store import StoreMissing
+
+    base, can = _span(baseline, "--baseline"), _span(canary, "--canary")
+    if arms is None and (base is None or can is None):
+        raise click.UsageError("give --baseline and --canary, or --arms CONTROL,EXPERIMENT")
+    if arms is not None and (base is not None or can is not None):
+        raise click.UsageError("--arms compares arms over --during; drop --baseline/--canary")
+    store = _store(store_path, config_path)
+    _known_regions(store, (region,) if region else ())
+    _check_bin(bin_s)
+    _check_scores(pass_score, marginal_score)
+    try:
+        _first, last = reg.time_bounds(store)
+    except StoreMissing:
+        click.echo(f"error: no data in store {store.root} (run `observatory demo`?)", err=True)
+        sys.exit(EXIT_USAGE)
+    scores = {"pass_score": pass_score, "marginal_score": marginal_score}
+    regions = [region] if region else None
+    if arms is not None:
+        pair = [a.strip() for a in arms.split(",")]
+        if len(pair) != 2 or not all(pair) or pair[0] == pair[1]:
+            raise click.BadParameter(
+                f"expected two different arms CONTROL,EXPERIMENT, got {arms!r}",
+                param_hint="--arms",
+            )
+        span = _span(during, "--during") or (last - timedelta(hours=24), last)
+        signals = reg.load_signals(store, span[0], span[1], bin_s, regions)
+        out = reg.arm_verdicts(signals, pair[0], pair[1], span, region, model, **scores)
+    else:
+        assert base is not None and can is not None
+        lo, hi = min(base[0], can[0]), max(base[1], can[1])
+        signals = reg.load_signals(store, lo, hi, bin_s, regions)
+        out = reg.range_verdicts(signals, base, can, region, model, arm, **scores)
+    if fmt == "json":
+        click.echo(json.dumps({"verdicts": [v.as_dict() for v in out]}, indent=2, default=str))
+    elif not out:
+        click.echo("no series with data in both ranges / arms")
+    for v in out if fmt == "table" else []:
+        click.echo(
+            f"{v.verdict.verdict:<8} score {v.verdict.score:5.1f}  {v.region} {v.model}/{v.arm}  "
+            f"{v.event.description}: {v.verdict.reason}"
+        )
+        for sres in v.verdict.signals:
+            click.echo(f"    {sres.name:<21} {sres.classification:<7} ratio {sres.ratio:.3f}")
+    sys.exit(EXIT_OPEN_CRITICAL if any(v.verdict.verdict == "Fail" for v in out) else EXIT_OK)

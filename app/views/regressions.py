@@ -4,7 +4,7 @@ before/after levels (95% intervals) and the suspected cause."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -28,6 +28,14 @@ with st.sidebar:
     history = st.selectbox("History analysed", list(HISTORY), index=2)
     show_improvements = st.checkbox("Show improvements", value=False)
     only_open = st.checkbox("Only open regressions", value=False)
+    pass_score = st.number_input("Verdict: Pass at score ≥", 0.0, 100.0, 95.0, step=1.0)
+    marginal_score = st.number_input(
+        "Verdict: Marginal at score ≥",
+        0.0,
+        float(pass_score),
+        min(75.0, float(pass_score)),
+        step=1.0,
+    )
 
 try:
     report = regressions_data.report(timedelta(days=HISTORY[history]))
@@ -49,7 +57,13 @@ shown = [
     and (show_improvements or r.worse)
     and (not only_open or r.open)
 ]
-verdicts = [v for v in report.verdicts if v.region in regions]
+verdicts = [
+    v
+    for v in reg.deployment_verdicts(
+        report.signals, report.events, pass_score=pass_score, marginal_score=marginal_score
+    )
+    if v.region in regions
+]
 open_crit = reg.open_critical(shown)
 
 st.caption(
@@ -139,7 +153,10 @@ else:
     ch = go.Figure()
     ch.add_trace(
         go.Scatter(
-            x=s["bin_end"], y=s["value"], mode="lines", name=pick.signal,
+            x=s["bin_end"],
+            y=s["value"],
+            mode="lines",
+            name=pick.signal,
             line={"color": colors.get(pick.region, "#555"), "width": 1},
         )
     )
@@ -150,12 +167,21 @@ else:
         ("after", pick.after, pick.after_ci, start, after_end),
     ):
         ch.add_shape(
-            type="rect", x0=x0, x1=x1, y0=ci[0], y1=ci[1], fillcolor="#888", opacity=0.2,
+            type="rect",
+            x0=x0,
+            x1=x1,
+            y0=ci[0],
+            y1=ci[1],
+            fillcolor="#888",
+            opacity=0.2,
             line={"width": 0},
         )
         ch.add_trace(
             go.Scatter(
-                x=[x0, x1], y=[level, level], mode="lines", name=f"{label} level",
+                x=[x0, x1],
+                y=[level, level],
+                mode="lines",
+                name=f"{label} level",
                 line={"dash": "dash", "width": 2},
             )
         )
@@ -163,8 +189,10 @@ else:
     if pick.cause:
         ch.add_vline(x=pd.Timestamp(pick.cause.time), line={"color": "#1f77b4", "dash": "dot"})
     ch.update_layout(
-        height=380, margin={"l": 10, "r": 10, "t": 10, "b": 10},
-        yaxis_title=f"{pick.signal} ({spec.unit})", xaxis_title="UTC",
+        height=380,
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        yaxis_title=f"{pick.signal} ({spec.unit})",
+        xaxis_title="UTC",
     )
     st.plotly_chart(ch, width="stretch")
     cause = (
@@ -185,13 +213,9 @@ else:
     )
 
 # ------------------------------------------------------------------ verdicts
-st.subheader("Deployment verdicts")
-if not verdicts:
-    st.caption(
-        "No deployment in the history: record one with `observatory annotate` "
-        "(label changes, a new arm or model, are found automatically)."
-    )
-else:
+
+
+def _verdict_table(rows: list[reg.DeploymentVerdict]) -> None:
     st.dataframe(
         pd.DataFrame(
             [
@@ -202,12 +226,97 @@ else:
                     "region": v.region,
                     "model": v.model,
                     "arm": v.arm,
-                    "event": v.event.description,
+                    "compared": v.event.description,
                     "reason": v.verdict.reason,
                 }
-                for v in verdicts
+                for v in rows
             ]
         ),
         hide_index=True,
         width="stretch",
     )
+
+
+def _span(text: str, what: str) -> tuple[datetime, datetime] | None:
+    """``START..END`` (UTC ISO 8601) from a text input, or a warning and None."""
+    try:
+        a, b = (datetime.fromisoformat(p.strip()) for p in text.split(".."))
+    except ValueError:
+        st.warning(f"{what}: expected START..END such as 2026-11-27T10:00..2026-11-27T11:00")
+        return None
+    if b <= a:
+        st.warning(f"{what}: the range ends before it starts")
+        return None
+    return a.replace(tzinfo=None), b.replace(tzinfo=None)
+
+
+st.subheader("Deployment verdicts")
+st.caption(
+    f"Kayenta-style judge: Pass at score ≥ {pass_score:g}, Marginal at ≥ {marginal_score:g} "
+    "(sidebar); each signal by Mann-Whitney U and the Hodges-Lehmann shift."
+)
+mode = st.radio(
+    "Compare",
+    ["Deployment events", "Two time ranges", "Two arms"],
+    horizontal=True,
+    key="verdict_mode",
+)
+last_bin = pd.Timestamp(report.end.replace(tzinfo=None)).floor("h")
+fmt = "%Y-%m-%dT%H:%M"
+if mode == "Deployment events":
+    if not verdicts:
+        st.caption(
+            "No deployment in the history: record one with `observatory annotate` "
+            "(label changes, a new arm or model, are found automatically)."
+        )
+    else:
+        _verdict_table(verdicts)
+elif mode == "Two time ranges":
+    c1, c2 = st.columns(2)
+    day = pd.Timedelta(days=1)
+    hour = pd.Timedelta(hours=1)
+    base_text = c1.text_input(
+        "Baseline (UTC)", f"{last_bin - day - hour:{fmt}}..{last_bin - day:{fmt}}"
+    )
+    canary_text = c2.text_input("Canary (UTC)", f"{last_bin - hour:{fmt}}..{last_bin:{fmt}}")
+    base, canary = _span(base_text, "Baseline"), _span(canary_text, "Canary")
+    if base and canary:
+        rows = [
+            v
+            for v in reg.range_verdicts(
+                report.signals, base, canary, pass_score=pass_score, marginal_score=marginal_score
+            )
+            if v.region in regions
+        ]
+        if rows:
+            _verdict_table(rows)
+        else:
+            st.caption("No series has data in both ranges (within the history analysed).")
+else:
+    arms = sorted(str(a) for a in report.signals["arm"].unique())
+    c1, c2, c3 = st.columns(3)
+    control = c1.selectbox("Control arm", arms, index=0)
+    experiment = c2.selectbox("Experiment arm", arms, index=min(1, len(arms) - 1))
+    during_text = c3.text_input(
+        "During (UTC)", f"{last_bin - pd.Timedelta(days=1):{fmt}}..{last_bin:{fmt}}"
+    )
+    during = _span(during_text, "During")
+    if control == experiment:
+        st.caption("Pick two different arms.")
+    elif during:
+        rows = [
+            v
+            for v in reg.arm_verdicts(
+                report.signals,
+                control,
+                experiment,
+                during,
+                pass_score=pass_score,
+                marginal_score=marginal_score,
+            )
+            if v.region in regions
+        ]
+        if rows:
+            _verdict_table(rows)
+        else:
+            st.caption("No model serves both arms in that range.")

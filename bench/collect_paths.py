@@ -116,16 +116,34 @@ def floor(plan: dict[str, list[dict[str, str]]], encoding: str | None) -> tuple[
     return samples, time.perf_counter() - began
 
 
+#: Runs ARGV in a fresh, small interpreter and prints the child's peak RSS (KiB).  A
+#: child forked straight from this process would report this process's RSS at fork
+#: time as its own peak (the in-process runs make it large), not what it used.
+_RSS_WRAPPER = (
+    "import resource, subprocess, sys\n"
+    "code = subprocess.call(sys.argv[1:])\n"
+    "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+    "print(f'\\nPEAK_RSS_KIB {peak}', flush=True)\n"
+    "sys.exit(code)\n"
+)
+
+
 def _timed(cmd: list[str]) -> tuple[float, int, str]:
-    """Run ``cmd``; (seconds, max RSS in MiB, stdout+stderr tail)."""
+    """Run ``cmd``; (seconds, its own max RSS in MiB, stdout+stderr tail)."""
     began = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, cwd=REPO)
-    out = proc.stdout.read() if proc.stdout else b""
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.run(
+        [sys.executable, "-c", _RSS_WRAPPER, *cmd],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+        check=False,
+    )
     secs = time.perf_counter() - began
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"{cmd} failed: {out.decode(errors='replace')[-3000:]}")
-    return secs, usage.ru_maxrss // 1024, out.decode(errors="replace")[-2000:]
+    out = proc.stdout.decode(errors="replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd} failed: {out[-3000:]}")
+    peak = int(out.rsplit("PEAK_RSS_KIB ", 1)[1].split()[0])
+    return secs, peak // 1024, out[-2000:]
 
 
 def collector(
@@ -251,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
         plan_all = planned(cfg_all, start, stop)
         plan_one = planned(cfg_one, start, stop)
         metric_names = sorted({q["query"].split("[", 1)[0] for q in plan_one[urls[regions[0]]]})
+        load_before = os.getloadavg()
         times: dict[str, list[float]] = {}
         rss: dict[str, int] = {}
         samples: dict[str, int] = {}
@@ -276,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
                         secs, peak = naive(us, start, stop, metric_names)
                         times[f"a-{label}"] = [secs]
                         rss[f"a-{label}"] = peak
+        load_after = os.getloadavg()
         totals = store_totals(work / "store-all")
         exact = all(totals.get(r) == truth_totals(fleet.truth, r) for r in regions)
 
@@ -325,6 +345,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"(a)/(c): 1 region {times['a-1'][0] / c1:.2f}x, "
                 f"{len(regions)} regions {times['a-N'][0] / cn:.2f}x"
             )
+        print(
+            f"(c) peak memory, {len(regions)} regions in parallel: {rss['c-N']} MiB"
+            + (f"; (a) {rss['a-N']} MiB" if "a-N" in rss else "")
+        )
+        print(
+            "load average (1, 5, 15 min) at the start of the timings "
+            f"{', '.join(f'{x:.1f}' for x in load_before)}, at the end "
+            f"{', '.join(f'{x:.1f}' for x in load_after)} on {os.cpu_count()} CPUs"
+        )
         print(f"totals equal to the ground truth: {'yes' if exact else 'NO'}")
         return 0 if exact else 1
     finally:

@@ -42,7 +42,13 @@ import pandas as pd
 from collectors import metrics
 from collectors.presets import Mapping, region_mappings
 from collectors.prometheus import Matrix, QueryError, RegionSource, merge_matrices
-from collectors.selector import Selector, parse_selector
+from collectors.selector import (
+    Selector,
+    add_matchers,
+    parse_selector,
+    quote_label_value,
+    values_regex,
+)
 from collectors.transform import (
     TABLE_OF_KIND,
     Block,
@@ -120,6 +126,9 @@ class Fetch:
     mappings: list[Mapping]
     filters: list[Selector | None]
     split: int = 1  # time pieces per chunk (grows when answers are too big)
+    #: selectors (this fetch's, or a series group of it) the server refused as too
+    #: large: later chunks list their series and fetch them in groups at once
+    by_series: set[str] = field(default_factory=set)
 
     @property
     def signals(self) -> set[str]:
@@ -315,6 +324,9 @@ class Collector:
             for sig in unit.signals:
                 iso = (saved.get("signals") or {}).get(sig) or saved.get("collected_until")
                 marks.append(_ms(datetime.fromisoformat(iso)) if iso else default)
+                late = coll.refetch.get(sig)
+                if late is not None:  # late data: re-read (and replace) this much again
+                    marks.append(_floor(end_ms - int(late.total_seconds() * 1000), step_ms))
             unit.start_ms = min(marks) if marks else default
 
     def plan(
@@ -522,23 +534,69 @@ class Collector:
         return matrix
 
     def _fetch_raw(
-        self, source: RegionSource, f: Fetch, lo: int, hi: int, step_ms: int, pieces: int
+        self,
+        source: RegionSource,
+        f: Fetch,
+        lo: int,
+        hi: int,
+        step_ms: int,
+        pieces: int,
+        text: str | None = None,
     ) -> Matrix:
-        """Raw samples in ``[lo, hi]``, in ``pieces`` consecutive time ranges; a range
-        the server refuses as too big is halved (down to one step)."""
+        """Raw samples in ``[lo, hi]`` of ``text`` (default the fetch's selector), in
+        ``pieces`` consecutive time ranges.
+
+        A query the server refuses as too large (Prometheus's ``--query.max-samples``,
+        VictoriaMetrics' ``maxSamplesPerQuery``) is split by series first: the series
+        are listed (``/api/v1/series``) and fetched in two groups told apart by the
+        values of their most varied label, recursively; a group of one series is
+        halved in time (down to one step).  The groups' series are disjoint and cover
+        every series of the window, so the merged answer is the unsplit one.
+        """
+        text = text or f.text
         if pieces > 1 and hi - lo > step_ms:
             bounds = [lo + (hi - lo) * i // pieces for i in range(pieces + 1)]
             parts = [
-                self._fetch_raw(source, f, a + (1 if i else 0), b, step_ms, 1)
+                self._fetch_raw(source, f, a + (1 if i else 0), b, step_ms, 1, text)
                 for i, (a, b) in enumerate(itertools.pairwise(bounds))
             ]
             return merge_matrices(parts)
-        try:
-            return source.raw_samples(f.text, hi, hi - lo)
-        except QueryError as exc:
-            if exc.too_big and hi - lo > step_ms:
-                return self._fetch_raw(source, f, lo, hi, step_ms, 2)
-            raise
+        groups = self._series_groups(source, text, lo, hi) if text in f.by_series else None
+        if groups is None:
+            try:
+                return source.raw_samples(text, hi, hi - lo)
+            except QueryError as exc:
+                if not exc.too_big:
+                    raise
+                f.by_series.add(text)  # later chunks of this selector: split at once
+                groups = self._series_groups(source, text, lo, hi)
+                if groups is None:
+                    if hi - lo > step_ms:
+                        return self._fetch_raw(source, f, lo, hi, step_ms, 2, text)
+                    raise
+        if not groups:
+            return Matrix.empty()
+        return merge_matrices([self._fetch_raw(source, f, lo, hi, step_ms, 1, g) for g in groups])
+
+    @staticmethod
+    def _series_groups(source: RegionSource, text: str, lo: int, hi: int) -> list[str] | None:
+        """Two selectors that together match exactly the series of ``text`` in
+        ``[lo, hi]``, split on the label with the most distinct values; ``[]`` when no
+        series exist, None when there is one series (nothing to split)."""
+        series = source.series(text, lo, hi)
+        if not series:
+            return []
+        keys = {k for labels in series for k in labels}
+        distinct = {k: sorted({labels.get(k, "") for labels in series}) for k in keys}
+        label = max(sorted(distinct), key=lambda k: len(distinct[k]))
+        values = distinct[label]
+        if len(values) < 2:
+            return None
+        half = len(values) // 2
+        return [
+            add_matchers(text, [f"{label}=~{quote_label_value(values_regex(part))}"])
+            for part in (values[:half], values[half:])
+        ]
 
     def _collect_region(
         self,
@@ -635,7 +693,7 @@ class Collector:
                             task.unit.failed = True
                         if exc.unreachable or exc.status >= 500:
                             server_errors += 1
-                        if exc.unreachable or (server_errors >= 3 and not succeeded):
+                        if exc.unreachable or exc.not_api or (server_errors >= 3 and not succeeded):
                             for u in units:
                                 u.failed = True
                             break

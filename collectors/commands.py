@@ -177,6 +177,44 @@ def backfill(
     return _exit_code(reports)
 
 
+def config_warnings(config: Config, environ: dict[str, str] | None = None) -> list[str]:
+    """What ``check-config`` warns about in a valid configuration.
+
+    - an environment variable a region names for a secret (``auth.basic.password_env``,
+      ``auth.bearer_token_env``, ``headers_env``) that is not set in ``environ``
+      (default: this process's environment): collecting that region would fail;
+    - one exporter metric mapped to one signal twice in a region (a preset listed
+      twice, two presets, or a preset and a config-defined signal): its values would
+      be counted twice.
+
+    Returns:
+        One message per problem, naming the region and the key.
+    """
+    from collectors.presets import custom_mappings, mappings_for
+    from observatory.config import resolve_basic_auth, resolve_headers
+
+    out: list[str] = []
+    for region in config.settings.regions:
+        for resolve in (resolve_headers, resolve_basic_auth):
+            try:
+                resolve(region, environ)
+            except ConfigError as exc:
+                out += [f"{m} (collecting this region would fail)" for m in exc.messages]
+        sources: dict[tuple[str, str], list[str]] = {}
+        for preset in region.presets:
+            for m in mappings_for([preset]):
+                sources.setdefault((m.signal, m.selector), []).append(f"preset {preset}")
+        for i, m in enumerate(custom_mappings(region.signals)):
+            sources.setdefault((m.signal, m.selector), []).append(f"signals[{i}]")
+        for (signal_name, selector), where in sources.items():
+            if len(where) > 1:
+                out.append(
+                    f"region {region.name}: {selector} -> {signal_name} comes from "
+                    f"{' and '.join(where)}: its values would be counted {len(where)} times"
+                )
+    return out
+
+
 def check_connectivity(config: Config, timeout_s: float = 10.0) -> int:
     """Reach every region: version, latency, and how many of its presets' metrics exist."""
     from collectors.collect import plan_fetches

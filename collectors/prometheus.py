@@ -5,21 +5,26 @@ Raw samples come from an instant query of a range selector (``selector[Ns]`` at 
 (sources.md): the only way to compute exact counter increases.  PromQL expressions
 (custom signals) use ``query_range``, split so that no series exceeds 11,000 points.
 
-The client reads the raw answer itself (``requests`` + ``orjson``) rather than going
-through prometheus-api-client, which drops the API's ``warnings`` and loses the error
-body of a retried request.  Per backend:
+The client reads the raw answer itself (``requests``; samples decoded from the bytes
+by :mod:`collectors.matrix_json`, the rest by ``orjson``) rather than going through
+prometheus-api-client, which drops the API's ``warnings`` and loses the error body of
+a retried request.  A query refused as too large is split by the caller
+(:meth:`collectors.collect.Collector._fetch_raw`: by series via :meth:`RegionSource.series`,
+then in time).  Per backend:
 
 - Thanos: ``partial_response=false`` is sent, so a missing store is an error, not a
   silently partial answer; any ``warnings`` are surfaced either way.
 - Mimir / Cortex: the URL includes the ``/prometheus`` prefix; ``tenant`` becomes the
   ``X-Scope-OrgID`` header.
 - VictoriaMetrics: raw samples of a range selector are returned as stored (NaN
-  samples are dropped by VictoriaMetrics itself; nothing is rounded to a step for an
-  instant query); it hides the last 30 s, so keep ``collection.settle`` >= 30 s.
+  samples are dropped by VictoriaMetrics at ingestion; nothing is rounded to a step
+  for an instant query); it hides the last 30 s, so keep ``collection.settle`` >= 30 s
+  (tests/integration/test_collect_victoriametrics.py).
 
 Retries (tenacity): timeouts, connection errors, 429 and 5xx are retried with
-exponential backoff and jitter; 4xx errors (bad query, 422 execution errors, 401) are
-not, and are reported with the query and the server's own error text.  ``timeout``
+exponential backoff and jitter; 4xx errors (bad query, 422 execution errors, 401) and
+failed TLS handshakes are not, and are reported with the query and the server's own
+error text (a body that is not JSON: its first 200 characters).  ``timeout``
 bounds the whole answer, not one socket read, so a server that trickles bytes is cut
 off too.
 """
@@ -43,16 +48,19 @@ from requests.adapters import HTTPAdapter
 from tenacity import (
     RetryCallState,
     Retrying,
-    retry_if_exception_type,
+    retry_if_exception,
     stop_after_attempt,
     wait_exponential_jitter,
 )
 from urllib3.util.retry import Retry
 
+from collectors.matrix_json import samples_from_segments, split_values
 from observatory.config import Region, resolve_basic_auth, resolve_headers
 
 #: Statuses retried with exponential backoff: overload, gateways, server errors.
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: How much of a body that is not Prometheus's JSON an error message quotes.
+ERROR_TEXT_CHARS = 200
 #: Prometheus's refusal of a query_range with more than 11,000 points per series.
 MAX_POINTS = 11_000
 _TOO_BIG = (
@@ -100,6 +108,9 @@ class QueryError(RuntimeError):
     the server could not be reached at all (connection refused, DNS, timeout), as
     opposed to answering with an error; ``status`` is the HTTP status (0 if none).
     ``too_big`` is True when the server refused the query for its size (split it).
+    ``not_api`` is True when the answer was not JSON at all (an HTML login page, a
+    proxy's error page, a URL that is not a Prometheus API): every query of the
+    region would get the same, so the region stops after the first.
     """
 
     def __init__(
@@ -110,6 +121,7 @@ class QueryError(RuntimeError):
         unreachable: bool = False,
         status: int = 0,
         too_big: bool = False,
+        not_api: bool = False,
     ):
         self.region = region
         self.query = query
@@ -117,6 +129,7 @@ class QueryError(RuntimeError):
         self.unreachable = unreachable
         self.status = status
         self.too_big = too_big
+        self.not_api = not_api
         super().__init__(f"region {region}: query {query!r}: {message}")
 
 
@@ -334,6 +347,9 @@ class RegionSource:
             data=params if long else None,
             timeout=(min(self.timeout_s, 10.0), self.timeout_s),
             stream=True,
+            # per request: with REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE set, requests would
+            # otherwise replace the session's CA bundle (the region's ca_file) by it
+            verify=self.session.verify,
         ) as resp:
             chunks = []
             for chunk in resp.iter_content(1 << 20):
@@ -345,7 +361,9 @@ class RegionSource:
                 raise _Transient(resp.status_code, _error_text(body))
             return resp.status_code, body
 
-    def _request(self, path: str, params: dict[str, str], query: str) -> dict[str, Any]:
+    def _request(
+        self, path: str, params: dict[str, str], query: str, matrix: bool = False
+    ) -> dict[str, Any]:
         name = self.region.name
 
         def count_retry(state: RetryCallState) -> None:
@@ -356,7 +374,7 @@ class RegionSource:
             wait=wait_exponential_jitter(
                 multiplier=self.backoff_s, max=self.max_backoff_s, jitter=self.backoff_s
             ),
-            retry=retry_if_exception_type((requests.ConnectionError, requests.Timeout, _Transient)),
+            retry=retry_if_exception(_retryable),
             before_sleep=count_retry,
             reraise=True,
         )
@@ -371,6 +389,14 @@ class RegionSource:
                 status=exc.status,
                 too_big=_is_too_big(exc.text),
             ) from None
+        except requests.exceptions.SSLError as exc:
+            raise QueryError(
+                name,
+                query,
+                f"TLS handshake failed: {_ssl_reason(exc)} (check the region's ca_file, "
+                "cert_file/key_file or verify_tls)",
+                unreachable=True,
+            ) from None
         except requests.Timeout as exc:
             raise QueryError(
                 name,
@@ -384,11 +410,22 @@ class RegionSource:
             ) from None
         except requests.RequestException as exc:
             raise QueryError(name, query, f"request failed: {exc}") from None
+        cut = split_values(body) if matrix and status == 200 else None
         try:
             with _no_gc():
-                answer = orjson.loads(body)
+                answer = orjson.loads(cut[0] if cut else body)
         except orjson.JSONDecodeError:
             answer = None
+        if cut and isinstance(answer, dict):  # samples decoded by _matrix, from the bytes
+            answer["_segments"], answer["_body"] = cut[1], body
+        if answer is None and status not in (401, 403):
+            raise QueryError(
+                name,
+                query,
+                f"HTTP {status}: not a Prometheus API answer (check the url): {_error_text(body)}",
+                status=status,
+                not_api=True,
+            )
         if status != 200 or not isinstance(answer, dict) or answer.get("status") != "success":
             text = _error_text(body)
             raise QueryError(
@@ -410,9 +447,27 @@ class RegionSource:
         """
         query = f"{selector}[{_format_duration_ms(int(range_ms))}]"
         answer = self._request(
-            "/api/v1/query", {"query": query, "time": f"{at_ms / 1000:.3f}"}, query
+            "/api/v1/query", {"query": query, "time": f"{at_ms / 1000:.3f}"}, query, matrix=True
         )
         return self._matrix(answer, query)
+
+    def series(self, selector: str, start_ms: int, end_ms: int) -> list[dict[str, str]]:
+        """Label sets of the series ``selector`` matches in ``[start, end]``
+        (``/api/v1/series``; may include series without samples there, never omits one).
+
+        Raises:
+            QueryError: unreachable, or an error answer.
+        """
+        params = {
+            "match[]": selector,
+            "start": f"{start_ms / 1000:.3f}",
+            "end": f"{end_ms / 1000:.3f}",
+        }
+        answer = self._request("/api/v1/series", params, f"series {selector}")
+        data = answer.get("data")
+        if not isinstance(data, list):
+            raise QueryError(self.region.name, selector, "series answer is not a list")
+        return [dict(item) for item in data if isinstance(item, dict)]
 
     def query_range(self, expr: str, start_ms: int, end_ms: int, step_ms: int) -> Matrix:
         """``expr`` evaluated at every step in ``[start, end]``, split into pieces of at
@@ -432,7 +487,8 @@ class RegionSource:
                 "end": f"{stop / 1000:.3f}",
                 "step": f"{step_ms / 1000:g}",
             }
-            parts.append(self._matrix(self._request("/api/v1/query_range", params, expr), expr))
+            answer = self._request("/api/v1/query_range", params, expr, matrix=True)
+            parts.append(self._matrix(answer, expr))
             t = stop + step_ms
         return merge_matrices(parts) if parts else Matrix.empty()
 
@@ -450,7 +506,9 @@ class RegionSource:
         """``/api/v1/status/buildinfo`` (version), or an empty dict where not served."""
         try:
             resp = self.session.get(
-                f"{self.base}/api/v1/status/buildinfo", timeout=min(self.timeout_s, 10.0)
+                f"{self.base}/api/v1/status/buildinfo",
+                timeout=min(self.timeout_s, 10.0),
+                verify=self.session.verify,
             )
             if resp.status_code == 200:
                 return dict(orjson.loads(resp.content).get("data") or {})
@@ -459,6 +517,7 @@ class RegionSource:
         return {}
 
     def _matrix(self, answer: dict[str, Any], query: str) -> Matrix:
+        nbytes = int(answer.get("_nbytes", 0))
         data = answer.get("data") or {}
         if data.get("resultType") != "matrix":
             raise QueryError(
@@ -466,8 +525,20 @@ class RegionSource:
             )
         result = data.get("result") or []
         try:
-            with _no_gc():
-                matrix = parse_matrix(result)
+            fast = None
+            if "_segments" in answer:
+                fast = samples_from_segments(result, answer.pop("_segments"))
+                body = answer.pop("_body")
+                if fast is None:  # not the usual shape: decode everything
+                    with _no_gc():
+                        answer = orjson.loads(body)
+                    result = (answer.get("data") or {}).get("result") or []
+            if fast is not None:
+                labels = [dict(item.get("metric") or {}) for item in result]
+                matrix = Matrix(labels, *fast)
+            else:
+                with _no_gc():
+                    matrix = parse_matrix(result)
         except ValueError as exc:
             raise QueryError(
                 self.region.name, query, f"answer is not Prometheus JSON: {exc}"
@@ -480,7 +551,7 @@ class RegionSource:
         ):
             warnings.append("native histogram samples ignored (classic buckets only)")
         matrix.warnings = warnings
-        matrix.nbytes = int(answer.get("_nbytes", 0))
+        matrix.nbytes = nbytes
         return matrix
 
     def close(self) -> None:
@@ -497,8 +568,28 @@ def _error_text(body: bytes) -> str:
     if isinstance(answer, dict) and "error" in answer:
         kind = answer.get("errorType")
         return f"{kind}: {answer['error']}" if kind else str(answer["error"])
-    text = body.decode("utf-8", "replace").strip()
-    return text[:500] or "(empty body)"
+    text = " ".join(body[:4096].decode("utf-8", "replace").split())
+    if not text:
+        return "(empty body)"
+    return text if len(text) <= ERROR_TEXT_CHARS else text[:ERROR_TEXT_CHARS] + " ..."
+
+
+def _retryable(exc: BaseException) -> bool:
+    """Timeouts, connection errors, 429 and 5xx; never a failed TLS handshake (a wrong
+    CA or a missing client certificate fails the same way every time)."""
+    if isinstance(exc, requests.exceptions.SSLError):
+        return False
+    return isinstance(exc, (requests.ConnectionError, requests.Timeout, _Transient))
+
+
+def _ssl_reason(exc: requests.exceptions.SSLError) -> str:
+    """The innermost OpenSSL reason of a TLS failure (``certificate verify failed: ...``)."""
+    text = str(exc)
+    for marker in ("certificate verify failed", "[SSL: ", "SSLError("):
+        if marker in text:
+            text = text[text.index(marker) + (7 if marker == "[SSL: " else 0) :]
+            break
+    return text.rstrip("')\"")[:300]
 
 
 def _is_too_big(text: str) -> bool:

@@ -61,3 +61,35 @@ def parse_selector(text: str) -> Selector:
     if not name and not any(m[0] == "__name__" for m in matchers):
         raise ValueError(f"a selector without a metric name needs a __name__ matcher: {text!r}")
     return Selector(name, tuple(matchers))
+
+
+def quote_label_value(value: str) -> str:
+    """``value`` as a PromQL double-quoted string literal (backslash and quote escaped)."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def values_regex(values: list[str]) -> str:
+    """An RE2 regex (anchored by PromQL) matching exactly the strings in ``values``.
+
+    An empty string among them matches series that lack the label, as in PromQL.
+    """
+    return "|".join(re.escape(v) for v in sorted(set(values)))
+
+
+def add_matchers(selector: str, matchers: list[str]) -> str:
+    """``selector`` with the label ``matchers`` (PromQL text such as ``a=~"x|y"``) added.
+
+    ``name`` -> ``name{m}``; ``name{a="b"}`` -> ``name{a="b",m}``; ``{...}`` likewise.
+
+    Raises:
+        ValueError: ``selector`` is not a series selector.
+    """
+    parse_selector(selector)  # refuses anything but a selector
+    if not matchers:
+        return selector
+    text = selector.strip()
+    extra = ",".join(matchers)
+    if not text.endswith("}"):
+        return f"{text}{{{extra}}}"
+    head, body = text[: text.index("{")], text[text.index("{") + 1 : -1].strip().rstrip(",")
+    return f"{head}{{{body + ',' if body else ''}{extra}}}"

@@ -2,8 +2,8 @@
 # Idempotent set-up on Debian 12 with Python 3.11: a virtual environment in .venv with
 # the pinned requirements and Observatory installed in it.
 #   scripts/setup.sh          what the dashboard needs
-#   scripts/setup.sh --test   plus what the tests need: Prometheus (with promtool) and
-#                             Chromium from Debian's packages
+#   scripts/setup.sh --test   plus what the tests need: Prometheus (with promtool),
+#                             VictoriaMetrics and Chromium from Debian's packages
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -28,6 +28,7 @@ if [ "${1:-}" = "--test" ]; then
   missing=()
   command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
   command -v chromium >/dev/null || missing+=(chromium)
+  command -v victoria-metrics >/dev/null || missing+=(victoria-metrics)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]} from Debian's packages" >&2
     apt_install "${missing[@]}"

@@ -383,3 +383,138 @@ def test_collection_keys_and_tenant_header() -> None:
     with pytest.raises(ConfigError) as err:
         parse_config("collection: {retries: -1}\n" + base)
     assert "collection.retries" in str(err.value)
+
+
+# --------------------------------------------------------------------------- operators
+def test_add_matchers_keeps_the_selector_and_matches_exactly_the_group() -> None:
+    from collectors.selector import add_matchers, parse_selector, quote_label_value, values_regex
+
+    values = ["node-1:9100", "a.b", 'q"uote', ""]
+    matcher = f"instance=~{quote_label_value(values_regex(values))}"
+    for base in ("up", 'up{job="x"}', 'up{job="x",}', '{__name__="up"}'):
+        sel = parse_selector(add_matchers(base, [matcher]))
+        assert sel.matches({"__name__": "up", "job": "x", "instance": "a.b"})
+        assert sel.matches({"__name__": "up", "job": "x", "instance": 'q"uote'})
+        assert sel.matches({"__name__": "up", "job": "x"})  # no label: the empty value
+        assert not sel.matches({"__name__": "up", "job": "x", "instance": "aXb"})  # dot escaped
+        assert not sel.matches({"__name__": "up", "job": "x", "instance": "node-1:910"})
+
+
+def test_html_answer_is_one_short_error_per_region(fake, tmp_path) -> None:
+    """A URL that is not a Prometheus API (a login page) answers HTML to every query:
+    the region stops after the first, with the status and ~200 characters of it."""
+    from collectors.collect import Collector
+    from observatory.store import Store
+
+    page = b"<!DOCTYPE html><html><head><title>Sign in</title></head><body>" + b"x" * 5000
+    server = fake(lambda p, q, h: (200, page))
+    source = RegionSource(_region(server.url), timeout_s=5, retries=3, backoff_s=0.01)
+    with pytest.raises(QueryError) as err:
+        source.raw_samples("up", 115_000, 60_000)
+    assert err.value.not_api and len(server.calls) == 1
+    assert "HTTP 200: not a Prometheus API answer" in err.value.message
+    assert "<title>Sign in</title>" in err.value.message and len(err.value.message) < 320
+    config = parse_config(
+        f"store: {tmp_path / 'store'}\ncollection: {{retries: 0}}\nregions:\n"
+        f"  - {{name: r1, url: '{server.url}', latitude: 0, longitude: 0, presets: [vllm, dcgm]}}\n"
+    )
+    from datetime import UTC, datetime, timedelta
+
+    end = datetime(2026, 1, 2, tzinfo=UTC)
+    (report,) = Collector(config, Store(tmp_path / "store")).run(
+        start=end - timedelta(days=1), end=end, now=end
+    )
+    assert report.status == "failed" and len(report.errors) == 1, report.errors
+    assert len(report.errors[0]) < 420
+
+
+def test_check_config_warns_about_unset_secrets_and_double_counting() -> None:
+    from collectors.commands import config_warnings
+
+    config = parse_config(
+        """
+regions:
+  - name: r1
+    url: http://x
+    latitude: 0
+    longitude: 0
+    presets: [vllm, quality]
+    auth: {basic: {username: u, password_env: R1_PASSWORD}}
+    headers_env: {X-Key: R1_KEY}
+    signals:
+      - {name: requests, selector: 'vllm:request_success_total'}
+  - name: r2
+    url: http://y
+    latitude: 0
+    longitude: 0
+    auth: {bearer_token_env: R2_TOKEN}
+"""
+    )
+    warnings = config_warnings(config, {"R2_TOKEN": "t"})
+    assert any(
+        "r1" in w and "auth.basic.password_env: $R1_PASSWORD is not set" in w for w in warnings
+    )
+    assert any("r1" in w and "headers_env.X-Key: $R1_KEY is not set" in w for w in warnings)
+    assert not any("R2_TOKEN" in w for w in warnings)
+    double = [w for w in warnings if "counted 2 times" in w]
+    assert len(double) == 1 and "region r1" in double[0], warnings
+    assert "preset vllm and signals[0]" in double[0] and "-> requests" in double[0]
+    assert config_warnings(config, {"R1_PASSWORD": "p", "R1_KEY": "k", "R2_TOKEN": "t"}) == double
+
+
+def test_matrix_decoded_from_bytes_equals_the_json_decoder(fake) -> None:
+    """The fast decoder (collectors/matrix_json.py) against orjson + parse_matrix on an
+    answer with NaN/Inf/exponents, an empty series, a native-histogram-only series, and
+    label values that contain the very bytes the decoder looks for."""
+    import orjson
+
+    from collectors.matrix_json import samples_from_segments, split_values
+
+    rng = np.random.default_rng(3)
+    result: list[dict[str, Any]] = []
+    for s in range(40):
+        n = int(rng.integers(0, 50))
+        ts = 1_700_000_000 + np.cumsum(rng.integers(1, 30_000, n)) / 1000
+        vals = [repr(float(v)) for v in rng.normal(0, 1e6, n)]
+        for i, special in zip(rng.integers(0, max(n, 1), 3), ("NaN", "+Inf", "-Inf"), strict=True):
+            if n:
+                vals[int(i)] = special
+        labels = {"__name__": "x", "s": str(s), "tricky": '"values":[[1,"2"]] \\ ]]'}
+        points = [[float(t), v] for t, v in zip(ts, vals, strict=True)]
+        result.append({"metric": labels, "values": points})
+    result.append({"metric": {"__name__": "native"}, "histogram": [1.0, {"count": "3"}]})
+    body = orjson.dumps({"status": "success", "data": {"resultType": "matrix", "result": result}})
+    skeleton, segments = split_values(body)  # type: ignore[misc]
+    decoded = orjson.loads(skeleton)["data"]["result"]
+    fast = samples_from_segments(decoded, segments)
+    assert fast is not None
+    slow = parse_matrix(orjson.loads(body)["data"]["result"])
+    assert [d["metric"] for d in decoded] == slow.labels
+    np.testing.assert_array_equal(fast[0], slow.offsets)
+    np.testing.assert_array_equal(fast[1], slow.ts_ms)
+    np.testing.assert_array_equal(fast[2], slow.values)  # NaN positions equal too
+    # pretty-printed JSON is not cut; a count that does not add up falls back
+    assert split_values(orjson.dumps(result[0], option=orjson.OPT_INDENT_2)) is None
+    assert samples_from_segments(decoded[:-2], segments) is None
+    # through the client: same matrix either way
+    server = fake(lambda p, q, h: (200, body))
+    m = RegionSource(_region(server.url), timeout_s=5).raw_samples("x", 1, 1)
+    np.testing.assert_array_equal(m.values, slow.values)
+    assert "native histogram samples ignored" in " ".join(m.warnings)
+
+
+def test_check_config_prints_the_warnings_and_still_exits_0(tmp_path, monkeypatch) -> None:
+    from click.testing import CliRunner
+
+    from observatory.cli import main
+
+    monkeypatch.delenv("R1_TOKEN", raising=False)
+    path = tmp_path / "o.yaml"
+    path.write_text(
+        "regions:\n  - {name: r1, url: 'http://x', latitude: 0, longitude: 0,"
+        " presets: [vllm, vllm], auth: {bearer_token_env: R1_TOKEN}}\n"
+    )
+    result = CliRunner().invoke(main, ["check-config", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "warning: region r1: auth.bearer_token_env: $R1_TOKEN is not set" in result.stderr
+    assert "preset vllm and preset vllm" in result.stderr  # a preset listed twice

@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from collectors.collect import Collector
+from collectors.selector import parse_selector
 from observatory.config import parse_config
 from observatory.store import Store
 
@@ -57,6 +58,11 @@ class FakeProm:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 
     def answer(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        if "match[]" in params:  # /api/v1/series: the label sets of the selector
+            at = params["end"]
+            found = self.answer({"query": f"{params['match[]']}[1s]", "time": at})[1]
+            labels = [r["metric"] for r in found["data"]["result"]]
+            return 200, {"status": "success", "data": labels}
         query = params["query"]
         self.queries.append(query)
         m = _QUERY.match(query)
@@ -88,6 +94,8 @@ class FakeProm:
             ]
         else:
             result = [{"metric": labels, "values": values}]
+        sel = parse_selector(m["sel"])
+        result = [r for r in result if sel.matches(r["metric"])]
         body: dict[str, Any] = {
             "status": "success",
             "data": {"resultType": "matrix", "result": result},

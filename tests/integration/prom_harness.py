@@ -26,7 +26,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -216,61 +216,36 @@ def build_fleet(
 
 
 # --------------------------------------------------------------------------- servers
-class PromServer:
-    """One real Prometheus on 127.0.0.1.
+class _Process:
+    """A server process on 127.0.0.1: started, waited for, stopped (its log in a file)."""
 
-    Args:
-        tsdb: its storage folder (backfilled blocks, or empty).
-        workdir: where its configuration file and log go.
-        port: the port (default: a free one); kept across :meth:`restart`.
-        config_text: prometheus.yml; ``{port}`` is replaced by the port (for a
-            Prometheus that scrapes itself).
-    """
-
-    def __init__(
-        self,
-        tsdb: Path,
-        workdir: Path,
-        port: int | None = None,
-        config_text: str = BACKFILL_PROM_CONFIG,
-        name: str = "prometheus",
-    ):
-        self.tsdb = tsdb
-        self.workdir = workdir
-        self.port = port or free_port()
+    def __init__(self, name: str, workdir: Path, port: int | None, scheme: str = "http"):
         self.name = name
-        self.config_path = workdir / f"{name}.yml"
+        self.port = port or free_port()
+        self.scheme = scheme
         self.log_path = workdir / f"{name}.log"
         workdir.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(config_text.replace("{port}", str(self.port)), encoding="utf-8")
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
         """Base URL of its HTTP API."""
-        return f"http://127.0.0.1:{self.port}"
+        return f"{self.scheme}://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 60) -> PromServer:
-        """Start it and wait for ``/-/ready``.
+    def _spawn(self, cmd: list[str], ready_url: str, timeout: float, **probe: Any) -> None:
+        """Start ``cmd`` and wait until ``ready_url`` answers 200.
 
         Raises:
             RuntimeError: it exited or was not ready in time (its log's tail quoted).
         """
-        log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [
-                str(PROMETHEUS),
-                f"--config.file={self.config_path}",
-                f"--storage.tsdb.path={self.tsdb}",
-                "--storage.tsdb.retention.time=100y",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-            ],
-            stdout=log,
+            cmd,
+            stdout=self._log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             preexec_fn=_die_with_parent if sys.platform == "linux" else None,
         )
-        self._log = log
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -278,12 +253,12 @@ class PromServer:
                     f"{self.name} exited with {self.proc.returncode}: {self.log_tail()}"
                 )
             with contextlib.suppress(requests.RequestException):
-                if requests.get(f"{self.url}/-/ready", timeout=1).status_code == 200:
-                    return self
+                if requests.get(ready_url, timeout=1, **probe).status_code == 200:
+                    return
             time.sleep(0.1)
         self.stop()
         raise RuntimeError(
-            f"{self.name} not ready on {self.url} after {timeout}s: {self.log_tail()}"
+            f"{self.name} not ready on {ready_url} after {timeout}s: {self.log_tail()}"
         )
 
     def stop(self, kill: bool = False, timeout: float = 20) -> None:
@@ -302,11 +277,6 @@ class PromServer:
             self._log.close()
         self.proc = None
 
-    def restart(self, timeout: float = 60) -> PromServer:
-        """Start it again on the same TSDB folder and port."""
-        self.stop()
-        return self.start(timeout)
-
     @property
     def running(self) -> bool:
         """True while its process lives."""
@@ -319,6 +289,64 @@ class PromServer:
         except OSError:
             return "(no log)"
 
+
+class PromServer(_Process):
+    """One real Prometheus on 127.0.0.1.
+
+    Args:
+        tsdb: its storage folder (backfilled blocks, or empty).
+        workdir: where its configuration file and log go.
+        port: the port (default: a free one); kept across :meth:`restart`.
+        config_text: prometheus.yml; ``{port}`` is replaced by the port (for a
+            Prometheus that scrapes itself).
+        extra_args: further command-line flags (``--query.max-samples=2000``,
+            ``--web.config.file=...``).
+        scheme: ``https`` for a server with a TLS web config (:attr:`url`, readiness).
+        ready_kwargs: keyword arguments of the readiness probe's ``requests.get``
+            (``verify``, ``cert``, ``auth`` for a TLS or basic-auth server).
+    """
+
+    def __init__(
+        self,
+        tsdb: Path,
+        workdir: Path,
+        port: int | None = None,
+        config_text: str = BACKFILL_PROM_CONFIG,
+        name: str = "prometheus",
+        extra_args: Sequence[str] = (),
+        scheme: str = "http",
+        ready_kwargs: dict[str, Any] | None = None,
+    ):
+        super().__init__(name, workdir, port, scheme)
+        self.tsdb = tsdb
+        self.extra_args = list(extra_args)
+        self.ready_kwargs = dict(ready_kwargs or {})
+        self.workdir = workdir
+        self.config_path = workdir / f"{name}.yml"
+        self.config_path.write_text(config_text.replace("{port}", str(self.port)), encoding="utf-8")
+
+    def start(self, timeout: float = 60) -> PromServer:
+        """Start it and wait for ``/-/ready``.
+
+        Raises:
+            RuntimeError: it exited or was not ready in time (its log's tail quoted).
+        """
+        cmd = [
+            str(PROMETHEUS),
+            f"--config.file={self.config_path}",
+            f"--storage.tsdb.path={self.tsdb}",
+            "--storage.tsdb.retention.time=100y",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            *self.extra_args,
+        ]
+        self._spawn(cmd, f"{self.url}/-/ready", timeout, **self.ready_kwargs)
+        return self
+
+    def restart(self, timeout: float = 60) -> PromServer:
+        """Start it again on the same TSDB folder and port."""
+        self.stop()
+        return self.start(timeout)
+
     def query(self, expr: str, at: datetime | float) -> list[dict[str, Any]]:
         """``/api/v1/query`` at ``at``; the result vector.
 
@@ -327,7 +355,10 @@ class PromServer:
         """
         t = at.timestamp() if isinstance(at, datetime) else at
         answer = requests.get(
-            f"{self.url}/api/v1/query", params={"query": expr, "time": f"{t:.3f}"}, timeout=30
+            f"{self.url}/api/v1/query",
+            params={"query": expr, "time": f"{t:.3f}"},
+            timeout=30,
+            **self.ready_kwargs,
         ).json()
         assert answer["status"] == "success", answer
         return list(answer["data"]["result"])
@@ -461,8 +492,22 @@ def truth_totals(truth: dict[str, Any], region: str) -> dict[str, float]:
 
 
 # --------------------------------------------------------------------------- extras
-def backfill_openmetrics(text: str, root: Path, name: str = "custom") -> Path:
-    """Backfill OpenMetrics ``text`` (ending in ``# EOF``) into a fresh TSDB folder.
+def om_labels(labels: dict[str, str]) -> str:
+    """``{a="x",b="y"}`` (empty for no labels), values written as given."""
+    return "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else ""
+
+
+def om_lines(name: str, labels: dict[str, str], points: Iterable[tuple[float, Any]]) -> list[str]:
+    """OpenMetrics sample lines of one series: ``(unix seconds, value)`` in time order."""
+    lab = om_labels(labels)
+    return [f"{name}{lab} {v} {t}" for t, v in points]
+
+
+def backfill_openmetrics(
+    text: str, root: Path, name: str = "custom", into: Path | None = None
+) -> Path:
+    """Backfill OpenMetrics ``text`` (ending in ``# EOF``) into a fresh TSDB folder, or
+    (``into``) add its blocks to an existing one (late data: restart its server).
 
     Raises:
         RuntimeError: promtool refused it (its output quoted).
@@ -470,8 +515,8 @@ def backfill_openmetrics(text: str, root: Path, name: str = "custom") -> Path:
     root.mkdir(parents=True, exist_ok=True)
     om = root / f"{name}.om"
     om.write_text(text, encoding="utf-8")
-    out = root / f"tsdb-{name}"
-    if out.exists():
+    out = into or root / f"tsdb-{name}"
+    if into is None and out.exists():
         shutil.rmtree(out)
     proc = subprocess.run(
         [str(PROMTOOL), "tsdb", "create-blocks-from", "openmetrics", "--quiet", str(om), str(out)],
@@ -552,3 +597,72 @@ def serve_proxy(
     finally:
         server.shutdown()
         server.server_close()
+
+
+# --------------------------------------------------------------------------- VictoriaMetrics
+VICTORIA_METRICS = Path("/usr/bin/victoria-metrics")
+
+
+class VMServer(_Process):
+    """One real single-node VictoriaMetrics (Debian's ``victoria-metrics``) on 127.0.0.1.
+
+    Started with ``-search.latencyOffset=0s`` (it hides the last 30 s by default) and
+    ``-search.disableCache`` (a test imports data, then queries it at once).
+    """
+
+    def __init__(self, storage: Path, workdir: Path, name: str = "victoria-metrics"):
+        super().__init__(name, workdir, None)
+        self.storage = storage
+
+    def start(self, timeout: float = 60) -> VMServer:
+        """Start it and wait for ``/health``.
+
+        Raises:
+            RuntimeError: it exited or was not ready in time (its log's tail quoted).
+        """
+        cmd = [
+            str(VICTORIA_METRICS),
+            f"-storageDataPath={self.storage}",
+            f"-httpListenAddr=127.0.0.1:{self.port}",
+            "-retentionPeriod=100y",
+            "-search.latencyOffset=0s",
+            "-search.disableCache",
+            "-loggerLevel=WARN",
+        ]
+        self._spawn(cmd, f"{self.url}/health", timeout)
+        return self
+
+    def import_openmetrics(self, path: Path, batch_lines: int = 200_000) -> int:
+        """POST an OpenMetrics file (seconds timestamps) to ``/api/v1/import/prometheus``
+        (milliseconds timestamps), then flush it to searchable storage.  Returns the
+        number of samples sent.
+
+        Raises:
+            RuntimeError: VictoriaMetrics refused a batch (its answer quoted).
+        """
+        sent = 0
+        batch: list[str] = []
+
+        def post() -> None:
+            resp = requests.post(
+                f"{self.url}/api/v1/import/prometheus",
+                data="\n".join(batch).encode() + b"\n",
+                timeout=120,
+            )
+            if resp.status_code >= 300:
+                raise RuntimeError(f"import refused ({resp.status_code}): {resp.text[:500]}")
+            batch.clear()
+
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if line[:1] in ("#", "\n", ""):
+                    continue
+                head, _, ts = line.rstrip("\n").rpartition(" ")
+                batch.append(f"{head} {round(float(ts) * 1000)}")
+                sent += 1
+                if len(batch) >= batch_lines:
+                    post()
+        if batch:
+            post()
+        requests.get(f"{self.url}/internal/force_flush", timeout=60)
+        return sent

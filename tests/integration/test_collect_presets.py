@@ -26,6 +26,7 @@ from prom_harness import (
     default_fleet_end,
     iso,
     missing_binaries,
+    om_lines,
     run_cli,
     write_config,
 )
@@ -40,10 +41,6 @@ N = HOURS * 3600 // SCRAPE  # increases inside the window (the first sample is t
 GAP = range(200, 320)  # scrapes missing from one GPU's gauge and one HA replica
 
 
-def _labels(labels: dict[str, str]) -> str:
-    return "{" + ",".join(f'{k}="{v}"' for k, v in labels.items()) + "}" if labels else ""
-
-
 class OM:
     """OpenMetrics text: every series as an untyped metric (any name is allowed)."""
 
@@ -52,12 +49,8 @@ class OM:
         self.lines: list[str] = []
 
     def series(self, name: str, labels: dict[str, str], value, skip=()) -> None:  # type: ignore[no-untyped-def]
-        lab = _labels(labels)
-        for i in range(N + 1):
-            if i in skip:
-                continue
-            v = value(i)
-            self.lines.append(f"{name}{lab} {v} {self.t0 + i * SCRAPE}")
+        points = ((self.t0 + i * SCRAPE, value(i)) for i in range(N + 1) if i not in skip)
+        self.lines.extend(om_lines(name, labels, points))
 
     def text(self) -> str:
         # samples of one metric family must be contiguous and in time order per series

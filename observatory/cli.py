@@ -158,23 +158,47 @@ def backfill(config_path: str, start: str, end: str | None, regions: tuple[str, 
     help="Instead of the store, write OpenMetrics text per region here (for promtool).",
 )
 @click.option("--seed", default=7, show_default=True, help="Random seed (same seed, same fleet).")
-@click.option("--days", default=14.0, show_default=True, help="Days of history at 1-minute steps.")
+@click.option(
+    "--days",
+    type=float,
+    default=None,
+    help="Days of history at 1-minute steps (default: 14; 30 with --size small/large).",
+)
 @click.option("--end", help="End of the history, UTC ISO 8601 (default: the last full hour).")
 @click.option("--region", "regions", multiple=True, help="Only this demo region (repeatable).")
 @click.option("--force", is_flag=True, help="Rebuild even if the store already holds data.")
+@click.option(
+    "--size",
+    type=click.Choice(["demo", "small", "large"]),
+    default="demo",
+    show_default=True,
+    help="demo: the simulated fleet; small/large: the scale-test fleet (2 or 20 regions "
+    "x 10 models x 2 arms x 8 GPUs per region-model, docs/scaling.md).",
+)
 def demo(
     store_path: str,
     om_dir: str | None,
     seed: int,
-    days: float,
+    days: float | None,
     end: str | None,
     regions: tuple[str, ...],
     force: bool,
+    size: str,
 ) -> None:
     """Build the demo fleet (7 regions, 3 models, an A/B test, injected incidents)."""
     from observatory import demo as demo_build
 
     try:
+        if size != "demo":
+            if om_dir or regions:
+                raise ValueError(f"--size {size} writes a store only; drop --openmetrics/--region")
+            click.echo(
+                demo_build.build_scale_store(
+                    Path(store_path), size, seed, days, _parse_time(end, "--end"), force
+                )
+            )
+            return
+        days = 14.0 if days is None else days
         if om_dir:
             paths = demo_build.build_openmetrics(
                 Path(om_dir),
@@ -420,6 +444,10 @@ def check_config(config_path: str, connect: bool) -> None:
     for r in config.settings.regions:
         click.echo(f"{r.name:<20} {r.url:<40} presets={','.join(r.presets)}")
     click.echo(f"ok: {len(config.settings.regions)} regions, store {config.store_path}")
+    from collectors.commands import config_warnings
+
+    for warning in config_warnings(config):
+        click.echo(f"warning: {warning}", err=True)
     if connect:
         from collectors.commands import check_connectivity
 

@@ -74,3 +74,42 @@ def build_openmetrics(
     truth_path = out_dir / "ground_truth.json"
     demo_fleet.write_truth(truth, truth_path)
     return [*paths, truth_path]
+
+
+def build_scale_store(
+    root: Path,
+    size: str,
+    seed: int = 7,
+    days: float | None = None,
+    end: datetime | None = None,
+    force: bool = False,
+) -> str:
+    """Generate the scale-test fleet ``size`` (``small``/``large``) into the store at ``root``.
+
+    See :mod:`observatory.large_fleet`.  Skips the work when the store already holds
+    data, unless ``force`` (then the store folder's lake is removed first).  Returns a
+    one-line summary.
+
+    Raises:
+        ValueError: unknown size, or ``days`` not a whole number of days.
+    """
+    import shutil
+
+    from observatory import large_fleet
+
+    store = Store(root)
+    if store.has_data() and not force:
+        return f"store {root} already holds data (use --force to rebuild)"
+    overrides = {}
+    if days is not None:
+        if days != int(days) or days < 1:
+            raise ValueError(f"--days must be a whole number of days for --size {size}, got {days}")
+        overrides["days"] = int(days)
+    fleet = large_fleet.sized(size, **overrides)
+    if force and store.lake.exists():
+        shutil.rmtree(store.lake)
+    result = large_fleet.build(root, fleet, seed=seed, end=end)
+    return (
+        f"{size} fleet: {fleet.regions} regions x {fleet.models} models x {fleet.arms} arms, "
+        f"{fleet.days} days, {result.total_rows:,} rows into {root} in {result.seconds:.1f}s"
+    )

@@ -1,0 +1,176 @@
+"""Server-side time of every dashboard page at two fleet sizes (small = baseline, large).
+
+    python bench/page_times.py --small /work/scale-data/small --large /work/scale-data/large
+
+For each page file in ``app/views/`` and each store, a fresh Python process runs the
+page headless with Streamlit's ``AppTest`` (the page script as the server runs it:
+its queries, analytics, and the Plotly figures and tables it builds), with
+``OBSERVATORY_STORE`` pointing at the store and the page's default filters:
+
+- cold: the first run in a fresh process whose modules (``app``, ``analytics``,
+  ``observatory``, Plotly) are already imported, as in a running server: empty
+  ``st.cache_data``/``cache_resource``, DuckDB views built, Parquet footers read (the
+  OS page cache is whatever it is; run twice to see it warm);
+- warm: a second run in the same process (Streamlit's caches hit).
+
+Every query the run executes is timed too (``Store.query`` and ``Store.named``
+wrapped): "SQL s" is the cold run's total time in DuckDB, and the table names the
+slowest named query of each page (the rest of a page's time is pandas, analytics and
+building the Plotly figures).  Goals (issue #9): cold under 2 s at the
+large size on this 2-core machine, and large/small under 2x.  The baseline is the
+small fleet (2 regions) measured in the same run.  ``--json`` writes the raw figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+VIEWS = ROOT / "app" / "views"
+
+CHILD = r"""
+import json, sys, time
+from collections import defaultdict
+from observatory.store import Store
+calls = defaultdict(float)
+counts = defaultdict(int)
+_named = Store.named
+def named(self, name, **params):
+    t = time.perf_counter()
+    try:
+        return _named(self, name, **params)
+    finally:
+        calls[name] += time.perf_counter() - t
+        counts[name] += 1
+Store.named = named
+sql_time = [0.0, 0]
+_query = Store.query
+def query(self, sql, params=None):
+    t = time.perf_counter()
+    try:
+        return _query(self, sql, params)
+    finally:
+        sql_time[0] += time.perf_counter() - t
+        sql_time[1] += 1
+Store.query = query
+from streamlit.testing.v1 import AppTest
+import importlib, pkgutil
+for pkg in ("app", "analytics", "observatory"):  # a running server has these imported
+    for mod in pkgutil.iter_modules([pkg]):
+        if pkg != "app" or mod.name not in ("main",):
+            try:
+                importlib.import_module(f"{pkg}.{mod.name}")
+            except Exception:
+                pass
+import plotly.express, plotly.graph_objects
+at = AppTest.from_file(sys.argv[1], default_timeout=float(sys.argv[2]))
+out = {}
+for run in ("cold", "warm"):
+    calls.clear(); counts.clear(); sql_time[:] = [0.0, 0]
+    t = time.perf_counter()
+    at.run()
+    out[run] = time.perf_counter() - t
+    out[run + "_sql_s"], out[run + "_sql_n"] = sql_time
+    out[run + "_queries"] = dict(calls)
+    out[run + "_query_calls"] = dict(counts)
+out["exceptions"] = [str(e.value)[:300] for e in at.exception]
+out["errors"] = [str(e.value)[:200] for e in at.error]
+out["warnings"] = [str(e.value)[:200] for e in at.warning][:3]
+out["charts"] = len(at.get("plotly_chart"))
+out["tables"] = len(at.dataframe) + len(at.table)
+import resource
+out["rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print("RESULT " + json.dumps(out))
+"""
+
+
+def measure(page: Path, store: Path, timeout: float) -> dict[str, Any]:
+    """Run ``page`` cold then warm on ``store`` in a fresh process; the child's figures."""
+    env = {
+        **os.environ,
+        "OBSERVATORY_STORE": str(store),
+        "PYTHONPATH": str(ROOT),
+        "OBSERVATORY_EXPERIMENTS": os.environ.get(
+            "OBSERVATORY_EXPERIMENTS", str(ROOT / "examples" / "experiments.yaml")
+        ),
+    }
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD, str(page), str(timeout)],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=timeout * 2 + 60,
+        )
+    except subprocess.TimeoutExpired:
+        return {"failed": f"over {timeout * 2 + 60:.0f} s"}
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return dict(json.loads(line[len("RESULT ") :]))
+    return {"failed": (proc.stderr or proc.stdout)[-400:]}
+
+
+def _slowest(figures: dict[str, Any]) -> str:
+    queries = figures.get("cold_queries") or {}
+    if not queries:
+        return "-"
+    name, secs = max(queries.items(), key=lambda kv: kv[1])
+    return f"{name} {secs:.2f}s"
+
+
+def main() -> None:
+    """Measure every page at both sizes and print the table."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--small", type=Path, required=True, help="store of the small fleet")
+    ap.add_argument("--large", type=Path, required=True, help="store of the large fleet")
+    ap.add_argument("--pages", nargs="*", help="page files (default: every app/views/*.py)")
+    ap.add_argument("--timeout", type=float, default=300.0, help="seconds per page run")
+    ap.add_argument("--json", type=Path, help="write the raw figures here")
+    args = ap.parse_args()
+    pages = (
+        [VIEWS / p for p in args.pages]
+        if args.pages
+        else sorted(p for p in VIEWS.glob("*.py") if p.name != "__init__.py")
+    )
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    for page in pages:
+        results[page.name] = {}
+        for label, store in (("small", args.small), ("large", args.large)):
+            results[page.name][label] = measure(page, store, args.timeout)
+            print(f"{page.name} {label}: {results[page.name][label]}", file=sys.stderr, flush=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+    head = (
+        f"{'page':22} {'small cold':>10} {'large cold':>10} {'ratio':>6} {'<2s':>4} {'<2x':>4} "
+        f"{'small warm':>10} {'large warm':>10} {'SQL s':>6} {'RSS MiB':>8}  "
+        "slowest named query (large)"
+    )
+    print("\nbaseline: the small fleet (2 regions), same run; seconds of server-side page run")
+    print(head)
+    print("-" * len(head))
+    for name, by in results.items():
+        s, g = by["small"], by["large"]
+        if "failed" in s or "failed" in g:
+            print(f"{name:22} failed: {s.get('failed') or g.get('failed')}")
+            continue
+        sc, lc = float(s["cold"]), float(g["cold"])
+        ratio = lc / sc if sc else float("inf")
+        bad = "" if not (s["exceptions"] or g["exceptions"]) else "  EXCEPTION"
+        print(
+            f"{name:22} {sc:>10.2f} {lc:>10.2f} {ratio:>6.1f} {'yes' if lc < 2 else 'NO':>4} "
+            f"{'yes' if ratio < 2 else 'NO':>4} {float(s['warm']):>10.2f} "
+            f"{float(g['warm']):>10.2f} {float(g['cold_sql_s']):>6.2f} "
+            f"{float(g['rss_mib']):>8.0f}  "
+            f"{_slowest(g)}{bad}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -81,6 +81,7 @@ PresetName = Literal[
     "otel_http",
     "kepler",
     "kepler_legacy",
+    "labels",
 ]
 Backend = Literal["prometheus", "thanos", "mimir", "cortex", "victoriametrics"]
 SignalKind = Literal["counter", "gauge", "histogram"]

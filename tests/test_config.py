@@ -326,3 +326,14 @@ def test_resolve_basic_auth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.delenv("US_PASSWORD")
     with pytest.raises(ConfigError, match="US_PASSWORD"):
         resolve_basic_auth(us)
+
+
+def test_every_preset_can_be_named_in_the_config() -> None:
+    """The config's preset names and collectors.presets must not drift apart (the
+    ``labels`` preset once existed in the collector but was refused by the config)."""
+    from typing import get_args
+
+    from collectors.presets import PRESETS
+    from observatory.config import PresetName
+
+    assert set(get_args(PresetName)) == set(PRESETS)

@@ -36,6 +36,8 @@ from typing import Any
 import requests
 import yaml
 
+from collectors import demo_fleet
+
 PROMETHEUS = Path("/usr/bin/prometheus")
 PROMTOOL = Path("/usr/bin/promtool")
 REPO = Path(__file__).resolve().parents[2]
@@ -50,7 +52,8 @@ COORDS = {
     "ap-south-1": (19.08, 72.88),
     "sa-east-1": (-23.55, -46.63),
 }
-DEMO_PRESETS = ["vllm", "dcgm", "opencost", "quality"]
+#: The presets the demo fleet exports (late-arriving labels included).
+DEMO_PRESETS = list(demo_fleet.DEMO_PRESETS)
 #: A Prometheus that only serves backfilled blocks: no scrape targets.
 BACKFILL_PROM_CONFIG = "global:\n  scrape_interval: 1m\n"
 

@@ -49,12 +49,31 @@ def _secs(v: float) -> str:
     return "no data" if not math.isfinite(v) else f"{v:.2f} s"
 
 
+def _state_text(row: object, level: str) -> str:
+    """The hover's state line: the SLO state when the row has one, else the health."""
+    state = getattr(row, "slo_state", None)
+    if not isinstance(state, str):
+        return f"Health: {level}"
+    count = getattr(row, "slo_count", 0)
+    count = int(count) if pd.notna(count) else 0
+    worst = str(getattr(row, "slo_worst", "") or "")
+    text = f"SLO state: {state}"
+    if worst:
+        text += f" ({plotly_text(worst)})"
+    return text + (
+        f"<br>SLOs split by region here: {count}" if count else "<br>No SLO split by region here"
+    )
+
+
 def fleet_map(summary: pd.DataFrame) -> go.Figure:
     """Each region at its coordinates, coloured by health, sized by requests.
 
     Args:
         summary: :func:`analytics.overview.region_summary` rows; regions without
-            coordinates are left out (the page lists them).
+            coordinates are left out (the page lists them).  With a ``slo_state``
+            column (the state's label, e.g. ``page``), plus ``slo_worst`` (the SLOs
+            and groups in that state) and ``slo_count`` (SLOs split by region), the
+            hover says the SLO state and those counts instead of the health level.
     """
     located = summary.dropna(subset=["latitude", "longitude"])
     peak = float(located["requests"].max()) if len(located) else 0.0
@@ -71,7 +90,7 @@ def fleet_map(summary: pd.DataFrame) -> go.Figure:
                 [
                     plotly_text(row.display_name),
                     plotly_text(row.region),
-                    level,
+                    _state_text(row, level),
                     format_number(row.requests),
                     _pct(row.error_ratio),
                     _secs(row.p50),
@@ -101,7 +120,7 @@ def fleet_map(summary: pd.DataFrame) -> go.Figure:
                 customdata=custom,
                 hovertemplate=(
                     "<b>%{customdata[0]}</b> (%{customdata[1]})<br>"
-                    "Health: %{customdata[2]}<br>"
+                    "%{customdata[2]}<br>"
                     "Requests: %{customdata[3]}<br>"
                     "Error ratio: %{customdata[4]}<br>"
                     "p50 / p99: %{customdata[5]} / %{customdata[6]}<br>"

@@ -18,8 +18,10 @@ import pandas as pd
 import streamlit as st
 
 from app import data
+from app.filters import Filters
 from observatory.config import ConfigError, load_config
 from observatory.slo_engine import (
+    GLOBAL,
     Maintenance,
     SloEngine,
     alert_timeline,
@@ -36,10 +38,13 @@ DEFAULT_SPECS = Path(__file__).resolve().parent.parent / "examples" / "slo"
 __all__ = [
     "SpecError",
     "definitions",
+    "evaluation_time",
     "headline_counts",
     "history",
     "maintenance",
+    "narrowed_labels",
     "region_states",
+    "selected_rows",
     "spec_paths",
     "status",
     "timeline",
@@ -110,28 +115,43 @@ def _engine() -> tuple[SloEngine, float]:
 
 @st.cache_data(ttl=60, show_spinner=False, max_entries=16)
 def _status(
-    _slos: list[SloDefinition], key: tuple[str, ...], path: str, version: float, maint: str
+    _slos: list[SloDefinition],
+    key: tuple[str, ...],
+    at: datetime | None,
+    path: str,
+    version: float,
+    maint: str,
 ) -> pd.DataFrame:
     del key, path, version, maint  # cache key only
     engine, _ = _engine()
-    return status_table(engine, _slos)
+    return status_table(engine, _slos, at)
 
 
-def status(slos: list[SloDefinition]) -> pd.DataFrame:
-    """Status rows of every SLO and group (see :func:`observatory.slo_engine.status_table`)."""
+def status(slos: list[SloDefinition], at: datetime | None = None) -> pd.DataFrame:
+    """Status rows of every SLO and group (see :func:`observatory.slo_engine.status_table`).
+
+    ``at``: the evaluation time (UTC naive); None: now, i.e. each SLO's latest data.
+    """
     engine_path = str(data.store_path().resolve())
     version = Store(data.store_path()).data_version()
     key = tuple(sorted(repr(d) for d in slos))
-    return _status(slos, key, engine_path, version, repr(maintenance()[0]))
+    return _status(slos, key, at, engine_path, version, repr(maintenance()[0]))
 
 
 @st.cache_data(ttl=60, show_spinner=False, max_entries=32)
 def _history(
-    _slo: SloDefinition, key: str, days: float, every_s: int, path: str, version: float, maint: str
+    _slo: SloDefinition,
+    key: str,
+    days: float,
+    end: datetime | None,
+    every_s: int,
+    path: str,
+    version: float,
+    maint: str,
 ) -> pd.DataFrame:
     del key, path, version, maint
     engine, _ = _engine()
-    end = engine.latest(_slo)
+    end = end or engine.latest(_slo)
     if end is None:
         return pd.DataFrame()
     return engine.history(
@@ -139,12 +159,17 @@ def _history(
     )
 
 
-def history(slo: SloDefinition, days: float, every: timedelta) -> pd.DataFrame:
-    """Window sums, burn rates, remaining budget and tier states over the last ``days``."""
+def history(
+    slo: SloDefinition, days: float, every: timedelta, end: datetime | None = None
+) -> pd.DataFrame:
+    """Window sums, burn rates, remaining budget and tier states over ``days`` before ``end``.
+
+    ``end``: the last evaluation (UTC naive); None: the SLO's latest data.
+    """
     path = str(data.store_path().resolve())
     version = Store(data.store_path()).data_version()
     maint = repr(maintenance()[0])
-    return _history(slo, repr(slo), days, int(every.total_seconds()), path, version, maint)
+    return _history(slo, repr(slo), days, end, int(every.total_seconds()), path, version, maint)
 
 
 def timeline(slo: SloDefinition, hist: pd.DataFrame) -> pd.DataFrame:
@@ -156,3 +181,55 @@ def latest(slo: SloDefinition) -> datetime | None:
     """The latest step of the SLO's signal."""
     engine, _ = _engine()
     return engine.latest(slo)
+
+
+def evaluation_time(range_label: str, end: datetime) -> datetime | None:
+    """When the dashboard evaluates SLO status for the sidebar's time range.
+
+    A preset range (``Last 24 h`` ...) ends at the latest data, so SLOs are evaluated
+    now (None: each SLO at its own latest step, as ``observatory slo status`` does);
+    custom dates are evaluated at the range's end (UTC naive), to see the SLOs as
+    they stood then.  Each SLO keeps its own windows (period, burn-rate windows):
+    the range's start does not shorten them.
+    """
+    from analytics.overview import TIME_RANGES
+
+    return None if range_label in TIME_RANGES else end
+
+
+def narrowed_labels(f: Filters) -> dict[str, list[str]]:
+    """The labels the sidebar narrows (some known value left out): label -> chosen values."""
+    out = {}
+    for column, chosen, known in (
+        ("region", f.regions, f.all_regions),
+        ("model", f.models, f.all_models),
+        ("arm", f.arms, f.all_arms),
+    ):
+        if not set(known) <= set(chosen):
+            out[column] = list(chosen)
+    return out
+
+
+def selected_rows(table: pd.DataFrame, f: Filters) -> pd.DataFrame:
+    """The status rows the sidebar's regions, models and arms select.
+
+    Only labels the sidebar narrows (:func:`narrowed_labels`) filter: a row is kept
+    when it is not split by such a label (``*``) or its value is chosen.  The global
+    roll-up of an SLO that is split by a narrowed label is dropped too: it adds the
+    events of groups left out.  An untouched filter hides nothing (not even a value
+    that only an SLO's signal carries).
+
+    Args:
+        table: :func:`status` rows (columns slo, region, model, arm).
+        f: the shared sidebar's selection.
+    """
+    narrowed = narrowed_labels(f)
+    if table.empty or not narrowed:
+        return table
+    keep = pd.Series(True, index=table.index)
+    split = pd.Series(False, index=table.index)
+    for column, chosen in narrowed.items():
+        keep &= (table[column] == GLOBAL) | table[column].isin(chosen)
+        split |= table["slo"].isin(table.loc[table[column] != GLOBAL, "slo"])
+    is_global = (table[["region", "model", "arm"]] == GLOBAL).all(axis=1)
+    return table[keep & ~(is_global & split)]

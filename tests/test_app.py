@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 import shutil
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from observatory.demo import build_store
+from observatory.slo_engine import SloEngine, region_states, status_table
+from observatory.slo_specs import load_specs
 from observatory.store import Store
 
 MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
@@ -72,6 +77,22 @@ def _texts(at: AppTest) -> str:
     )
 
 
+def _cost(store: Store, start: datetime, end: datetime, arm: str | None = None) -> float:
+    """The serving cost (USD) in (start, end], of one arm or all: the USD/hour gauge
+    integrated over time."""
+    return float(
+        store.query(
+            "SELECT sum(mean * step_s / 3600) AS usd FROM gauges WHERE signal = 'cost' "
+            "AND ($arm IS NULL OR arm = $arm) AND ts_utc > $start AND ts_utc <= $end",
+            {"start": start, "end": end, "arm": arm},
+        )["usd"].iloc[0]
+    )
+
+
+def _usd(v: float) -> str:
+    return f"${v:,.0f}" if v >= 1000 else f"${v:,.2f}"
+
+
 def test_overview_shows_the_real_request_total_and_the_map(
     monkeypatch: pytest.MonkeyPatch, store_dir: Path
 ) -> None:
@@ -111,12 +132,7 @@ def test_cost_and_error_ratio_match_the_store(
     start, end = _window(store_dir)
     store = Store(store_dir)
     params = {"start": start, "end": end}
-    cost = store.query(
-        "SELECT sum(mean * step_s / 3600) AS usd FROM gauges WHERE signal = 'cost' "
-        "AND ts_utc > $start AND ts_utc <= $end",
-        params,
-    )["usd"].iloc[0]
-    assert _metric(at, "Cost") == (f"${cost:,.0f}" if cost >= 1000 else f"${cost:,.2f}")
+    assert _metric(at, "Cost") == _usd(_cost(store, start, end))
     sums = store.query(
         "SELECT sum(value) FILTER (WHERE signal = 'errors') AS e, "
         "sum(value) FILTER (WHERE signal = 'requests') AS r FROM counters "
@@ -223,20 +239,91 @@ def test_catalogue_region_without_data_is_no_data_on_the_map(
     assert "<b>" not in hover and "&lt;b&gt;" in hover  # label values are escaped, not HTML
 
 
-def test_thresholds_come_from_the_configuration_file(
-    monkeypatch: pytest.MonkeyPatch, store_dir: Path, tmp_path: Path
-) -> None:
+def _health_config(tmp_path: Path, max_error_ratio: float, max_p99_seconds: float) -> Path:
     config = tmp_path / "observatory.yaml"
     config.write_text(
-        "health:\n  max_error_ratio: 0.00001\n  max_p99_seconds: 60\n"
+        f"health:\n  max_error_ratio: {max_error_ratio!r}\n  max_p99_seconds: {max_p99_seconds}\n"
         "regions:\n  - name: us-east-1\n    url: http://127.0.0.1:9090\n"
         "    latitude: 38.95\n    longitude: -77.45\n",
         encoding="utf-8",
     )
-    monkeypatch.setenv("OBSERVATORY_CONFIG", str(config))
+    return config
+
+
+def _error_ratios(store: Path, start: datetime, end: datetime) -> dict[str, float]:
+    frame = Store(store).query(
+        "SELECT region, sum(value) FILTER (WHERE signal = 'errors') "
+        "/ sum(value) FILTER (WHERE signal = 'requests') AS ratio FROM counters "
+        "WHERE ts_utc > $start AND ts_utc <= $end GROUP BY region",
+        {"start": start, "end": end},
+    )
+    return dict(zip(frame["region"], frame["ratio"].astype(float), strict=True))
+
+
+def _limit_lines(at: AppTest) -> dict[str, list[float]]:
+    """The dashed limit lines of each trend chart, by chart title."""
+    out = {}
+    for chart in at.get("plotly_chart"):
+        spec = json.loads(chart.proto.spec)
+        title = spec["layout"].get("title", {}).get("text")
+        if title:
+            out[title] = [s["y0"] for s in spec["layout"].get("shapes", [])]
+    return out
+
+
+def test_thresholds_come_from_the_configuration_file(
+    monkeypatch: pytest.MonkeyPatch, store_dir: Path, tmp_path: Path
+) -> None:
+    """The configuration's ``health`` thresholds: they colour the map and the table when
+    no SLO specs exist, and draw the limit lines of the trends either way; with SLO
+    specs split by region (the examples) the Health column is each region's SLO state."""
+    start, end = _window(store_dir)
+    ratios = _error_ratios(store_dir, start, end)
+    assert len(set(ratios.values())) > 1, ratios  # the regions differ, so a limit splits them
+    # A limit between the best and the worst region: the worst is critical, the rest are
+    # judged by the same rule (p99's limit is far above any latency of the demo).
+    limit = (min(ratios.values()) + max(ratios.values())) / 2
+    expected = {
+        r: "critical" if v > limit else "warning" if v > 0.8 * limit else "ok"
+        for r, v in ratios.items()
+    }
+    assert "critical" in expected.values() and set(expected.values()) != {"critical"}
+    monkeypatch.setenv("OBSERVATORY_CONFIG", str(_health_config(tmp_path, limit, 1000)))
+    no_specs = tmp_path / "no-specs"
+    no_specs.mkdir()
+    monkeypatch.setenv("OBSERVATORY_SLO_SPECS", str(no_specs))
     at = _app(monkeypatch, store_dir)
     assert not at.exception
+    table = at.dataframe[0].value
+    assert dict(zip(table["Region"], table["Health"], strict=True)) == expected
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    hover = {
+        region: custom[2]
+        for trace in spec["data"]
+        for region, custom in zip(trace["text"], trace["customdata"], strict=True)
+    }
+    assert hover == {r: f"Health: {h}" for r, h in expected.items()}
+    lines = _limit_lines(at)
+    assert lines["Error ratio"] == [pytest.approx(limit)] and lines["p99 latency"] == [1000]
+    # A stricter file turns every region critical: the thresholds are read, not defaults.
+    monkeypatch.setenv("OBSERVATORY_CONFIG", str(_health_config(tmp_path, 0.00001, 1000)))
+    at = _app(monkeypatch, store_dir)
     assert set(at.dataframe[0].value["Health"]) == {"critical"}
+
+    # With the example SLO specs the Health column is the SLO state of each region, as
+    # the SLO engine computes it; the configuration's limits still draw the limit lines.
+    monkeypatch.delenv("OBSERVATORY_SLO_SPECS")
+    at = _app(monkeypatch, store_dir)
+    assert not at.exception
+    slos = load_specs([Path(MAIN).parent.parent / "examples" / "slo"])
+    states = region_states(status_table(SloEngine(Store(store_dir)), slos), slos)
+    labels = {"page": "page", "exhausted": "budget exhausted", "ticket": "ticket", "ok": "ok"}
+    table = at.dataframe[0].value
+    assert dict(zip(table["Region"], table["Health"], strict=True)) == {
+        r.region: labels.get(r.state, "no data") for r in states.itertuples()
+    }
+    lines = _limit_lines(at)
+    assert lines["Error ratio"] == [pytest.approx(0.00001)] and lines["p99 latency"] == [1000]
 
 
 def test_collection_health_page_empty_and_with_runs(
@@ -333,6 +420,82 @@ def test_filters_live_in_the_url_and_a_link_restores_them(
         .iloc[0]
     )
     assert linked.dataframe[0].value["Requests"].sum() == pytest.approx(v2)
+
+
+def _numbers(values: object) -> np.ndarray:
+    """A Plotly JSON array as floats: a list, or a typed array (``{"dtype", "bdata"}``)."""
+    if isinstance(values, dict):
+        raw = np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+        return raw.astype(float)
+    return np.array([math.nan if v is None else v for v in values], dtype=float)
+
+
+def test_the_arm_filter_reaches_every_overview_query(
+    monkeypatch: pytest.MonkeyPatch, store_dir: Path
+) -> None:
+    at = _app(monkeypatch, store_dir)
+    everything = _count(_metric(at, "Requests"))
+    at.multiselect(key="arms").set_value(["v2"]).run()
+    assert not at.exception
+    start, end = _window(store_dir)
+    store = Store(store_dir)
+    params = {"start": start, "end": end}
+    v2 = store.query(
+        "SELECT region, sum(value) FILTER (WHERE signal = 'requests') AS requests, "
+        "sum(value) FILTER (WHERE signal = 'errors') AS errors FROM counters "
+        "WHERE arm = 'v2' AND ts_utc > $start AND ts_utc <= $end GROUP BY region",
+        params,
+    )
+    requests = round(float(v2["requests"].sum()))
+    assert 0 < requests < everything
+    assert _count(_metric(at, "Requests")) == requests
+    ratio = float(v2["errors"].sum()) / float(v2["requests"].sum())
+    assert _metric(at, "Error ratio") == f"{100 * ratio:.2f} %"
+    assert _metric(at, "Cost") == _usd(_cost(store, start, end, "v2"))
+    table = at.dataframe[0].value.set_index("Region")
+    for row in v2.itertuples():
+        assert table.loc[row.region, "Requests"] == pytest.approx(row.requests)
+    # The trends add up the same rows: requests per minute times the bucket's minutes.
+    spec = next(
+        json.loads(c.proto.spec)
+        for c in at.get("plotly_chart")
+        if "Requests per minute" in c.proto.spec
+    )
+    per_min = sum(float(np.nansum(_numbers(trace["y"]))) for trace in spec["data"])
+    assert per_min * 5 == pytest.approx(requests)  # 24 h: 5-minute buckets
+
+
+def test_rows_without_an_arm_label_stay_under_the_arm_filter(
+    monkeypatch: pytest.MonkeyPatch, store_dir: Path, tmp_path: Path
+) -> None:
+    """GPU and cost gauges that carry no arm label (as DCGM and node exporters send them)
+    while every request has one: the arm filter cannot deselect them, so they count."""
+    root = tmp_path / "store"
+    shutil.copytree(store_dir, root)
+    store = Store(root)
+    signals = ["cost", "gpu_utilization"]
+    frame = store.query(
+        "SELECT * FROM gauges WHERE region = 'us-east-1' AND list_contains($s, signal)",
+        {"s": signals},
+    )
+    frame["arm"] = None
+    lo = pd.Timestamp(frame["ts_utc"].min()) - pd.Timedelta(minutes=1)
+    hi = pd.Timestamp(frame["ts_utc"].max())
+    store.replace_window("gauges", "us-east-1", signals, lo, hi, frame.drop(columns=["region"]))
+    store.touch_version()
+    at = _app(monkeypatch, root)
+    at.multiselect(key="arms").set_value(["v2"]).run()
+    assert not at.exception
+    start, end = _window(root)
+    cost = store.query(
+        "SELECT sum(mean * step_s / 3600) AS usd FROM gauges WHERE signal = 'cost' "
+        "AND (arm = 'v2' OR arm IS NULL) AND ts_utc > $start AND ts_utc <= $end",
+        {"start": start, "end": end},
+    )["usd"].iloc[0]
+    assert float(cost) > _cost(store, start, end, "v2") > 0  # the unlabelled rows count
+    assert _metric(at, "Cost") == _usd(float(cost))
+    table = at.dataframe[0].value.set_index("Region")
+    assert table.loc["us-east-1", "GPU util. (%)"] > 0
 
 
 def test_custom_date_range(monkeypatch: pytest.MonkeyPatch, store_dir: Path) -> None:

@@ -20,7 +20,7 @@ from observatory.slo_engine import (
     region_states,
     status_table,
 )
-from observatory.slo_specs import load_specs
+from observatory.slo_specs import SloDefinition, load_specs
 from observatory.store import Store
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,17 +54,28 @@ def _metric(at: AppTest, label: str) -> str:
     return str(values[0])
 
 
+def _specs() -> dict[str, SloDefinition]:
+    return {d.name: d for d in load_specs([ROOT / "examples" / "slo"])}
+
+
+def _listing(at: AppTest) -> pd.DataFrame:
+    return at.dataframe[0].value
+
+
 def test_slo_list_detail_and_filters(monkeypatch: pytest.MonkeyPatch, store_dir: Path) -> None:
     at = _page(monkeypatch, store_dir)
     assert at.title[0].value == "SLOs"
     assert _metric(at, "SLOs") == "9"
     assert _metric(at, "No data") == "0"  # the demo simulates every example's series (TTFT too)
-    listing = at.dataframe[0].value
+    listing = _listing(at)
     assert len(listing) == 9 and set(listing["group"]) == {"global"}
     remaining = listing["remaining"].dropna().tolist()
     assert remaining == sorted(remaining)  # least budget first
-    # Detail of the availability SLO: burn-down, burn rates, timeline, breakdown.
-    at.selectbox(key="slo_detail").set_value("availability").run()
+    captions = " ".join(c.value for c in at.caption)
+    assert "evaluated at the end of the time range" in captions
+    # Detail of the availability SLO (chosen in the sidebar, kept in the URL as ?slo=):
+    # burn-down, burn rates, timeline, breakdown.
+    at.selectbox(key="slo").set_value("availability").run()
     assert not at.exception
     assert _metric(at, "State") in {"ok", "ticket", "page", "budget exhausted"}
     assert len(at.get("plotly_chart")) >= 2
@@ -72,15 +83,58 @@ def test_slo_list_detail_and_filters(monkeypatch: pytest.MonkeyPatch, store_dir:
     assert "global" in set(breakdown["group"]) and "eu-central-1 / mistral-7b" in set(
         breakdown["group"]
     )
-    # Picking a group and a shorter history.
+    # Picking a group and a shorter time range.
     at.selectbox(key="slo_group").set_value("ap-south-1 / mistral-7b").run()
-    at.radio(key="slo_span").set_value("Last 24 h").run()
+    at.selectbox(key="range").set_value("Last 6 h").run()
     assert not at.exception
-    # Region filter: per-group rows of that region only.
-    at.multiselect(key="slo_regions").set_value(["ap-south-1"]).run()
+    assert at.selectbox(key="slo_group").value == "ap-south-1 / mistral-7b"
+
+    # The shared region filter: SLOs split by region (every example) list the groups of
+    # ap-south-1 only; their global roll-up adds eu-central-1's events, so it goes.
+    at.multiselect(key="regions").set_value(["ap-south-1"]).run()
     assert not at.exception
-    listing = at.dataframe[0].value
-    assert len(listing) > 0 and all(g.startswith("ap-south-1") for g in listing["group"])
+    specs = _specs()
+    listing = _listing(at)
+    assert all("region" in d.group_by for d in specs.values())
+    assert set(listing["name"]) == set(specs)
+    assert all(g.startswith("ap-south-1") for g in listing["group"]), set(listing["group"])
+    breakdown = at.dataframe[-1].value  # availability is split by region and model
+    assert len(breakdown) > 0
+    assert all(g.startswith("ap-south-1 / ") for g in breakdown["group"])
+
+
+def test_a_link_opens_the_slo_with_the_filters(
+    monkeypatch: pytest.MonkeyPatch, store_dir: Path
+) -> None:
+    """``?slo=`` and the shared filters in a link: the same SLO, groups and counts."""
+    monkeypatch.setenv("OBSERVATORY_STORE", str(store_dir))
+    monkeypatch.delenv("OBSERVATORY_CONFIG", raising=False)
+    monkeypatch.delenv("OBSERVATORY_SLO_SPECS", raising=False)
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    at.query_params["slo"] = "p99-latency"
+    at.query_params["models"] = ["mistral-7b"]
+    at.switch_page("views/slos.py").run()  # the link opens the SLOs page
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="slo").value == "p99-latency"
+    assert at.multiselect(key="models").value == ["mistral-7b"]
+    # p99-latency is split by region and model: the breakdown holds its mistral-7b groups,
+    # one per region, each the engine's own row.
+    slos = load_specs([ROOT / "examples" / "slo"])
+    table = status_table(SloEngine(Store(store_dir)), slos)
+    expected = table[(table["slo"] == "p99-latency") & (table["model"] == "mistral-7b")]
+    breakdown = at.dataframe[-1].value
+    assert sorted(breakdown["group"]) == sorted(f"{r} / mistral-7b" for r in expected["region"])
+    assert sorted(breakdown["total"]) == pytest.approx(sorted(expected["total"]))
+    # Counts over the selection: an SLO counts when a selected group (or an SLO not split
+    # by model) fires.
+    selected = table[(table["model"] == "mistral-7b") | (table["model"] == "*")]
+    split = set(table.loc[table["model"] != "*", "slo"])
+    selected = selected[~(selected["slo"].isin(split) & (selected["region"] == "*")
+                          & (selected["model"] == "*") & (selected["arm"] == "*"))]  # fmt: skip
+    counts = headline_counts(selected, slos)
+    assert _metric(at, "Paging") == str(counts["page"])
+    assert _metric(at, "Ticket") == str(counts["ticket"])
+    assert _metric(at, "SLOs") == str(selected["slo"].nunique())
 
 
 def test_spec_errors_are_shown(
@@ -171,6 +225,21 @@ def test_slo_page_counts_and_overview_map_use_slo_state(
         for region in trace.get("text", [])
     }
     assert colour == {"ap-south-1": HEALTH_COLORS["critical"], "us-east-1": HEALTH_COLORS["ok"]}
+    # The hover says the SLO state of the legend (not a health level) and the counts.
+    hover = {
+        region: custom[2]
+        for trace in fig["data"]
+        for region, custom in zip(trace["text"], trace["customdata"], strict=True)
+    }
+    counted = region_states(table, slos).set_index("region")["slos"]
+    assert hover["ap-south-1"] == (
+        "SLO state: page (availability (mistral-7b))"
+        f"<br>SLOs split by region here: {counted['ap-south-1']}"
+    )
+    assert hover["us-east-1"] == (
+        f"SLO state: ok<br>SLOs split by region here: {counted['us-east-1']}"
+    )
+    assert counted["ap-south-1"] == len([s for s in slos if "region" in s.group_by])
     legend = " ".join(m.value for m in at.markdown)
     assert "page or budget exhausted" in legend and "ticket" in legend
     health = dict(
@@ -197,3 +266,34 @@ def test_overview_map_without_slo_specs_falls_back_to_health(
     assert not at.exception, [e.value for e in at.exception]
     captions = " ".join(c.value for c in at.caption)
     assert "No SLO specs are configured" in captions and "Health in the window" in captions
+    spec = next(
+        json.loads(c.proto.spec)
+        for c in at.get("plotly_chart")
+        if "scattergeo" in {t.get("type") for t in json.loads(c.proto.spec)["data"]}
+    )
+    states = {c[2] for t in spec["data"] for c in t["customdata"]}
+    assert states and all(s.startswith("Health: ") for s in states), states
+
+
+def test_custom_dates_evaluate_the_slos_at_the_end_of_the_range(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A preset is evaluated now (the latest data); custom dates at the last day's end."""
+    root = tmp_path / "demo"
+    build_store(root, days=1.5, regions=["eu-central-1"], end=END)
+    slos = load_specs([ROOT / "examples" / "slo"])
+    engine = SloEngine(Store(root))
+    day_end = datetime(2026, 2, 28)  # the store runs from 02-27 12:00 to 03-01 00:00
+    at = _page(monkeypatch, root)
+    now = status_table(engine, slos).set_index(["slo", "region", "model", "arm"])
+    listing = _listing(at).set_index("name")
+    glob = now.xs(("*", "*", "*"), level=["region", "model", "arm"])
+    assert listing["remaining"].to_dict() == pytest.approx(glob["remaining"].to_dict())
+    at.selectbox(key="range").set_value("Custom dates").run()
+    at.date_input(key="dates").set_value((day_end.date() - timedelta(days=1),) * 2).run()
+    assert not at.exception, [e.value for e in at.exception]
+    then = status_table(engine, slos, at=day_end).set_index(["slo", "region", "model", "arm"])
+    glob_then = then.xs(("*", "*", "*"), level=["region", "model", "arm"])
+    listing = _listing(at).set_index("name")
+    assert listing["remaining"].to_dict() == pytest.approx(glob_then["remaining"].to_dict())
+    assert glob_then["remaining"].to_dict() != pytest.approx(glob["remaining"].to_dict())

@@ -3,7 +3,10 @@
 -- gpu_util_seconds = sum(step_s): their quotient is the time-weighted mean
 -- utilisation, 0-1 (summed first so that regions and the fleet combine exactly).
 -- cost_usd = sum(mean * step_s / 3600) over rows: the cost gauge is USD per hour.
--- Params: $start, $end (TIMESTAMP, UTC); $regions, $models (VARCHAR[]).
+-- Params: $start, $end (TIMESTAMP, UTC); $regions, $models, $arms (VARCHAR[];
+--         '' = rows without that label); $all_arms (VARCHAR[]): every arm the
+--         filter knows; a row whose arm it does not know (e.g. GPU gauges without
+--         an arm label) is kept, as the filter cannot deselect it.
 SELECT
     region,
     sum(mean * step_s) FILTER (WHERE signal = 'gpu_utilization') AS gpu_util_weighted,
@@ -14,5 +17,6 @@ WHERE signal IN ('gpu_utilization', 'cost')
   AND ts_utc > $start AND ts_utc <= $end
   AND list_contains($regions, region)
   AND list_contains($models, coalesce(model, ''))
+  AND (list_contains($arms, coalesce(arm, '')) OR NOT list_contains($all_arms, coalesce(arm, '')))
 GROUP BY region
 ORDER BY region;

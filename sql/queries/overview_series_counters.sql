@@ -1,7 +1,10 @@
 -- Requests and errors per region and time bucket. A bucket is right-closed like a
 -- step, (bucket_end - $bucket_s, bucket_end], aligned to the Unix epoch; a step
 -- belongs to the bucket that holds its end ts_utc.
--- Params: $start, $end (TIMESTAMP, UTC); $regions, $models (VARCHAR[]);
+-- Params: $start, $end (TIMESTAMP, UTC); $regions, $models, $arms (VARCHAR[];
+--         '' = rows without that label); $all_arms (VARCHAR[]): every arm the
+--         filter knows; a row whose arm it does not know (e.g. GPU gauges without
+--         an arm label) is kept, as the filter cannot deselect it;
 --         $bucket_s (INTEGER, seconds).
 SELECT
     region,
@@ -14,5 +17,6 @@ WHERE signal IN ('requests', 'errors')
   AND ts_utc > $start AND ts_utc <= $end
   AND list_contains($regions, region)
   AND list_contains($models, coalesce(model, ''))
+  AND (list_contains($arms, coalesce(arm, '')) OR NOT list_contains($all_arms, coalesce(arm, '')))
 GROUP BY ALL
 ORDER BY region, bucket_end;

@@ -1,6 +1,9 @@
 -- Request latency buckets per region and time bucket (see overview_series_counters
 -- for the buckets): per le (seconds), the number of requests that took <= le.
--- Params: $start, $end (TIMESTAMP, UTC); $regions, $models (VARCHAR[]);
+-- Params: $start, $end (TIMESTAMP, UTC); $regions, $models, $arms (VARCHAR[];
+--         '' = rows without that label); $all_arms (VARCHAR[]): every arm the
+--         filter knows; a row whose arm it does not know (e.g. GPU gauges without
+--         an arm label) is kept, as the filter cannot deselect it;
 --         $bucket_s (INTEGER, seconds).
 SELECT
     region,
@@ -13,5 +16,6 @@ WHERE signal = 'latency'
   AND ts_utc > $start AND ts_utc <= $end
   AND list_contains($regions, region)
   AND list_contains($models, coalesce(model, ''))
+  AND (list_contains($arms, coalesce(arm, '')) OR NOT list_contains($all_arms, coalesce(arm, '')))
 GROUP BY ALL
 ORDER BY region, bucket_end, le;

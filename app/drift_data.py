@@ -9,21 +9,24 @@ archive is the folder named by ``OBSERVATORY_DRIFT_REPORTS`` (default
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import streamlit as st
 
 from app import data
+from app.filters import Filters
 from observatory.drift_engine import DriftReport, Reference, compute_drift
 from observatory.drift_report import list_reports
 from observatory.store import Store
 
 DEFAULT_ARCHIVE = Path("reports/drift")
 
-__all__ = ["archive", "archive_path", "report"]
+__all__ = ["archive", "archive_path", "archive_table", "report", "selected"]
 
 
 def archive_path() -> Path:
@@ -54,6 +57,39 @@ def report(window: timedelta, reference: str, end: datetime | None = None) -> Dr
     return _report(str(path.resolve()), version, int(window.total_seconds()), reference, end)
 
 
+def selected(report: DriftReport, filters: Filters) -> DriftReport:
+    """``report`` with only the slices the sidebar's regions, models and arms select.
+
+    The report is computed once for the whole fleet (cached) and narrowed here, so
+    changing a filter costs no new computation; each slice's verdict depends only on
+    its own data, so the narrowed report equals one computed for the selection.
+    ``verdict``, ``drifted`` and ``summary_line`` follow the kept slices.
+    """
+    kept = [s for s in report.slices if filters.keeps(s.region, s.model, s.arm)]
+    return dataclasses.replace(report, slices=kept)
+
+
 def archive() -> list[dict[str, Any]]:
     """Reports in the archive folder, newest first (see ``list_reports``)."""
     return list_reports(archive_path())
+
+
+def archive_table(reports: list[dict[str, Any]]) -> pd.DataFrame:
+    """The archive as shown (Drift and Reports pages): one row per report file.
+
+    Columns: File, Window end (UTC), Window, Format, Verdict, Summary, KB.
+    """
+    return pd.DataFrame(
+        [
+            {
+                "File": r["name"],
+                "Window end (UTC)": r["window_end"],
+                "Window": r["window"],
+                "Format": r["format"],
+                "Verdict": r["verdict"],
+                "Summary": r["summary"],
+                "KB": round(r["bytes"] / 1024),
+            }
+            for r in reports
+        ]
+    )

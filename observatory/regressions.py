@@ -25,7 +25,9 @@ from observatory import regressions_state as state
 from observatory.store import Store, StoreMissing
 
 DEFAULT_LOOKBACK = timedelta(days=14)
-DEFAULT_BIN_S = 300
+#: 1-minute bins: at 5-minute bins p99 shows false +25-35 % steps in quiet regions over
+#: 30 days (docs/regressions.md); at 1 minute the demo fleet's quiet regions are clean.
+DEFAULT_BIN_S = 60
 
 
 @dataclass

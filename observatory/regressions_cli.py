@@ -159,7 +159,7 @@ def _check_bin(bin_s: int) -> None:
     show_default=True,
     help="History analysed before the end (baselines need days).",
 )
-@click.option("--bin", "bin_s", default=300, show_default=True, help="Bin length in seconds.")
+@click.option("--bin", "bin_s", default=60, show_default=True, help="Bin length in seconds.")
 @click.option("--region", "regions", multiple=True, help="Only this region (repeatable).")
 @_scores
 @_store_option

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from drift_support import drift_store
+from drift_support import END, drift_store
 from streamlit.testing.v1 import AppTest
 
 from observatory.cli import main
+from observatory.drift_engine import Reference, compute_drift
+from observatory.store import Store
 
 MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
 
@@ -58,7 +61,7 @@ def test_drift_page_heatmap_drilldown_and_archive(
     assert "accuracy (late labels)" in heatmap["data"][0]["y"]
     assert "ttft" in heatmap["data"][0]["y"]
     # The drill-down opens on the worst drifted slice.
-    drill = at.selectbox(key="drift-slice")
+    drill = at.selectbox(key="drift_slice")
     assert drill.value == "accuracy/us-west-2/qwen2.5-32b/v1"
     dist = json.loads(charts[1].proto.spec)
     assert [t["name"] for t in dist["data"]] == ["reference", "current window"]
@@ -71,19 +74,79 @@ def test_drift_page_heatmap_drilldown_and_archive(
     over = json.loads(at.get("plotly_chart")[2].proto.spec)
     assert over["layout"]["yaxis"]["title"]["text"] == "KS statistic"
     # Late labels: accuracy per label-arrival window with its Wilson interval.
-    at.selectbox(key="drift-slice").set_value("accuracy_late_labels/us-west-2/qwen2.5-32b/v1").run()
+    at.selectbox(key="drift_slice").set_value("accuracy_late_labels/us-west-2/qwen2.5-32b/v1").run()
     assert not at.exception
     over = json.loads(at.get("plotly_chart")[2].proto.spec)
     assert [t["name"] for t in over["data"]] == ["95% Wilson interval", "accuracy"]
-    drill = at.selectbox(key="drift-slice")
+    drill = at.selectbox(key="drift_slice")
     drill.set_value("prompt_length/us-west-2/qwen2.5-32b/v1").run()
     assert not at.exception
     # Another heatmap metric.
-    at.selectbox(key="drift-metric").set_value("Jensen-Shannon distance (log base 2)").run()
+    at.selectbox(key="drift_metric").set_value("Jensen-Shannon distance (log base 2)").run()
     assert not at.exception
     # The archive lists the reports and opens one.
-    names = at.selectbox(key="drift-report").options
+    names = at.selectbox(key="drift_report").options
     assert names == ["drift-2026-11-30T0000Z-24h.md", "drift-2026-11-30T0000Z-24h.json"]
-    at.selectbox(key="drift-report").set_value("drift-2026-11-30T0000Z-24h.md").run()
+    at.selectbox(key="drift_report").set_value("drift-2026-11-30T0000Z-24h.md").run()
     assert not at.exception
     assert any("# Drift report: 2026-11-29 00:00" in c.value for c in at.code)
+
+
+def _summary(at: AppTest) -> list[tuple[str, str, str, str, str]]:
+    """The "All slices" table: (signal, region, model, arm, verdict) per slice."""
+    table = next(d.value for d in at.dataframe if "reference" in d.value.columns)
+    cols = ["signal", "region", "model", "arm", "verdict"]
+    return [tuple(str(v) for v in row) for row in table[cols].to_numpy()]  # type: ignore[misc]
+
+
+def test_drift_page_link_restores_the_view_and_the_filters_narrow_it(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OBSERVATORY_STORE", str(store))
+    monkeypatch.setenv("OBSERVATORY_DRIFT_REPORTS", str(tmp_path / "no-reports"))
+    monkeypatch.delenv("OBSERVATORY_CONFIG", raising=False)
+    at = AppTest.from_file(MAIN, default_timeout=300)
+    # A link: one region, a 7-day window, the JS heatmap, one drilled-down slice.
+    at.query_params["regions"] = ["us-west-2"]
+    at.query_params["drift_window"] = "7 days"
+    at.query_params["drift_metric"] = "Jensen-Shannon distance (log base 2)"
+    at.query_params["drift_slice"] = "ttft/us-west-2/qwen2.5-32b/v1"
+    at.switch_page("views/drift.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.multiselect(key="regions").value == ["us-west-2"]
+    assert at.selectbox(key="drift_window").value == "7 days"
+    assert at.selectbox(key="drift_metric").value == "Jensen-Shannon distance (log base 2)"
+    assert at.selectbox(key="drift_slice").value == "ttft/us-west-2/qwen2.5-32b/v1"
+    # The page equals drift computed for that region alone, independently of the page
+    # (the window ends at the end of the time range: the latest data, END).
+    expected = compute_drift(
+        Store(store),
+        window=timedelta(days=7),
+        reference=Reference.parse("7d"),
+        end=END,
+        regions=["us-west-2"],
+    )
+    assert expected.slices and {s.region for s in expected.slices} == {"us-west-2"}
+    heatmap = json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]
+    assert heatmap["x"] == ["us-west-2"]
+    assert heatmap["y"] == list(dict.fromkeys(s.title for s in expected.slices))
+    assert heatmap["colorbar"]["title"]["text"] == "Jensen-Shannon distance (log base 2)"
+    assert _summary(at) == [(s.title, s.region, s.model, s.arm, s.verdict) for s in expected.slices]
+    assert expected.summary_line() in _texts(at).replace("\\", "")
+    assert "7 days ending at the end of the sidebar's time range (2026-11-30 00:00 UTC)" in (
+        _texts(at)
+    )
+    # The arm filter narrows the drill-down's choices to that arm's slices.
+    at.multiselect(key="arms").set_value(["v2"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    kept = [s for s in expected.slices if s.arm == "v2"]
+    assert kept and len(kept) < len(expected.slices)
+    assert at.selectbox(key="drift_slice").options == [s.key for s in kept]
+    assert _summary(at) == [(s.title, s.region, s.model, s.arm, s.verdict) for s in kept]
+    # Another region: the drilled-down slice of us-west-2 is gone; a quiet region's shows.
+    at.multiselect(key="arms").set_value(["v1", "v2"])
+    at.multiselect(key="regions").set_value(["sa-east-1"]).run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["x"] == ["sa-east-1"]
+    assert str(at.selectbox(key="drift_slice").value).split("/")[1] == "sa-east-1"
+    assert {row[1] for row in _summary(at)} == {"sa-east-1"}

@@ -1,21 +1,32 @@
 """Drift: a heatmap of the drift metric by signal x region, drill-down into one slice
-(overlaid distributions, drift over time, every metric), and the report archive."""
+(overlaid distributions, drift over time, every metric), and the report archive.
+
+The sidebar's shared filters (:func:`app.filters.shared_filters`) choose the regions,
+models and arms shown and the END of the drift window (the end of the time range);
+the window's length, the reference and the heatmap metric are this page's controls.
+Every control, and the drilled-down slice, is kept in the URL
+(``?drift_window=7+days&drift_slice=ttft/us-west-2/...``), so a link reproduces the
+view.  The report is computed once for the whole fleet (cached) and narrowed to the
+selection (:func:`app.drift_data.selected`).
+"""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
-import streamlit.components.v1 as components
 
 from analytics import drift as dm
 from app import drift_data
 from app.data import StoreError
-from app.ui import md, plotly_text, require_store
-from observatory.drift_engine import OVER_TIME_METRICS
+from app.filters import Filters, live, require_selection, shared_filters
+from app.ui import md, plotly_text, show_report_file
+from observatory.drift_engine import OVER_TIME_METRICS, DriftReport
 from observatory.drift_report import dist_figure, over_time_figure
 
 WINDOWS = {
@@ -23,6 +34,7 @@ WINDOWS = {
     "24 hours": timedelta(hours=24),
     "7 days": timedelta(days=7),
 }
+DEFAULT_WINDOW = "24 hours"
 REFERENCES = {
     "previous 7 days": "7d",
     "previous 14 days": "14d",
@@ -35,37 +47,9 @@ METRICS = {
     "Wasserstein-1 / reference std": "wasserstein",
 }
 #: Metrics the drift-over-time chart can draw.
-TIME_METRICS = {
-    "PSI": "psi",
-    "Jensen-Shannon distance (log base 2)": "js",
-    "Hellinger distance": "hellinger",
-    "Wasserstein-1 / reference std": "wasserstein",
-    "KS statistic (lower bound on buckets)": "ks",
-}
+TIME_METRICS = {**METRICS, "KS statistic (lower bound on buckets)": "ks"}
 ICON = {"ok": "", "warning": "⚠", "critical": "✖", "insufficient data": "?"}
-
-st.title("Drift")
-require_store()
-
-c1, c2, c3 = st.columns(3)
-window_label = c1.selectbox("Window", list(WINDOWS), index=1, key="drift-window")
-reference_label = c2.selectbox("Reference", list(REFERENCES), index=0, key="drift-reference")
-metric_label = c3.selectbox("Heatmap metric", list(METRICS), index=0, key="drift-metric")
-metric = METRICS[metric_label]
-
-try:
-    report = drift_data.report(WINDOWS[window_label], REFERENCES[reference_label])
-except (StoreError, ValueError) as exc:
-    st.error(f"Could not compute drift: {md(exc)}")
-    st.stop()
-
-verdict = report.verdict
-box = {"critical": st.error, "warning": st.warning, "ok": st.success}.get(verdict, st.info)
-box(
-    f"**{md(verdict.upper())}**: {md(report.summary_line())}. Window "
-    f"{report.window_start:%Y-%m-%d %H:%M} .. {report.window_end:%Y-%m-%d %H:%M} UTC."
-)
-st.caption(
+EXPLAINER = (
     "A slice (signal x region x model x arm) drifts when its PSI crosses the customary "
     "threshold (0.1 warning, 0.25 critical) and also the threshold learned from the "
     "reference cut into window-long chunks (median + 3 robust sigma). Jensen-Shannon "
@@ -76,182 +60,230 @@ st.caption(
     "fell by at least 1 point, critical from 5 points; its heatmap cell shows the drop in "
     "points, coloured so that 1 point matches the chosen metric's warning level."
 )
-if not report.slices:
-    st.info("No signal has data in this window.")
-    st.stop()
 
-# ---------------------------------------------------------------- heatmap
-summary = report.summary()
-rule = dm.RULES[metric]
-rows = []
-for s in report.slices:
-    r = s.metric(metric)
-    value, shown = (r.value if r is not None else math.nan), ""
-    if r is None and s.kind == "labels":  # the accuracy drop, on the chosen metric's scale
-        own = s.metric(s.alarm)
-        if own is not None and math.isfinite(own.value):
-            scale = (rule.warning or 0.1) / (dm.RULES[s.alarm].warning or 1.0)
-            value, shown = own.value * scale, f"{own.value * 100:.2g} pts"
-    rows.append(
-        {
-            "signal": s.title,
-            "region": s.region,
-            "value": value,
-            "shown": shown,
-            "severity": dm.SEVERITY[s.verdict],
-            "verdict": s.verdict,
-        }
+
+def _url_select(
+    where: Any,
+    label: str,
+    options: Sequence[str],
+    key: str,
+    index: int = 0,
+) -> str:
+    """A selectbox kept in the URL (``?<key>=<value>``) starting at ``options[index]``.
+
+    The options are shown as they are (Streamlit keeps the shown text in the URL).
+    """
+    choice = where.selectbox(
+        label,
+        list(options),
+        index=index,
+        key=key,
+        bind="query-params",
+        persist_state="session",
     )
-cells = pd.DataFrame(rows)
-worst = (
-    cells.sort_values(["severity", "value"], ascending=False)
-    .groupby(["signal", "region"], sort=False)
-    .first()
-    .reset_index()
-)
-signals = list(dict.fromkeys(s.title for s in report.slices))
-regions = sorted(cells["region"].unique())
-z = worst.pivot(index="signal", columns="region", values="value").reindex(
-    index=signals, columns=regions
-)
-verd = worst.pivot(index="signal", columns="region", values="verdict").reindex(
-    index=signals, columns=regions
-)
-shown_cells = worst.pivot(index="signal", columns="region", values="shown").reindex(
-    index=signals, columns=regions
-)
-zmax = max(rule.critical or (rule.warning or 0.1) * 2.5, 0.05)
-text = [
-    [
-        ""
-        if pd.isna(v)
-        else f"{shown_cells.iloc[i, j] or format(v, '.3g')} {ICON.get(str(verd.iloc[i, j]), '')}"
-        for j, v in enumerate(row)
+    return str(choice if choice is not None else options[index])
+
+
+def _heatmap(report: DriftReport, metric: str, metric_label: str) -> None:
+    """Signal x region, the worst model/arm per cell, on the chosen metric's scale."""
+    rule = dm.RULES[metric]
+    rows = []
+    for s in report.slices:
+        r = s.metric(metric)
+        value, shown = (r.value if r is not None else math.nan), ""
+        if r is None and s.kind == "labels":  # the accuracy drop, on the chosen metric's scale
+            own = s.metric(s.alarm)
+            if own is not None and math.isfinite(own.value):
+                scale = (rule.warning or 0.1) / (dm.RULES[s.alarm].warning or 1.0)
+                value, shown = own.value * scale, f"{own.value * 100:.2g} pts"
+        rows.append(
+            {
+                "signal": s.title,
+                "region": s.region,
+                "value": value,
+                "shown": shown,
+                "severity": dm.SEVERITY[s.verdict],
+                "verdict": s.verdict,
+            }
+        )
+    cells = pd.DataFrame(rows)
+    worst = (
+        cells.sort_values(["severity", "value"], ascending=False)
+        .groupby(["signal", "region"], sort=False)
+        .first()
+        .reset_index()
+    )
+    signals = list(dict.fromkeys(s.title for s in report.slices))
+    regions = sorted(cells["region"].unique())
+
+    def grid(column: str) -> pd.DataFrame:
+        return worst.pivot(index="signal", columns="region", values=column).reindex(
+            index=signals, columns=regions
+        )
+
+    z, verd, shown_cells = grid("value"), grid("verdict"), grid("shown")
+    zmax = max(rule.critical or (rule.warning or 0.1) * 2.5, 0.05)
+    text = [
+        [
+            ""
+            if pd.isna(v)
+            else f"{shown_cells.iloc[i, j] or format(v, '.3g')} "
+            f"{ICON.get(str(verd.iloc[i, j]), '')}"
+            for j, v in enumerate(row)
+        ]
+        for i, row in enumerate(z.to_numpy())
     ]
-    for i, row in enumerate(z.to_numpy())
-]
-fig = go.Figure(
-    go.Heatmap(
-        z=z.to_numpy(),
-        x=[plotly_text(r) for r in regions],
-        y=[plotly_text(s) for s in signals],
-        text=text,
-        texttemplate="%{text}",
-        zmin=0,
-        zmax=zmax,
-        colorscale=[[0, "#f7fbff"], [0.4, "#fdd49e"], [1, "#d7301f"]],
-        colorbar={"title": {"text": plotly_text(metric_label)}},
-        hovertemplate="%{y} in %{x}<br>worst model/arm: %{z:.4g}<extra></extra>",
+    fig = go.Figure(
+        go.Heatmap(
+            z=z.to_numpy(),
+            x=[plotly_text(r) for r in regions],
+            y=[plotly_text(s) for s in signals],
+            text=text,
+            texttemplate="%{text}",
+            zmin=0,
+            zmax=zmax,
+            colorscale=[[0, "#f7fbff"], [0.4, "#fdd49e"], [1, "#d7301f"]],
+            colorbar={"title": {"text": plotly_text(metric_label)}},
+            hovertemplate="%{y} in %{x}<br>worst model/arm: %{z:.4g}<extra></extra>",
+        )
     )
-)
-fig.update_layout(
-    height=90 + 45 * len(signals),
-    margin={"l": 10, "r": 10, "t": 30, "b": 10},
-    title=plotly_text(f"{metric_label}, worst model/arm per cell (✖ critical, ⚠ warning)"),
-    yaxis={"autorange": "reversed"},
-)
-st.plotly_chart(fig, width="stretch")
+    fig.update_layout(
+        height=90 + 45 * len(signals),
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        title=plotly_text(f"{metric_label}, worst model/arm per cell (✖ critical, ⚠ warning)"),
+        yaxis={"autorange": "reversed"},
+    )
+    st.plotly_chart(fig, width="stretch", key="drift_heatmap")
 
-# ---------------------------------------------------------------- drill-down
-st.subheader("Drill-down")
-keys = [s.key for s in report.slices]
-drifted = [s.key for s in report.drifted]
-default = keys.index(drifted[0]) if drifted else 0
-choice = st.selectbox(
-    "Signal / region / model / arm",
-    keys,
-    index=default,
-    key="drift-slice",
-    format_func=lambda k: f"{k}  ({next(s.verdict for s in report.slices if s.key == k)})",
-)
-chosen = next(s for s in report.slices if s.key == choice)
-st.markdown(
-    f"**{md(chosen.verdict)}** against {md(chosen.reference)}"
-    + (f"; fired: {md(chosen.fired)}" if chosen.fired else "")
-    + ("; re-binned (bucket layouts differ)" if chosen.rebinned else "")
-)
-metrics_table = pd.DataFrame(
-    [
-        {
-            "metric": r.label,
-            "value": r.value,
-            "threshold": r.threshold,
-            "learned": r.learned,
-            "verdict": r.verdict,
-            "fired / note": r.fired or r.note,
-            "n reference": r.n_ref,
-            "n current": r.n_cur,
-        }
-        for r in chosen.results
-    ]
-)
-st.dataframe(metrics_table, hide_index=True, width="stretch")
-left, right = st.columns(2)
-if chosen.distribution:
-    left.plotly_chart(dist_figure(chosen), width="stretch", key="drift-dist")
-time_metric = None
-if chosen.kind == "labels":
-    right.caption(
-        "Accuracy per label-arrival window (as long as the window) with its 95% Wilson "
-        "interval, against the reference accuracy."
-    )
-elif len(chosen.over_time):
-    # Default: the first metric that fired, else the heatmap's metric.
-    fired = [m for m in chosen.fired_metrics if m in OVER_TIME_METRICS]
-    first = fired[0] if fired else (metric if metric in OVER_TIME_METRICS else chosen.alarm)
-    names = list(TIME_METRICS)
-    time_label = right.selectbox(
-        "Over-time metric",
-        names,
-        index=names.index(next(k for k, v in TIME_METRICS.items() if v == first)),
-        key=f"drift-time-metric-{choice}",
-    )
-    time_metric = TIME_METRICS[time_label]
-if len(chosen.over_time):
-    right.plotly_chart(
-        over_time_figure(chosen, report, time_metric), width="stretch", key="drift-time"
-    )
-else:
-    right.caption("No drift-over-time curve for this reference.")
 
-with st.expander("All slices"):
-    st.dataframe(summary, hide_index=True, width="stretch")
-
-# ---------------------------------------------------------------- archive
-st.subheader("Report archive")
-folder = drift_data.archive_path()
-reports = drift_data.archive()
-if not reports:
-    st.info(
-        f"No reports in {md(folder)} yet. Write one with `observatory report drift --out "
-        f"{md(folder)}` or schedule them with `observatory run` (docs/drift.md); "
-        "`OBSERVATORY_DRIFT_REPORTS` names another folder."
+def _drilldown(report: DriftReport, metric: str) -> None:
+    """One slice: its metrics, overlaid distributions and drift over time (URL: ``drift_slice``)."""
+    st.subheader("Drill-down")
+    keys = [s.key for s in report.slices]
+    drifted = [s.key for s in report.drifted]
+    choice = _url_select(
+        st,
+        "Signal / region / model / arm",
+        keys,
+        key="drift_slice",
+        index=keys.index(drifted[0]) if drifted else 0,  # the worst drifted slice
     )
-    st.stop()
-listing = pd.DataFrame(
-    [
-        {
-            "file": r["name"],
-            "window end (UTC)": r["window_end"],
-            "window": r["window"],
-            "format": r["format"],
-            "verdict": r["verdict"],
-            "summary": r["summary"],
-            "KB": round(r["bytes"] / 1024),
-        }
-        for r in reports
-    ]
-)
-st.dataframe(listing, hide_index=True, width="stretch")
-name = st.selectbox("Open a report", [r["name"] for r in reports], key="drift-report")
-picked = next(r for r in reports if r["name"] == name)
-raw = picked["path"].read_bytes()
-mime = {"html": "text/html", "md": "text/markdown", "json": "application/json"}[picked["format"]]
-st.download_button(f"Download {name}", raw, file_name=name, mime=mime)
-if picked["format"] == "html":
-    if st.toggle("Show the HTML report here", value=False):
-        components.html(raw.decode("utf-8"), height=900, scrolling=True)
-elif picked["format"] == "json":
-    st.json(raw.decode("utf-8"), expanded=1)
-else:
-    st.code(raw.decode("utf-8"), language="markdown")
+    chosen = next((s for s in report.slices if s.key == choice), report.slices[0])
+    st.markdown(
+        f"**{md(chosen.verdict)}** against {md(chosen.reference)}"
+        + (f"; fired: {md(chosen.fired)}" if chosen.fired else "")
+        + ("; re-binned (bucket layouts differ)" if chosen.rebinned else "")
+    )
+    metrics_table = pd.DataFrame(
+        [
+            {
+                "metric": r.label,
+                "value": r.value,
+                "threshold": r.threshold,
+                "learned": r.learned,
+                "verdict": r.verdict,
+                "fired / note": r.fired or r.note,
+                "n reference": r.n_ref,
+                "n current": r.n_cur,
+            }
+            for r in chosen.results
+        ]
+    )
+    st.dataframe(metrics_table, hide_index=True, width="stretch")
+    left, right = st.columns(2)
+    if chosen.distribution:
+        left.plotly_chart(dist_figure(chosen), width="stretch", key="drift-dist")
+    time_metric = None
+    if chosen.kind == "labels":
+        right.caption(
+            "Accuracy per label-arrival window (as long as the window) with its 95% Wilson "
+            "interval, against the reference accuracy."
+        )
+    elif len(chosen.over_time):
+        # Default: the first metric that fired, else the heatmap's metric.
+        fired = [m for m in chosen.fired_metrics if m in OVER_TIME_METRICS]
+        first = fired[0] if fired else (metric if metric in OVER_TIME_METRICS else chosen.alarm)
+        names = list(TIME_METRICS)
+        time_label = right.selectbox(
+            "Over-time metric",
+            names,
+            index=names.index(next(k for k, v in TIME_METRICS.items() if v == first)),
+            key=f"drift-time-metric-{chosen.key}",
+        )
+        time_metric = TIME_METRICS[time_label]
+    if len(chosen.over_time):
+        right.plotly_chart(
+            over_time_figure(chosen, report, time_metric), width="stretch", key="drift-time"
+        )
+    else:
+        right.caption("No drift-over-time curve for this reference.")
+    with st.expander("All slices"):
+        st.dataframe(report.summary(), hide_index=True, width="stretch")
+
+
+def _archive() -> None:
+    """The reports ``observatory report drift`` / ``observatory run`` wrote, one opened."""
+    st.subheader("Report archive")
+    folder = drift_data.archive_path()
+    try:
+        reports = drift_data.archive()
+    except OSError as exc:
+        st.error(f"Could not read the drift report folder {md(folder)}: {md(exc)}")
+        return
+    if not reports:
+        st.info(
+            f"No reports in {md(folder)} yet. Write one with `observatory report drift --out "
+            f"{md(folder)}` or schedule them with `observatory run` (docs/drift.md); "
+            "`OBSERVATORY_DRIFT_REPORTS` names another folder."
+        )
+        return
+    st.dataframe(drift_data.archive_table(reports), hide_index=True, width="stretch")
+    name = _url_select(st, "Open a report", [r["name"] for r in reports], key="drift_report")
+    picked = next(r for r in reports if r["name"] == name)
+    show_report_file(picked["path"], picked["format"], key="drift_report_file")
+
+
+def render(f: Filters) -> None:
+    """The page's body (a fragment: reruns on the live-refresh interval, Off by default)."""
+    st.caption(md(f.caption()))
+    c1, c2, c3 = st.columns(3)
+    window_label = _url_select(
+        c1, "Window", list(WINDOWS), key="drift_window", index=list(WINDOWS).index(DEFAULT_WINDOW)
+    )
+    reference_label = _url_select(c2, "Reference", list(REFERENCES), key="drift_reference")
+    metric_label = _url_select(c3, "Heatmap metric", list(METRICS), key="drift_metric")
+    metric = METRICS[metric_label]
+    try:
+        fleet = drift_data.report(WINDOWS[window_label], REFERENCES[reference_label], end=f.end)
+    except (StoreError, ValueError) as exc:
+        st.error(f"Could not compute drift: {md(exc)}")
+        return
+    report = drift_data.selected(fleet, f)
+    box = {"critical": st.error, "warning": st.warning, "ok": st.success}.get(
+        report.verdict, st.info
+    )
+    box(
+        f"**{md(report.verdict.upper())}**: {md(report.summary_line())}. Window "
+        f"{report.window_start:%Y-%m-%d %H:%M} .. {report.window_end:%Y-%m-%d %H:%M} UTC."
+    )
+    st.caption(
+        f"The drift window is the {md(window_label)} ending at the end of the sidebar's "
+        f"time range ({report.window_end:%Y-%m-%d %H:%M} UTC); its length is this page's "
+        "Window control, not the range's. Regions, models and arms follow the sidebar "
+        f"({len(report.slices)} of {len(fleet.slices)} slices). " + EXPLAINER
+    )
+    if report.slices:
+        _heatmap(report, metric, metric_label)
+        _drilldown(report, metric)
+    else:
+        st.info(
+            "No signal has data in this window for the selected regions, models and arms. "
+            "Choose a longer window, another time range or other filters."
+        )
+    _archive()
+
+
+st.title("Drift")
+filters = shared_filters()
+require_selection(filters)
+live(render, filters, heavy=True)

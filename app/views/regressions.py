@@ -1,10 +1,20 @@
 """Regressions: a timeline of detected regressions and deployment verdicts across
-regions, filterable; each opens a chart of its signal with the change point, the
-before/after levels (95% intervals) and the suspected cause."""
+regions; each opens a chart of its signal with the change point, the before/after
+levels (95% intervals) and the suspected cause.
+
+The sidebar's shared filters (:func:`app.filters.shared_filters`) choose the
+lookback (the time range: the regressions are found in ``(start, end]``) and the
+regions, models and arms shown; the analysis runs once for the whole fleet (cached)
+and is narrowed to the selection (:func:`app.regressions_data.selected`).  The
+page's own controls (signals, improvements, open only, the verdict thresholds and
+what the verdicts compare) are kept in the URL too.
+"""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+import dataclasses
+from datetime import datetime
+from typing import Any
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -12,138 +22,154 @@ import streamlit as st
 
 from analytics.regressions import SIGNALS
 from app import regressions_data
+from app.charts import palette
 from app.data import StoreError
-from app.ui import md, plotly_text, region_colors, require_store
+from app.filters import Filters, live, require_selection, shared_filters
+from app.ui import md, plotly_text
 from observatory import regressions as reg
 from observatory.store import StoreMissing
 
-HISTORY = {"3 days": 3, "7 days": 7, "14 days": 14, "30 days": 30}
 SEVERITY_COLOR = {"critical": "#d62728", "warning": "#ff7f0e", "improvement": "#2ca02c"}
 VERDICT_SYMBOL = {"Pass": "circle-open", "Marginal": "diamond-open", "Fail": "x"}
+COMPARE = ["Deployment events", "Two time ranges", "Two arms"]
+TIME_FORMAT = "%Y-%m-%dT%H:%M"
 
-st.title("Regressions")
-require_store()
 
-with st.sidebar:
-    history = st.selectbox("History analysed", list(HISTORY), index=2)
-    show_improvements = st.checkbox("Show improvements", value=False)
-    only_open = st.checkbox("Only open regressions", value=False)
-    pass_score = st.number_input("Verdict: Pass at score ≥", 0.0, 100.0, 95.0, step=1.0)
-    marginal_score = st.number_input(
+@dataclasses.dataclass(frozen=True)
+class Choices:
+    """The page's own controls: which regressions are listed and the verdict thresholds."""
+
+    signals: list[str]
+    improvements: bool
+    only_open: bool
+    pass_score: float
+    marginal_score: float
+
+
+def _choices() -> Choices:
+    """Draw the page's controls (one row) and return them."""
+    c1, c2, c3, c4 = st.columns([3, 1.5, 1, 1], vertical_alignment="bottom")
+    signals = c1.multiselect(
+        "Signals",
+        list(SIGNALS),
+        default=list(SIGNALS),
+        key="reg_signals",
+        bind="query-params",
+        persist_state="session",
+    )
+    improvements = c2.checkbox(
+        "Show improvements",
+        value=False,
+        key="reg_improvements",
+        bind="query-params",
+        persist_state="session",
+    )
+    only_open = c2.checkbox(
+        "Only open regressions",
+        value=False,
+        key="reg_open",
+        bind="query-params",
+        persist_state="session",
+    )
+    pass_score = c3.number_input(
+        "Verdict: Pass at score ≥",
+        0.0,
+        100.0,
+        95.0,
+        step=1.0,
+        key="reg_pass",
+        bind="query-params",
+        persist_state="session",
+    )
+    marginal_score = c4.number_input(
         "Verdict: Marginal at score ≥",
         0.0,
-        float(pass_score),
-        min(75.0, float(pass_score)),
+        100.0,
+        75.0,
         step=1.0,
+        key="reg_marginal",
+        bind="query-params",
+        persist_state="session",
+    )
+    if marginal_score > pass_score:
+        st.caption(f"Marginal above Pass: using Marginal at ≥ {pass_score:g}.")
+        marginal_score = pass_score
+    return Choices(
+        list(signals), bool(improvements), bool(only_open), float(pass_score), marginal_score
     )
 
-try:
-    report = regressions_data.report(timedelta(days=HISTORY[history]))
-except (StoreError, StoreMissing) as exc:
-    st.error(f"Could not analyse the store: {md(exc)}")
-    st.stop()
-    raise  # unreachable
 
-regs = report.regressions
-all_regions = sorted({r.region for r in regs} | set(report.signals["region"].unique()))
-with st.sidebar:
-    regions = st.multiselect("Regions", all_regions, default=all_regions)
-    signals = st.multiselect("Signals", list(SIGNALS), default=list(SIGNALS))
-shown = [
-    r
-    for r in regs
-    if r.region in regions
-    and r.signal in signals
-    and (show_improvements or r.worse)
-    and (not only_open or r.open)
-]
-verdicts = [
-    v
-    for v in reg.deployment_verdicts(
-        report.signals, report.events, pass_score=pass_score, marginal_score=marginal_score
-    )
-    if v.region in regions
-]
-open_crit = reg.open_critical(shown)
-
-st.caption(
-    f"{report.start:%Y-%m-%d %H:%M} → {report.end:%Y-%m-%d %H:%M} UTC · "
-    f"{report.bin_s // 60}-minute bins · {len(shown)} shown of {len(regs)} changes · "
-    f"{len(verdicts)} deployment verdicts"
-)
-c1, c2, c3 = st.columns(3)
-c1.metric("Open critical", len(open_crit))
-c2.metric("Open (all)", sum(1 for r in shown if r.open and r.worse))
-c3.metric("Deployments judged", len(verdicts))
-
-# ------------------------------------------------------------------ timeline
-colors = region_colors(all_regions)
-fig = go.Figure()
-for sev, color in SEVERITY_COLOR.items():
-    pts = [r for r in shown if r.severity == sev]
-    if not pts:
-        continue
-    fig.add_trace(
-        go.Scatter(
-            x=[r.start for r in pts],
-            y=[r.region for r in pts],
-            mode="markers",
-            name=sev,
-            marker={"color": color, "size": 12, "line": {"width": 1, "color": "#333"}},
-            text=[
-                plotly_text(
-                    f"{r.signal} {r.model}/{r.arm}: {r.relative:+.1%}"
-                    + (f" · cause: {r.cause.description}" if r.cause else "")
+def _timeline(
+    f: Filters,
+    report: reg.Report,
+    shown: list[reg.rg.Regression],
+    verdicts: list[reg.DeploymentVerdict],
+) -> None:
+    """One row per region: the analysed bins (region colour), regressions, verdicts."""
+    colors = palette(f.all_regions, "region")
+    spans = report.signals.groupby("region", observed=True)["bin_end"].agg(["min", "max"])
+    fig = go.Figure()
+    for region, (first, last) in spans.sort_index().iterrows():
+        fig.add_trace(
+            go.Scatter(
+                x=[first, last],
+                y=[plotly_text(region)] * 2,
+                mode="lines",
+                name=plotly_text(region),
+                showlegend=False,
+                line={"color": colors.get(str(region), "#888"), "width": 8},
+                opacity=0.35,
+                hovertemplate="%{y}: analysed to %{x|%Y-%m-%d %H:%M} UTC<extra></extra>",
+            )
+        )
+    for sev, color in SEVERITY_COLOR.items():
+        pts = [r for r in shown if r.severity == sev]
+        if pts:
+            fig.add_trace(
+                go.Scatter(
+                    x=[r.start for r in pts],
+                    y=[plotly_text(r.region) for r in pts],
+                    mode="markers",
+                    name=sev,
+                    marker={"color": color, "size": 12, "line": {"width": 1, "color": "#333"}},
+                    text=[
+                        plotly_text(
+                            f"{r.signal} {r.model}/{r.arm}: {r.relative:+.1%}"
+                            + (f" · cause: {r.cause.description}" if r.cause else "")
+                        )
+                        for r in pts
+                    ],
+                    hovertemplate="%{x|%Y-%m-%d %H:%M} UTC<br>%{y}<br>%{text}<extra></extra>",
                 )
-                for r in pts
-            ],
-            hovertemplate="%{x|%Y-%m-%d %H:%M} UTC<br>%{y}<br>%{text}<extra></extra>",
-        )
+            )
+    for verdict, symbol in VERDICT_SYMBOL.items():
+        vpts = [v for v in verdicts if v.verdict.verdict == verdict]
+        if vpts:
+            fig.add_trace(
+                go.Scatter(
+                    x=[v.event.time for v in vpts],
+                    y=[plotly_text(v.region) for v in vpts],
+                    mode="markers",
+                    name=f"deployment: {verdict}",
+                    marker={"symbol": symbol, "size": 14, "color": "#1f77b4"},
+                    text=[plotly_text(f"{v.event.description}: {v.verdict.reason}") for v in vpts],
+                    hovertemplate="%{x|%Y-%m-%d %H:%M} UTC<br>%{y}<br>%{text}<extra></extra>",
+                )
+            )
+    rows = [plotly_text(r) for r in sorted(spans.index.astype(str))]
+    fig.update_layout(
+        height=120 + 40 * max(len(rows), 1),
+        margin={"l": 10, "r": 10, "t": 30, "b": 10},
+        xaxis_title="UTC",
+        yaxis={"categoryorder": "array", "categoryarray": rows},
+        legend={"orientation": "h"},
+        title="Timeline",
     )
-for verdict, symbol in VERDICT_SYMBOL.items():
-    vpts = [v for v in verdicts if v.verdict.verdict == verdict]
-    if not vpts:
-        continue
-    fig.add_trace(
-        go.Scatter(
-            x=[v.event.time for v in vpts],
-            y=[v.region for v in vpts],
-            mode="markers",
-            name=f"deployment: {verdict}",
-            marker={"symbol": symbol, "size": 14, "color": "#1f77b4"},
-            text=[plotly_text(f"{v.event.description}: {v.verdict.reason}") for v in vpts],
-            hovertemplate="%{x|%Y-%m-%d %H:%M} UTC<br>%{y}<br>%{text}<extra></extra>",
-        )
-    )
-fig.update_layout(
-    height=120 + 40 * max(len(regions), 1),
-    margin={"l": 10, "r": 10, "t": 30, "b": 10},
-    xaxis_title="UTC",
-    legend={"orientation": "h"},
-    title="Timeline",
-)
-st.plotly_chart(fig, width="stretch")
+    st.plotly_chart(fig, width="stretch", key="regression_timeline")
 
-# ------------------------------------------------------------------ table
-if not shown:
-    st.success("No regression in the selection.")
-else:
-    tab = reg.table(shown)
-    tab["change"] = tab["change"].map(lambda v: f"{v:+.1%}")
-    tab["before"] = [reg.fmt_value(r.before, r.unit) for r in shown]
-    tab["after"] = [reg.fmt_value(r.after, r.unit) for r in shown]
-    event = st.dataframe(
-        tab,
-        hide_index=True,
-        width="stretch",
-        on_select="rerun",
-        selection_mode="single-row",
-        key="regression_table",
-    )
-    rows = event.selection.rows if event and event.selection else []
-    pick = shown[rows[0]] if rows else shown[0]
 
-    # -------------------------------------------------------------- chart
+def _detail(report: reg.Report, pick: reg.rg.Regression, color: str) -> None:
+    """The picked regression's signal with the change point, levels and suspected cause."""
     st.subheader(f"{pick.signal} · {pick.region} · {pick.model}/{pick.arm}")
     spec = SIGNALS[pick.signal]
     s = reg.series(report, pick.region, pick.model, pick.arm, pick.signal)
@@ -157,7 +183,7 @@ else:
             y=s["value"],
             mode="lines",
             name=pick.signal,
-            line={"color": colors.get(pick.region, "#555"), "width": 1},
+            line={"color": color, "width": 1},
         )
     )
     start = pd.Timestamp(pick.start)
@@ -194,7 +220,7 @@ else:
         yaxis_title=f"{pick.signal} ({spec.unit})",
         xaxis_title="UTC",
     )
-    st.plotly_chart(ch, width="stretch")
+    st.plotly_chart(ch, width="stretch", key="regression_detail")
     cause = (
         f"{md(pick.cause.description)} ({pick.cause.kind}, {pick.cause.time:%Y-%m-%d %H:%M} UTC)"
         if pick.cause
@@ -211,8 +237,6 @@ else:
         f"(at the same traffic) · {'open' if pick.open else 'closed'}  \n"
         f"**Suspected cause:** {cause}"
     )
-
-# ------------------------------------------------------------------ verdicts
 
 
 def _verdict_table(rows: list[reg.DeploymentVerdict]) -> None:
@@ -250,73 +274,173 @@ def _span(text: str, what: str) -> tuple[datetime, datetime] | None:
     return a.replace(tzinfo=None), b.replace(tzinfo=None)
 
 
-st.subheader("Deployment verdicts")
-st.caption(
-    f"Kayenta-style judge: Pass at score ≥ {pass_score:g}, Marginal at ≥ {marginal_score:g} "
-    "(sidebar); each signal by Mann-Whitney U and the Hodges-Lehmann shift."
-)
-mode = st.radio(
-    "Compare",
-    ["Deployment events", "Two time ranges", "Two arms"],
-    horizontal=True,
-    key="verdict_mode",
-)
-last_bin = pd.Timestamp(report.end.replace(tzinfo=None)).floor("h")
-fmt = "%Y-%m-%dT%H:%M"
-if mode == "Deployment events":
-    if not verdicts:
+def _range_text(where: Any, label: str, key: str, a: pd.Timestamp, b: pd.Timestamp) -> str:
+    """A ``START..END`` text input kept in the URL, defaulting to ``a..b`` (UTC)."""
+    return str(
+        where.text_input(
+            label,
+            f"{a:{TIME_FORMAT}}..{b:{TIME_FORMAT}}",
+            key=key,
+            bind="query-params",
+            persist_state="session",
+        )
+    )
+
+
+def _verdicts(
+    f: Filters,
+    fleet: reg.Report,
+    report: reg.Report,
+    c: Choices,
+    events: list[reg.DeploymentVerdict],
+) -> None:
+    """Deployment verdicts: at deployment events, between two time ranges, or two arms."""
+    st.subheader("Deployment verdicts")
+    st.caption(
+        f"Kayenta-style judge: Pass at score ≥ {c.pass_score:g}, Marginal at ≥ "
+        f"{c.marginal_score:g}; each signal by Mann-Whitney U and the Hodges-Lehmann shift."
+    )
+    mode = st.radio(
+        "Compare",
+        COMPARE,
+        horizontal=True,
+        key="verdict_mode",
+        bind="query-params",
+        persist_state="session",
+    )
+    last_bin = pd.Timestamp(report.end.replace(tzinfo=None)).floor("h")
+    hour, day = pd.Timedelta(hours=1), pd.Timedelta(days=1)
+    if mode == "Two time ranges":
+        c1, c2 = st.columns(2)
+        base_text = _range_text(
+            c1, "Baseline (UTC)", "reg_baseline", last_bin - day - hour, last_bin - day
+        )
+        canary_text = _range_text(c2, "Canary (UTC)", "reg_canary", last_bin - hour, last_bin)
+        base, canary = _span(base_text, "Baseline"), _span(canary_text, "Canary")
+        if base and canary:
+            rows = reg.range_verdicts(
+                report.signals,
+                base,
+                canary,
+                pass_score=c.pass_score,
+                marginal_score=c.marginal_score,
+            )
+            if rows:
+                _verdict_table(rows)
+            else:
+                st.caption("No series has data in both ranges (within the time range).")
+        return
+    if mode == "Two arms":
+        # Arms are compared with each other, so the sidebar's arm filter does not apply.
+        arms = sorted(str(a) for a in fleet.signals["arm"].unique())
+        c1, c2, c3 = st.columns(3)
+        control = c1.selectbox(
+            "Control arm",
+            arms,
+            index=0,
+            key="reg_control",
+            bind="query-params",
+            persist_state="session",
+        )
+        experiment = c2.selectbox(
+            "Experiment arm",
+            arms,
+            index=min(1, len(arms) - 1),
+            key="reg_experiment",
+            bind="query-params",
+            persist_state="session",
+        )
+        during = _span(
+            _range_text(c3, "During (UTC)", "reg_during", last_bin - day, last_bin), "During"
+        )
+        if control == experiment:
+            st.caption("Pick two different arms.")
+        elif during:
+            every_arm = dataclasses.replace(f, arms=f.all_arms)
+            rows = [
+                v
+                for v in reg.arm_verdicts(
+                    fleet.signals,
+                    str(control),
+                    str(experiment),
+                    during,
+                    pass_score=c.pass_score,
+                    marginal_score=c.marginal_score,
+                )
+                if every_arm.keeps(v.region, v.model)
+            ]
+            if rows:
+                _verdict_table(rows)
+            else:
+                st.caption("No selected model serves both arms in that range.")
+        return
+    if events:
+        _verdict_table(events)
+    else:
         st.caption(
-            "No deployment in the history: record one with `observatory annotate` "
+            "No deployment in the time range: record one with `observatory annotate` "
             "(label changes, a new arm or model, are found automatically)."
         )
+
+
+def render(f: Filters) -> None:
+    """The page's body (a fragment: reruns on the live-refresh interval, Off by default)."""
+    st.caption(md(f.caption()))
+    c = _choices()
+    try:
+        fleet = regressions_data.report(f.span, end=f.end)
+    except (StoreError, StoreMissing) as exc:
+        st.error(f"Could not analyse the store: {md(exc)}")
+        return
+    report = regressions_data.selected(fleet, f)
+    shown = [
+        r
+        for r in report.regressions
+        if r.signal in c.signals and (c.improvements or r.worse) and (not c.only_open or r.open)
+    ]
+    verdicts = reg.deployment_verdicts(
+        report.signals, report.events, pass_score=c.pass_score, marginal_score=c.marginal_score
+    )
+    st.caption(
+        f"Lookback: the sidebar's time range, {report.start:%Y-%m-%d %H:%M} → "
+        f"{report.end:%Y-%m-%d %H:%M} UTC · {report.bin_s // 60}-minute bins · "
+        f"{len(shown)} shown of {len(fleet.regressions)} changes in the fleet · "
+        f"{len(verdicts)} deployment verdicts. A change that began before the range is "
+        "its baseline, not a regression in it: choose a longer range to see it."
+    )
+    m1, m2, m3 = st.columns(3)
+    m1.metric("Open critical", len(reg.open_critical(shown)))
+    m2.metric("Open (all)", sum(1 for r in shown if r.open and r.worse))
+    m3.metric("Deployments judged", len(verdicts))
+    if report.signals.empty:
+        st.info(
+            "No signal in this time range for the selected regions, models and arms. "
+            "Choose a longer time range or other filters."
+        )
+        return
+    _timeline(f, report, shown, verdicts)
+    if not shown:
+        st.success("No regression in the selection.")
     else:
-        _verdict_table(verdicts)
-elif mode == "Two time ranges":
-    c1, c2 = st.columns(2)
-    day = pd.Timedelta(days=1)
-    hour = pd.Timedelta(hours=1)
-    base_text = c1.text_input(
-        "Baseline (UTC)", f"{last_bin - day - hour:{fmt}}..{last_bin - day:{fmt}}"
-    )
-    canary_text = c2.text_input("Canary (UTC)", f"{last_bin - hour:{fmt}}..{last_bin:{fmt}}")
-    base, canary = _span(base_text, "Baseline"), _span(canary_text, "Canary")
-    if base and canary:
-        rows = [
-            v
-            for v in reg.range_verdicts(
-                report.signals, base, canary, pass_score=pass_score, marginal_score=marginal_score
-            )
-            if v.region in regions
-        ]
-        if rows:
-            _verdict_table(rows)
-        else:
-            st.caption("No series has data in both ranges (within the history analysed).")
-else:
-    arms = sorted(str(a) for a in report.signals["arm"].unique())
-    c1, c2, c3 = st.columns(3)
-    control = c1.selectbox("Control arm", arms, index=0)
-    experiment = c2.selectbox("Experiment arm", arms, index=min(1, len(arms) - 1))
-    during_text = c3.text_input(
-        "During (UTC)", f"{last_bin - pd.Timedelta(days=1):{fmt}}..{last_bin:{fmt}}"
-    )
-    during = _span(during_text, "During")
-    if control == experiment:
-        st.caption("Pick two different arms.")
-    elif during:
-        rows = [
-            v
-            for v in reg.arm_verdicts(
-                report.signals,
-                control,
-                experiment,
-                during,
-                pass_score=pass_score,
-                marginal_score=marginal_score,
-            )
-            if v.region in regions
-        ]
-        if rows:
-            _verdict_table(rows)
-        else:
-            st.caption("No model serves both arms in that range.")
+        tab = reg.table(shown)
+        tab["change"] = tab["change"].map(lambda v: f"{v:+.1%}")
+        tab["before"] = [reg.fmt_value(r.before, r.unit) for r in shown]
+        tab["after"] = [reg.fmt_value(r.after, r.unit) for r in shown]
+        event = st.dataframe(
+            tab,
+            hide_index=True,
+            width="stretch",
+            on_select="rerun",
+            selection_mode="single-row",
+            key="regression_table",
+        )
+        picked = event.selection.rows if event and event.selection else []
+        pick = shown[picked[0]] if picked and picked[0] < len(shown) else shown[0]
+        _detail(report, pick, palette(f.all_regions, "region").get(pick.region, "#555"))
+    _verdicts(f, fleet, report, c, verdicts)
+
+
+st.title("Regressions")
+filters = shared_filters()
+require_selection(filters)
+live(render, filters, heavy=True)

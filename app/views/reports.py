@@ -75,20 +75,7 @@ if not drift:
     )
 else:
     st.dataframe(
-        pd.DataFrame(
-            [
-                {
-                    "File": r["name"],
-                    "Window end (UTC)": r["window_end"],
-                    "Window": r["window"],
-                    "Format": r["format"],
-                    "Verdict": r["verdict"],
-                    "Summary": r["summary"],
-                    "KB": round(r["bytes"] / 1024),
-                }
-                for r in drift
-            ]
-        ),
+        drift_data.archive_table(drift),
         hide_index=True,
         key="drift_reports",
     )

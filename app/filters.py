@@ -5,7 +5,8 @@ regions=eu-west-1&arms=v2&refresh=1+min``) and kept for the session when switchi
 pages, so a link reproduces the view.  Pages use a small API:
 
 - :func:`shared_filters` draws the filters (reading the store's regions, models,
-  arms and time bounds itself) and returns a :class:`Filters`; it stops the run with
+  arms and time bounds itself, from :func:`catalogue`: hourly roll-ups and partition
+  edges, not a scan of the whole lake) and returns a :class:`Filters`; it stops the run with
   a message saying what to do when the store holds no request data.
 - :meth:`Filters.params` / :meth:`Filters.window_params` are the named queries'
   ``$start, $end, $regions, $models[, $arms]`` parameters.
@@ -30,6 +31,7 @@ import pandas as pd
 import streamlit as st
 
 from analytics.overview import TIME_RANGES, window
+from app.filter_catalogue import FilterCatalogue, read_catalogue
 
 DEFAULT_RANGE = "Last 24 h"
 CUSTOM_RANGE = "Custom dates"
@@ -92,6 +94,35 @@ class Filters:
     def params(self) -> dict[str, Any]:
         """:meth:`window_params` plus ``arms`` (queries with ``$arms``)."""
         return {**self.window_params(), "arms": self.arms or [NO_ARM]}
+
+    def _axes(self) -> tuple[tuple[str, list[str], list[str]], ...]:
+        """``(column, selected, known)`` for region, model and arm."""
+        return (
+            ("region", self.regions, self.all_regions),
+            ("model", self.models, self.all_models),
+            ("arm", self.arms, self.all_arms),
+        )
+
+    def keeps(self, region: str, model: str = NO_MODEL, arm: str = NO_ARM) -> bool:
+        """True when a ``region/model/arm`` slice is in the selection.
+
+        A value the filter does not know (e.g. the ``""`` arm of GPU gauges when every
+        request carries an arm) is kept: the filter cannot deselect it.
+        """
+        values = {"region": region, "model": model, "arm": arm}
+        return all(
+            values[col] not in known or values[col] in chosen for col, chosen, known in self._axes()
+        )
+
+    def mask(self, frame: pd.DataFrame) -> pd.Series:
+        """:meth:`keeps` for every row of ``frame`` (its ``region``, ``model``, ``arm``
+        columns, those present; missing labels as ``""``): a boolean Series."""
+        keep = pd.Series(True, index=frame.index)
+        for col, chosen, known in self._axes():
+            if col in frame.columns:
+                values = frame[col].astype(object).fillna("").astype(str)
+                keep &= ~values.isin(known) | values.isin(chosen)
+        return keep
 
     def caption(self) -> str:
         """One line: the window (UTC) and how much of the fleet is selected."""
@@ -225,18 +256,35 @@ def sidebar_filters(
     )
 
 
-def _time_bounds() -> tuple[datetime | None, datetime | None]:
-    from app.ui import run_query
+@st.cache_data(ttl=60, max_entries=8, show_spinner=False)
+def _catalogue(path: str, version: float) -> FilterCatalogue:
+    """The catalogue of the store at ``path`` as of data ``version`` (cached)."""
+    from app import data
 
-    bounds = run_query("overview_time_bounds")
-    last = bounds["last_ts"].iloc[0] if len(bounds) else None
-    if last is None or pd.isna(last):
-        return None, None
-    first = bounds["first_ts"].iloc[0]
-    return (
-        None if pd.isna(first) else pd.Timestamp(first).to_pydatetime(),
-        pd.Timestamp(last).to_pydatetime(),
-    )
+    return read_catalogue(data._store(path, version))  # the dashboard's shared Store
+
+
+def catalogue() -> FilterCatalogue:
+    """The store's time bounds, regions, models and arms (:mod:`app.filter_catalogue`).
+
+    Cached per data version for 60 s; a store that cannot be read stops the run with
+    an error saying so.
+    """
+    from app import data
+    from app.ui import md
+    from observatory.store import Store
+
+    path = data.store_path()
+    try:
+        return _catalogue(str(path.resolve()), Store(path).data_version())
+    except data.StoreError as exc:
+        st.error(
+            f"Could not read the store's filter catalogue (regions, models, arms): {md(exc)}. "
+            "Check the store folder (`observatory sql` runs the same views from a shell), "
+            "then reload."
+        )
+        st.stop()
+        raise  # unreachable: st.stop() ends the run
 
 
 def shared_filters() -> Filters:
@@ -246,24 +294,18 @@ def shared_filters() -> Filters:
     or holds no request data, and with a warning when the filters select nothing.
     Call it once at the top of a page (after ``st.title``).
     """
-    from app.ui import md, require_store, run_query
+    from app.ui import md, require_store
 
     info = require_store()
-    first, latest = _time_bounds()
-    if latest is None:
+    known = catalogue()
+    if known.last is None:
         st.info(
             f"The store at {md(info.path)} holds no request data yet (no `requests` signal). "
             "Check the region presets, run `observatory collect --config ...`, then reload."
         )
         st.stop()
         raise AssertionError  # unreachable: st.stop() ends the run
-    filters = sidebar_filters(
-        run_query("overview_regions"),
-        run_query("overview_models")["model"].tolist(),
-        latest,
-        first,
-        arms=run_query("filters_arms")["arm"].tolist(),
-    )
+    filters = sidebar_filters(known.regions, known.models, known.last, known.first, arms=known.arms)
     return filters
 
 
@@ -350,7 +392,7 @@ def reanchored(filters: Filters) -> Filters:
     """
     if filters.range_label not in TIME_RANGES:
         return filters
-    _first, latest = _time_bounds()
+    latest = catalogue().last
     if latest is None or latest == filters.end:
         return filters
     start, end = window(latest, TIME_RANGES[filters.range_label])

@@ -19,6 +19,16 @@ slowest named query of each page (the rest of a page's time is pandas, analytics
 building the Plotly figures).  Goals (issue #9): cold under 2 s at the
 large size on this 2-core machine, and large/small under 2x.  The baseline is the
 small fleet (2 regions) measured in the same run.  ``--json`` writes the raw figures.
+
+``--catalogue`` times only the shared filters' catalogue (time bounds, regions,
+models, arms), which every analysis page reads: baseline ("before") the named queries
+that take DISTINCT over the minute rows, against ``app/filter_catalogue.py``
+("after": hourly roll-ups and partition edges), each in a fresh process with the
+store's views built, ``--repeat`` times alternating (median), and checks that both
+list the same values::
+
+    nice -n 19 python bench/page_times.py --catalogue \
+        --small /work/scale-data/small --large /work/scale-data/large
 """
 
 from __future__ import annotations
@@ -90,6 +100,99 @@ print("RESULT " + json.dumps(out))
 """
 
 
+CATALOGUE_CHILD = r"""
+import json, sys, time
+from observatory.store import Store
+import app.filter_catalogue as fc
+store = Store(sys.argv[1]); store.connect()
+parts, values = {}, {}
+def timed(part, fn):
+    t = time.perf_counter()
+    out = fn()
+    parts[part] = parts.get(part, 0.0) + time.perf_counter() - t
+    return out
+if sys.argv[2] == "before":
+    b = timed("time bounds", lambda: store.named("overview_time_bounds"))
+    r = timed("regions + arms", lambda: store.named("overview_regions"))
+    a = timed("regions + arms", lambda: store.named("filters_arms"))
+    m = timed("models", lambda: store.named("overview_models"))
+    values = {"bounds": [str(b["first_ts"][0]), str(b["last_ts"][0])], "arms": a["arm"].tolist(),
+              "regions": r["region"].tolist(), "models": m["model"].tolist()}
+else:
+    req = fc._partitions(store, "counters", fc.REQUESTS)
+    bounds = timed(
+        "time bounds",
+        lambda: [fc._first_step(store, req), store.latest_step("counters", [fc.REQUESTS])],
+    )
+    labels = timed("regions + arms", lambda: fc._request_labels(store))
+    with_data = sorted({r for r, _, _ in labels})
+    regions = timed("regions + arms", lambda: fc._regions(store, with_data))
+    other = timed("models", lambda: fc._other_models(store))
+    values = {"bounds": [str(x) for x in bounds], "arms": sorted({a for _, _, a in labels}),
+              "regions": regions["region"].tolist(),
+              "models": sorted({m for _, m, _ in labels} | other)}
+parts["total"] = sum(parts.values())
+if sys.argv[2] == "after":  # again in this process: no file changed, none read again
+    t = time.perf_counter()
+    again = fc.read_catalogue(store)
+    parts["total, files seen"] = time.perf_counter() - t
+    assert again.models == values["models"] and again.arms == values["arms"]
+else:  # the named queries again (DuckDB keeps no results between queries)
+    t = time.perf_counter()
+    for name in ("overview_time_bounds", "overview_regions", "filters_arms", "overview_models"):
+        store.named(name)
+    parts["total, files seen"] = time.perf_counter() - t
+print("RESULT " + json.dumps({"parts": parts, "values": values}))
+"""
+
+
+def measure_catalogue(store: Path, side: str) -> dict[str, Any]:
+    """One fresh-process run of the catalogue, ``before`` (named queries) or ``after``."""
+    proc = subprocess.run(
+        [sys.executable, "-c", CATALOGUE_CHILD, str(store), side],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        cwd=ROOT,
+        check=False,
+    )
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return dict(json.loads(line[len("RESULT ") :]))
+    raise RuntimeError(f"catalogue {side} on {store} failed: {(proc.stderr or proc.stdout)[-400:]}")
+
+
+def catalogue_table(stores: dict[str, Path], repeat: int) -> None:
+    """Time the filter catalogue before/after on each store and print the table."""
+    import statistics
+
+    runs: dict[tuple[str, str], list[dict[str, float]]] = {}
+    same: dict[str, bool] = {}
+    for label, store in stores.items():
+        for _ in range(repeat):
+            results = {side: measure_catalogue(store, side) for side in ("before", "after")}
+            for side, res in results.items():
+                runs.setdefault((label, side), []).append(res["parts"])
+            same[label] = results["before"]["values"] == results["after"]["values"]
+    parts = list(runs[(next(iter(stores)), "before")][0])
+    cols = [(label, side) for label in stores for side in ("before", "after")]
+    print(
+        f"\nfilter catalogue, seconds (median of {repeat} fresh processes each); "
+        "baseline: before = DISTINCT over the minute rows (named queries)"
+    )
+    head = f"{'query':16}" + "".join(f" {label + ' ' + side:>13}" for label, side in cols)
+    print(head + f" {'speed-up':>10}")
+    print("-" * (len(head) + 11))
+    for part in parts:
+        med = [statistics.median(r[part] for r in runs[c]) for c in cols]
+        gain = " ".join(f"{med[i] / med[i + 1]:.1f}x" for i in range(0, len(med), 2))
+        print(f"{part:16}" + "".join(f" {m:>13.3f}" for m in med) + f" {gain:>10}")
+    print(
+        "same values as the named queries: "
+        + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in same.items())
+    )
+
+
 def measure(page: Path, store: Path, timeout: float) -> dict[str, Any]:
     """Run ``page`` cold then warm on ``store`` in a fresh process; the child's figures."""
     env = {
@@ -133,7 +236,14 @@ def main() -> None:
     ap.add_argument("--pages", nargs="*", help="page files (default: every app/views/*.py)")
     ap.add_argument("--timeout", type=float, default=300.0, help="seconds per page run")
     ap.add_argument("--json", type=Path, help="write the raw figures here")
+    ap.add_argument(
+        "--catalogue", action="store_true", help="time only the filter catalogue, before/after"
+    )
+    ap.add_argument("--repeat", type=int, default=3, help="--catalogue: runs per store and side")
     args = ap.parse_args()
+    if args.catalogue:
+        catalogue_table({"small": args.small, "large": args.large}, args.repeat)
+        return
     pages = (
         [VIEWS / p for p in args.pages]
         if args.pages

@@ -9,7 +9,8 @@ then computed both ways, side by side in one run:
 
 - Observatory: :func:`observatory.slo_engine.status_table` -- for every SLO and
   region the 30-day remaining budget and the burn rates of 5m, 30m, 1h, 2h, 6h, 1d
-  and 3d (one SQL query per SLO over all regions);
+  and 3d (one SQL query per table over all SLOs and regions, then numpy per SLO and
+  one frame for the table);
 - Prometheus: for every SLO and region, the 8 error ratios
   ``sum(increase(bad[w])) / sum(increase(total[w]))`` (w = the 7 windows and 30d)
   as instant queries over range vectors to that region's server, one after another

@@ -161,7 +161,9 @@ class Prepared:
 @dataclass(frozen=True)
 class _BatchRows:
     """A batch query's rows as numpy arrays, with region/model/arm factorized once
-    (every batched SLO filters and groups the same rows)."""
+    (every batched SLO filters and groups the same rows).  Codes follow the sorted
+    labels, so an SLO's groups come in label order whatever order DuckDB returned the
+    rows in (groups with equal remaining budget keep that order in the status)."""
 
     codes: dict[str, np.ndarray]
     uniques: dict[str, np.ndarray]
@@ -175,7 +177,7 @@ class _BatchRows:
     def of(cls, rows: pd.DataFrame) -> _BatchRows:
         codes, uniques = {}, {}
         for dim in ("region", "model", "arm"):
-            c, u = pd.factorize(rows[dim].to_numpy(dtype=object), use_na_sentinel=False)
+            c, u = pd.factorize(rows[dim].to_numpy(dtype=object), sort=True, use_na_sentinel=False)
             codes[dim] = c.astype(np.int64)
             uniques[dim] = np.asarray(u, dtype=object)
         return cls(
@@ -510,15 +512,11 @@ class SloEngine:
                     }
                 ]
             )
-        out = self._status_rows(
-            slo, prep, at, sums if isinstance(sums, Wide) else Wide.from_sums(sums)
+        return pd.DataFrame(
+            self._status_columns(
+                slo, prep, at, sums if isinstance(sums, Wide) else Wide.from_sums(sums)
+            )
         )
-        # The global roll-up first, then by remaining budget (NaN last); stable.
-        group = (out["region"] != GLOBAL) | (out["model"] != GLOBAL) | (out["arm"] != GLOBAL)
-        remaining = out["remaining"].to_numpy(dtype=np.float64)
-        missing = np.isnan(remaining)
-        order = np.lexsort((np.where(missing, 0.0, remaining), missing, group.to_numpy()))
-        return out.iloc[order].reset_index(drop=True)
 
     # ------------------------------------------------------------- many at once
     @staticmethod
@@ -549,7 +547,17 @@ class SloEngine:
         best-covered member's (the union of the members' steps is not kept).  Other
         SLOs run their own query.
         """
-        out: dict[int, pd.DataFrame] = {}
+        return [
+            part if isinstance(part, pd.DataFrame) else pd.DataFrame(part)
+            for part in self._status_parts(slos, at)
+        ]
+
+    def _status_parts(
+        self, slos: Sequence[SloDefinition], at: datetime | None
+    ) -> list[pd.DataFrame | dict[str, np.ndarray]]:
+        """:meth:`status_many`'s results, batched SLOs with data as column arrays (one
+        frame for many SLOs is built once, in :func:`status_table`)."""
+        out: dict[int, pd.DataFrame | dict[str, np.ndarray]] = {}
         batch = [i for i, s in enumerate(slos) if self.batchable(s)]
         union = {w for i in batch for w in self._windows(slos[i], at or datetime.min).values()}
         if len(union) > MAX_WINDOWS:
@@ -558,11 +566,13 @@ class SloEngine:
             if i not in batch:
                 out[i] = self.status(slo, at)
         if batch:
-            for i, frame in self._batch([slos[i] for i in batch], at).items():
-                out[batch[i]] = frame
+            for i, part in self._batch([slos[i] for i in batch], at).items():
+                out[batch[i]] = part
         return [out[i] for i in range(len(slos))]
 
-    def _batch(self, slos: list[SloDefinition], at: datetime | None) -> dict[int, pd.DataFrame]:
+    def _batch(
+        self, slos: list[SloDefinition], at: datetime | None
+    ) -> dict[int, pd.DataFrame | dict[str, np.ndarray]]:
         windows = sorted(
             {
                 int(w.total_seconds())
@@ -601,7 +611,7 @@ class SloEngine:
                 les = sorted(found)
             frames[table] = self._batch_sums(table, signals, les, windows, t)
         batches = {table: _BatchRows.of(rows) for table, rows in frames.items()}
-        result: dict[int, pd.DataFrame] = {}
+        result: dict[int, pd.DataFrame | dict[str, np.ndarray]] = {}
         for i, (slo, prep) in enumerate(zip(slos, preps, strict=True)):
             table = "counters" if slo.indicator.kind == "ratio" else "histograms"
             t = ats.get(table)
@@ -611,7 +621,10 @@ class SloEngine:
                 )
                 continue
             sums = self._sums_from_batch(slo, prep, batches[table], windows, t)
-            result[i] = self.status(slo, t, sums=sums, prep=prep)
+            if len(sums) == 0:
+                result[i] = self.status(slo, t, sums=sums, prep=prep)
+            else:
+                result[i] = self._status_columns(slo, prep, t, sums)
         return result
 
     def _batch_sums(
@@ -762,17 +775,20 @@ class SloEngine:
             {k: np.concatenate(v) for k, v in data.items()},
         )
 
-    def _status_rows(
+    def _status_columns(
         self, slo: SloDefinition, prep: Prepared, at: datetime, wide: Wide
-    ) -> pd.DataFrame:
-        """Status columns for every group at once, from the groups' window sums."""
+    ) -> dict[str, np.ndarray]:
+        """:meth:`status` columns (numpy arrays, one row per group) from the groups'
+        window sums: the global roll-up first, then by remaining budget (NaN last)."""
         n = len(wide)
 
         def col(field: str, window: str) -> np.ndarray:
             got = wide.data.get((field, window))
             if got is None:
                 return np.full(n, np.nan if field == "expected" else 0.0)
-            return got if field == "expected" else np.nan_to_num(got)
+            if field == "expected" or np.isfinite(got).all():
+                return got
+            return np.nan_to_num(got)
 
         bad, total = col("bad", "period"), col("total", "period")
         ratio = slomath.error_ratio(bad, total)
@@ -813,23 +829,31 @@ class SloEngine:
                     np.where(b1h > 0, remaining * slo.period.total_seconds() / 3600 / b1h, np.inf),
                 ),
             )
-        columns["state"] = [
-            slomath.slo_state(
-                float(remaining[i]),
-                {t.name: bool(states[t.name][i]) for t in slo.tiers},
-                slo.tiers,
-                str(data_state[i]),
-            )
-            for i in range(n)
-        ]
-        columns["data_state"] = data_state
+        columns["state"] = np.array(
+            [
+                slomath.slo_state(
+                    float(remaining[i]),
+                    {t.name: bool(states[t.name][i]) for t in slo.tiers},
+                    slo.tiers,
+                    str(data_state[i]),
+                )
+                for i in range(n)
+            ],
+            dtype=object,
+        )
+        columns["data_state"] = np.asarray(data_state, dtype=object)
         columns["tte_hours"] = tte
-        columns["firing"] = [
-            ",".join(t.name for t in slo.tiers if states[t.name][i]) for i in range(n)
-        ]
+        columns["firing"] = np.array(
+            [",".join(t.name for t in slo.tiers if states[t.name][i]) for i in range(n)],
+            dtype=object,
+        )
         columns["approximate"] = np.full(n, prep.approximate)
         columns["at"] = np.full(n, np.datetime64(at, "us"))
-        return pd.DataFrame(columns)
+        # The global roll-up first, then by remaining budget (NaN last); stable.
+        group = (wide.labels[0] != GLOBAL) | (wide.labels[1] != GLOBAL) | (wide.labels[2] != GLOBAL)
+        missing = np.isnan(remaining)
+        order = np.lexsort((np.where(missing, 0.0, remaining), missing, group))
+        return {k: np.asarray(v)[order] for k, v in columns.items()}
 
     # ------------------------------------------------------------- history
     def history(
@@ -1017,22 +1041,56 @@ def status_table(
 
     Adds ``service``, ``display_name`` and ``method`` columns.
     """
-    frames = []
     slos = list(slos)
-    for slo, st in zip(slos, engine.status_many(slos, at), strict=True):
-        st.insert(1, "service", slo.service)
-        st.insert(2, "display_name", slo.display_name)
-        st["method"] = slo.method
-        frames.append(st)
-    if not frames:
+    if not slos:
         return pd.DataFrame()
-    out = pd.concat(frames, ignore_index=True)
+    parts = engine._status_parts(slos, at)
+    if all(isinstance(p, dict) for p in parts):
+        # Batched SLOs: concatenate column arrays, build one frame (what pd.concat of
+        # per-SLO frames gives: columns in order of first appearance, NaN where missing).
+        out = pd.DataFrame(_concat_columns(slos, [p for p in parts if isinstance(p, dict)]))
+    else:
+        frames = []
+        for slo, part in zip(slos, parts, strict=True):
+            st = part if isinstance(part, pd.DataFrame) else pd.DataFrame(part)
+            st.insert(1, "service", slo.service)
+            st.insert(2, "display_name", slo.display_name)
+            st["method"] = slo.method
+            frames.append(st)
+        out = pd.concat(frames, ignore_index=True)
     out["_order"] = out["state"].map(_STATE_ORDER).fillna(9)
     return (
         out.sort_values(["_order", "remaining"], na_position="last")
         .drop(columns="_order")
         .reset_index(drop=True)
     )
+
+
+def _concat_columns(
+    slos: Sequence[SloDefinition], parts: Sequence[dict[str, np.ndarray]]
+) -> dict[str, np.ndarray]:
+    """:func:`status_table`'s columns from each SLO's status columns (same length as
+    ``slos``): service and display_name after slo, method last; a column some SLOs
+    lack (another set of windows) is NaN in their rows."""
+    sizes = [len(part["slo"]) for part in parts]
+    labels = {
+        extra: np.repeat(np.array([getattr(s, extra) for s in slos], dtype=object), sizes)
+        for extra in ("service", "display_name", "method")
+    }
+    names: dict[str, None] = {}
+    for part in parts:
+        keys = list(part)
+        names.update(dict.fromkeys([keys[0], "service", "display_name", *keys[1:], "method"]))
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        out[name] = (
+            labels[name]
+            if name in labels
+            else np.concatenate(
+                [part.get(name, np.full(n, np.nan)) for part, n in zip(parts, sizes, strict=True)]
+            )
+        )
+    return out
 
 
 def firing_severities(table: pd.DataFrame, slos: Iterable[SloDefinition]) -> pd.Series:

@@ -464,6 +464,36 @@ def test_status_many_equals_one_query_per_slo(tmp_path: Path) -> None:
     _assert_many_equals_one(engine, slos, DAY + 600 * M)
 
 
+def test_status_table_of_batched_slos_equals_the_per_slo_frames(tmp_path: Path) -> None:
+    """status_table builds one frame from the batched SLOs' column arrays: the same
+    table (columns, their order and dtypes, rows, values) as concatenating each SLO's
+    own status frame, also when SLOs have different windows (a tier on 4h/20m adds
+    burn_4h and burn_20m to one SLO only; the others' rows hold NaN there)."""
+    store, slos = _mixed_store(tmp_path)
+    extra = slomath.AlertTier("page-4h", "page", timedelta(hours=4), timedelta(minutes=20), 3, 0.1)
+    slos = [*slos[:2], _ratio_slo(name="f", tiers=(extra,)), *slos[2:4]]
+    engine = SloEngine(store, step=M)
+    assert all(engine.batchable(s) for s in slos)
+    at = DAY + 437 * M
+    table = status_table(engine, slos, at)
+    frames = []
+    for slo in slos:
+        st = engine.status(slo, at)
+        st.insert(1, "service", slo.service)
+        st.insert(2, "display_name", slo.display_name)
+        st["method"] = slo.method
+        frames.append(st)
+    want = pd.concat(frames, ignore_index=True)
+    assert list(table.columns) == list(want.columns)
+    assert {"burn_4h", "burn_20m"} <= set(table.columns)
+    assert table.loc[table["slo"] == "a", "burn_4h"].isna().all()
+    assert table.loc[table["slo"] == "f", "burn_4h"].notna().all()
+    key = ["slo", "region", "model", "arm"]
+    a = table.sort_values(key).reset_index(drop=True)
+    b = want.sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12)
+
+
 @pytest.mark.parametrize("minutes", [437, 481, 599])
 def test_hourly_rollup_gives_the_step_sums_at_any_time_and_with_maintenance(
     tmp_path: Path, minutes: int

@@ -18,6 +18,12 @@ for one region and for all regions, plus the peak memory (max RSS) of (c) and (a
 for one region over half the range and the whole range.  Each timing is the median
 of ``--repeat`` runs, interleaved, because the development machine is shared.
 
+Beside the wall times it prints where the CPU went, per path: the client's own
+CPU-seconds (this process for (b), the ``observatory collect`` process for (c), from
+``getrusage``) and the Prometheus servers' (``/proc/<pid>/stat``, Linux).  On a
+shared 2-core machine wall time follows CPU time, so the CPU table says what a
+path costs when the timings are noisy.
+
 Usage::
 
     .venv/bin/python bench/collect_paths.py [--days 7] [--repeat 3] [--workdir DIR]
@@ -30,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -58,8 +65,69 @@ from prom_harness import (  # noqa: E402
 )
 
 from observatory.config import load_config  # noqa: E402
+from observatory.store import SCHEMAS  # noqa: E402
 
 PRESETS = ["vllm", "dcgm", "opencost", "quality"]
+
+
+def _server_cpu(servers: list[PromServer]) -> float:
+    """CPU-seconds (user + system) the Prometheus processes have used so far (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for server in servers:
+        if server.proc is None:
+            continue
+        fields = Path(f"/proc/{server.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / tick
+
+
+def _children_cpu() -> float:
+    """CPU-seconds of this process's finished (and waited-for) descendants so far."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def codec_costs(
+    lake: Path, region: str, work: Path, repeat: int = 3
+) -> list[tuple[str, float, float, float, int]]:
+    """The data partitions of ``region`` under ``lake`` rewritten with each Parquet codec:
+    (codec, write CPU-s, pyarrow read CPU-s, DuckDB scan seconds, bytes); best of
+    ``repeat``.  Writes use the store's settings (256k-row groups, no Arrow schema) on
+    plain string columns (the collector hands dictionary-encoded ones: cheaper)."""
+    import duckdb
+    import pyarrow.parquet as pq
+
+    files = sorted(p for t in SCHEMAS for p in lake.glob(f"{t}/*/*/region={region}/*.parquet"))
+    tables = [(p.relative_to(lake), pq.read_table(p)) for p in files]
+    out = []
+    for codec in ("zstd", "snappy", "lz4"):
+        root = work / f"codec-{codec}"
+        shutil.rmtree(root, ignore_errors=True)
+        write = read = scan = float("inf")
+        for _ in range(repeat):
+            began = time.process_time()
+            for rel, table in tables:
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                pq.write_table(
+                    table, root / rel, compression=codec, row_group_size=256_000, store_schema=False
+                )
+            write = min(write, time.process_time() - began)
+            began = time.process_time()
+            for rel, _table in tables:
+                pq.read_table(root / rel)
+            read = min(read, time.process_time() - began)
+            began = time.perf_counter()
+            for t in ("counters", "histograms"):
+                duckdb.connect().sql(
+                    "SELECT signal, model, arm, sum(value) FROM "
+                    f"read_parquet('{root}/{t}/**/*.parquet', hive_partitioning=true) GROUP BY ALL"
+                ).fetchall()
+            scan = min(scan, time.perf_counter() - began)
+        size = sum(p.stat().st_size for p in root.rglob("*.parquet"))
+        out.append((codec, write, read, scan, size))
+        shutil.rmtree(root, ignore_errors=True)
+    return out
 
 
 def _ms(t: datetime) -> int:
@@ -273,15 +341,25 @@ def main(argv: list[str] | None = None) -> int:
         times: dict[str, list[float]] = {}
         rss: dict[str, int] = {}
         samples: dict[str, int] = {}
+        #: per path: (own CPU-s, Prometheus CPU-s) of each run
+        cpu: dict[str, list[tuple[float, float]]] = {}
         for rep in range(args.repeat):
             print(f"round {rep + 1}/{args.repeat}", flush=True)
             for label, plan in (("1", plan_one), ("N", plan_all)):
                 for enc_label, enc in (("gzip", None), ("identity", "identity")):
+                    own, prom = time.process_time(), _server_cpu(servers)
                     n, secs = floor(plan, enc)
+                    cpu.setdefault(f"b-{enc_label}-{label}", []).append(
+                        (time.process_time() - own, _server_cpu(servers) - prom)
+                    )
                     samples[label] = n
                     times.setdefault(f"b-{enc_label}-{label}", []).append(secs)
                 cfg, names = (cfg_one, [regions[0]]) if label == "1" else (cfg_all, [])
+                own, prom = _children_cpu(), _server_cpu(servers)
                 secs, peak = collector(cfg, start, stop, names)
+                cpu.setdefault(f"c-{label}", []).append(
+                    (_children_cpu() - own, _server_cpu(servers) - prom)
+                )
                 times.setdefault(f"c-{label}", []).append(secs)
                 rss[f"c-{label}"] = max(rss.get(f"c-{label}", 0), peak)
                 secs, _rows = collector_in_process(cfg, start, stop, names)
@@ -354,6 +432,43 @@ def main(argv: list[str] | None = None) -> int:
             f"{', '.join(f'{x:.1f}' for x in load_before)}, at the end "
             f"{', '.join(f'{x:.1f}' for x in load_after)} on {os.cpu_count()} CPUs"
         )
+        print()
+        print(
+            "CPU-seconds per run (median): client = this process for (b), the "
+            "`observatory collect` process for (c); server = the Prometheus processes"
+        )
+        cpu_header = f"{'path':<44} {'1 region: client':>16} {'server':>7} "
+        cpu_header += f"{nreg + ': client':>19} {'server':>7}"
+        print(cpu_header)
+        print("-" * len(cpu_header))
+        for name, key in (
+            ("(b) floor, gzip", "b-gzip"),
+            ("(b') floor, identity encoding", "b-identity"),
+            ("(c) observatory collect (subprocess)", "c"),
+        ):
+            cells = []
+            for label in ("1", "N"):
+                runs = cpu.get(f"{key}-{label}", [])
+                own = _median([r[0] for r in runs]) if runs else float("nan")
+                prom = _median([r[1] for r in runs]) if runs else float("nan")
+                cells += [f"{own:.2f}", f"{prom:.2f}"]
+            print(f"{name:<44} {cells[0]:>16} {cells[1]:>7} {cells[2]:>19} {cells[3]:>7}")
+        print()
+        lake_all = work / "store-all" / "lake"
+        n_files = sum(
+            len(list(lake_all.glob(f"{t}/*/*/region={regions[0]}/*.parquet"))) for t in SCHEMAS
+        )
+        print(
+            f"Parquet codec of {regions[0]}'s data files, {args.days:g} days "
+            f"({n_files} files; best of 3):"
+        )
+        codec_header = (
+            f"{'codec':<8} {'write CPU-s':>12} {'read CPU-s':>11} {'DuckDB scan s':>14} {'MB':>7}"
+        )
+        print(codec_header)
+        print("-" * len(codec_header))
+        for codec, write, read, scan, size in codec_costs(lake_all, regions[0], work):
+            print(f"{codec:<8} {write:>12.3f} {read:>11.3f} {scan:>14.3f} {size / 1e6:>7.2f}")
         print(f"totals equal to the ground truth: {'yes' if exact else 'NO'}")
         return 0 if exact else 1
     finally:

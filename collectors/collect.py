@@ -37,7 +37,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from collectors import metrics
 from collectors.presets import Mapping, region_mappings
@@ -411,18 +410,16 @@ class Collector:
         chosen = self._chosen(regions)
         with self.store.writer():
             self.store.write_regions(
-                pd.DataFrame(
-                    [
-                        {
-                            "region": r.name,
-                            "display_name": r.title,
-                            "latitude": r.latitude,
-                            "longitude": r.longitude,
-                            "url": r.url,
-                        }
-                        for r in self.settings.regions
-                    ]
-                )
+                [
+                    {
+                        "region": r.name,
+                        "display_name": r.title,
+                        "latitude": r.latitude,
+                        "longitude": r.longitude,
+                        "url": r.url,
+                    }
+                    for r in self.settings.regions
+                ]
             )
             with ThreadPoolExecutor(max_workers=max(1, min(8, len(chosen)))) as pool:
                 futures = [

@@ -26,14 +26,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 
 from collectors.presets import Mapping
 from collectors.prometheus import Matrix, parse_matrix
+
+if TYPE_CHECKING:  # pandas is imported by the functions that return DataFrames: the
+    import pandas as pd  # collector's path (blocks_table) never needs it
 
 
 @dataclass(frozen=True)
@@ -324,6 +326,8 @@ class Block:
 
 
 def _categorical(codes_by_block: list[np.ndarray], values: list[str]) -> pd.Categorical:
+    import pandas as pd
+
     codes = np.concatenate(codes_by_block) if codes_by_block else np.empty(0, np.int64)
     return pd.Categorical.from_codes(
         codes.astype(np.int32), categories=pd.Index(values, dtype=object)
@@ -333,6 +337,8 @@ def _categorical(codes_by_block: list[np.ndarray], values: list[str]) -> pd.Cate
 def blocks_frame(blocks: Sequence[Block]) -> pd.DataFrame:
     """One DataFrame (the store's columns, ``signal`` and ``unit``) from blocks of one
     kind; string columns are categorical (dictionary-encoded on the way to Parquet)."""
+    import pandas as pd
+
     blocks = [b for b in blocks if len(b)]
     if not blocks:
         return pd.DataFrame()
@@ -416,6 +422,8 @@ def blocks_table(blocks: Sequence[Block]) -> pa.Table:
 
 def block_frame(block: Block) -> pd.DataFrame:
     """A single block's rows, with plain string columns (the :func:`to_rows` result)."""
+    import pandas as pd
+
     kind = block.mapping.kind
     key_cols = list(zip(*block.keys, strict=True))
     model = np.asarray(key_cols[0], dtype=object)[block.key_id]
@@ -467,6 +475,8 @@ def _priced(matrix: Matrix, mapping: Mapping) -> Matrix:
 
 
 def _empty(mapping: Mapping) -> pd.DataFrame:
+    import pandas as pd
+
     cols = {
         "counter": ["instance", "value"],
         "gauge": ["instance", "mean", "max", "last", "samples", "step_s"],

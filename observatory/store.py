@@ -38,6 +38,7 @@ a separate locked-down DuckDB instance (docs/sql.md).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import re
@@ -48,14 +49,17 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 import duckdb
-import pandas as pd
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from filelock import FileLock
+
+if TYPE_CHECKING:  # pandas is imported where it is used: a collector run never needs
+    import pandas as pd  # it, and importing it costs about 0.4 CPU-seconds at start-up
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 
@@ -172,7 +176,10 @@ def _atomic_write_table(path: Path, table: pa.Table, mtime_ns: int | None = None
     # The temporary name must not end in .parquet: readers glob ``*.parquet`` (DuckDB's
     # glob matches dot-files) and would read a half-written or a second copy of the data.
     with _replacing(path, ".parquet.tmp", mtime_ns) as tmp:
-        pq.write_table(table, tmp, compression="zstd", row_group_size=256_000)
+        # store_schema=False: no Arrow schema in the metadata, so a string column
+        # written dictionary-encoded (:func:`_column`) reads back as ``string`` like
+        # one written plain; the Parquet types alone give this store's Arrow types.
+        pq.write_table(table, tmp, compression="zstd", row_group_size=256_000, store_schema=False)
 
 
 def hourly_rollup(table: str, rows: pa.Table) -> pa.Table:
@@ -233,6 +240,60 @@ def _outside(path: Path, start: datetime, end: datetime) -> bool:
         return True
     except (OSError, pa.ArrowException, ValueError, TypeError):
         return False
+
+
+def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[Any]]:
+    """``column`` as integer codes and the distinct values they index (codes of equal
+    values are equal).  A dictionary column with one chunk (what the collector's
+    ``blocks_table`` builds) gives its indices without touching a string."""
+    if isinstance(column, pa.ChunkedArray):
+        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if not pa.types.is_dictionary(column.type) or column.null_count:
+        column = pc.dictionary_encode(column.cast(pa.string()), null_encoding="encode")
+    values = column.dictionary.to_pylist()
+    first: dict[Any, int] = {}
+    remap = np.fromiter((first.setdefault(v, i) for i, v in enumerate(values)), np.int64)
+    return remap[column.indices.to_numpy(zero_copy_only=False)], values
+
+
+def _column(column: pa.ChunkedArray, kind: pa.DataType) -> pa.ChunkedArray:
+    """``column`` as ``kind``, except that dictionary-encoded strings stay encoded for
+    a string column: the Parquet writer stores them as they are (the file holds the
+    same strings, read back as ``string``) instead of hashing every string again."""
+    t = column.type
+    if pa.types.is_string(kind) and pa.types.is_dictionary(t) and pa.types.is_string(t.value_type):
+        return column
+    return column.cast(kind)
+
+
+def _split_by_signal_and_date(new: pa.Table, schema: pa.Schema) -> dict[tuple[str, date], pa.Table]:
+    """The rows of ``new`` (a ``signal`` column plus ``schema``'s columns) per (signal,
+    date of ``ts_utc``), with ``schema``'s columns (strings possibly dictionary-encoded,
+    :func:`_column`); each part keeps the rows' order.
+
+    One stable sort by (signal, date) and zero-copy slices: every row is moved once,
+    not once per signal and date as with a filter per partition.
+    """
+    codes, values = _codes(new["signal"])
+    ts = new["ts_utc"].cast(pa.timestamp("us"))
+    day = ts.cast(pa.int64()).to_numpy() // 86_400_000_000
+    lo, width = int(day.min()), int(day.max() - day.min()) + 1
+    key = codes * width + (day - lo)
+    body = pa.table(
+        [_column(new[c], f.type) for c, f in zip(schema.names, schema, strict=True)],
+        names=schema.names,
+    )
+    if len(key) > 1 and bool((key[1:] < key[:-1]).any()):
+        order = np.argsort(key, kind="stable")
+        key, body = key[order], body.take(pa.array(order))
+    cuts = [0, *(np.flatnonzero(key[1:] != key[:-1]) + 1).tolist(), len(key)]
+    epoch = date(1970, 1, 1)
+    out: dict[tuple[str, date], pa.Table] = {}
+    for a, b in itertools.pairwise(cuts):
+        k = int(key[a])
+        sig = values[k // width]
+        out[(sig, epoch + timedelta(days=lo + k % width))] = body.slice(a, b - a)
+    return out
 
 
 @dataclass(frozen=True)
@@ -462,6 +523,8 @@ class Store:
                 f"SELECT max(ts_utc) AS t FROM {self.parquet_source(table, by_date[day])}"
             )
             t = df["t"].iloc[0]
+            import pandas as pd
+
             if pd.notna(t):
                 return pd.Timestamp(t).to_pydatetime()
         return None
@@ -528,6 +591,8 @@ class Store:
         missing = [c for c in ["signal", *schema.names] if c not in frame.columns]
         if len(frame) and missing:
             raise StoreError(f"{table}: rows for region {region} lack columns {missing}")
+        import pandas as pd
+
         if len(frame):
             ts = pd.to_datetime(frame["ts_utc"])
             bad = (ts <= start) | (ts > end)
@@ -601,23 +666,13 @@ class Store:
                     f"{table}: region {region}: {pc.sum(bad).as_py()} rows fall outside the "
                     f"window ({start.isoformat()}, {end.isoformat()}]"
                 )
-            sig_col = new["signal"].cast(pa.string())
-            extra = set(pc.unique(sig_col).to_pylist()) - set(signal_list)
+            parts_by_key = _split_by_signal_and_date(new, schema)
+            extra = {sig for sig, _day in parts_by_key} - set(signal_list)
             if extra:
                 raise StoreError(
                     f"{table}: region {region}: rows of signals {sorted(extra)} "
                     f"not in {signal_list}"
                 )
-            days = ts.cast(pa.date32())
-            body = pa.table(
-                [new[c].cast(f.type) for c, f in zip(schema.names, schema, strict=True)],
-                schema=schema,
-            )
-            for sig in pc.unique(sig_col).to_pylist():
-                of_sig = pc.equal(sig_col, sig)
-                for day in pc.unique(days.filter(of_sig)).to_pylist():
-                    mask = pc.and_(of_sig, pc.equal(days, pa.scalar(day, pa.date32())))
-                    parts_by_key[(sig, day)] = body.filter(mask)
         rows = files = 0
         for sig in signal_list:
             for day in _dates_in(start, end):
@@ -638,7 +693,7 @@ class Store:
                 elif fresh is None:
                     continue
                 if fresh is not None:
-                    parts.append(fresh)
+                    parts.append(fresh.cast(schema) if parts else fresh)
                     rows += fresh.num_rows
                 combined = pa.concat_tables(parts) if parts else schema.empty_table()
                 if not _is_sorted(combined["ts_utc"]):
@@ -647,11 +702,19 @@ class Store:
                 files += 1
         return WriteResult(rows=rows, files=files)
 
-    def write_regions(self, regions: pd.DataFrame) -> None:
-        """Replace the region catalogue (name, display name, coordinates, URL)."""
-        table = pa.Table.from_pandas(
-            regions[REGION_SCHEMA.names], schema=REGION_SCHEMA, preserve_index=False
-        )
+    def write_regions(self, regions: pd.DataFrame | list[dict[str, Any]]) -> None:
+        """Replace the region catalogue (name, display name, coordinates, URL).
+
+        Args:
+            regions: a DataFrame with the columns of :data:`REGION_SCHEMA`, or one
+                dict per region with those keys (no pandas needed).
+        """
+        if isinstance(regions, list):
+            table = pa.Table.from_pylist(regions, schema=REGION_SCHEMA)
+        else:
+            table = pa.Table.from_pandas(
+                regions[REGION_SCHEMA.names], schema=REGION_SCHEMA, preserve_index=False
+            )
         _atomic_write_table(self.lake / "regions" / "regions.parquet", table)
 
     def append_run_log(self, record: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -288,6 +289,10 @@ def test_regions_and_run_log_views(tmp_path: Path) -> None:
     reader = _reader(tmp_path)
     regions = reader.query("SELECT region, display_name FROM regions ORDER BY region")
     assert regions.values.tolist() == [["eu", "eu"], ["us", "Virginia"]]  # display name defaults
+    as_frame = pq.read_table(tmp_path / "lake" / "regions" / "regions.parquet")
+    # The collector passes dicts (no pandas in its process): the same file contents.
+    store.write_regions(as_frame.to_pylist())
+    assert pq.read_table(tmp_path / "lake" / "regions" / "regions.parquet").equals(as_frame)
     runs = reader.query("SELECT region, status, rows, error FROM collection_runs ORDER BY region")
     assert runs["rows"].tolist() == [12, 0]
     assert runs["error"].tolist()[1] == "boom"
@@ -478,3 +483,93 @@ def test_housekeeping_removes_old_temp_files_under_the_writer_lock(tmp_path: Pat
     assert _sums(_reader(tmp_path)) == (5, 5.0)  # stored data untouched
     again = Store(tmp_path).housekeeping()
     assert again.tmp_removed == 0 and again.rollups_rebuilt == 0
+
+
+# --------------------------------------------------------------------------- Arrow write path
+
+
+def _dictionary_strings(frame: pd.DataFrame) -> pa.Table:
+    """``frame`` as the collector hands it over: an Arrow table whose strings are
+    dictionary-encoded (``collectors.transform.blocks_table``)."""
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    return pa.table(
+        [c.dictionary_encode() if pa.types.is_string(c.type) else c for c in table.columns],
+        names=table.column_names,
+    )
+
+
+def test_arrow_path_writes_what_the_pandas_path_writes(tmp_path: Path) -> None:
+    """Rows of two signals over midnight, in shuffled order and with dictionary-encoded
+    strings, land in the same partition files and roll-ups, row for row, as the same
+    rows written through the pandas path; strings read back as plain ``string``."""
+    start, end = DAY + timedelta(hours=22), DAY + timedelta(hours=26)
+    frame = pd.concat(
+        [
+            _counter_frame(start, end, "requests", 2.0, ("a", "b")),
+            _counter_frame(start, end, "errors", 0.5, ("c",)),
+        ],
+        ignore_index=True,
+    )
+    frame["value"] = np.arange(len(frame), dtype=np.float64)  # every row tells apart
+    shuffled = frame.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    by_pandas, by_arrow = Store(tmp_path / "pandas"), Store(tmp_path / "arrow")
+    by_pandas.replace_window("counters", "eu", ["requests", "errors"], start, end, shuffled)
+    result = by_arrow.replace_window(
+        "counters", "eu", ["requests", "errors"], start, end, _dictionary_strings(shuffled)
+    )
+    assert (result.rows, result.files) == (len(frame), 4)  # 2 signals x 2 dates
+    files = sorted(
+        p.relative_to(tmp_path / "pandas") for p in (tmp_path / "pandas").rglob("*.parquet")
+    )
+    assert len(files) == 4 + 4  # data files and their roll-ups
+    for rel in files:
+        want, got = (
+            pq.read_table(tmp_path / "pandas" / rel),
+            pq.read_table(tmp_path / "arrow" / rel),
+        )
+        assert got.schema.equals(want.schema), rel
+        assert got.equals(want), rel
+    one = by_arrow.partition_path("counters", "errors", (DAY + timedelta(days=1)).date(), "eu")
+    assert pq.read_table(one)["model"].type == pa.string()
+    assert pq.read_table(one)["value"].to_pylist() == sorted(
+        frame[(frame["signal"] == "errors") & (frame["ts_utc"] >= DAY + timedelta(days=1))]["value"]
+    )
+
+
+def test_rollup_written_from_dictionary_rows_equals_the_one_rebuilt_from_the_file(
+    tmp_path: Path,
+) -> None:
+    """The roll-up made at write time (from the collector's dictionary-encoded rows)
+    is the one housekeeping rebuilds from the stored file (plain strings), exactly."""
+    start, end = DAY, DAY + timedelta(hours=5)
+    frame = pd.concat(
+        [
+            _counter_frame(start, end, value=v, models=("a", "b", "c")).assign(instance=i)
+            for i, v in (("n1", 0.1), ("n2", 0.7), ("n3", 1e-3))
+        ],
+        ignore_index=True,
+    )
+    store = Store(tmp_path)
+    store.replace_window("counters", "eu", ["requests"], start, end, _dictionary_strings(frame))
+    path = store.partition_path("counters", "requests", DAY.date(), "eu")
+    rollup = store.rollup_path("counters", path)
+    written = pq.read_table(rollup)
+    assert written.num_rows == 5 * 3  # hours x models
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1))  # now stale
+    assert Store(tmp_path).housekeeping().rollups_rebuilt == 1
+    assert pq.read_table(rollup).equals(written)
+
+
+def test_store_and_collector_modules_do_not_import_pandas() -> None:
+    """The store, the collector and its transform import pandas only where a DataFrame
+    is made, so a process that never makes one (``collect --dry-run``) does not pay for
+    it.  (A collector run still loads it: pyarrow's pandas shim imports pandas on the
+    first Arrow array built, about 0.14 CPU-seconds; docs/architecture.md, store.)"""
+    code = (
+        "import sys, observatory.cli, observatory.store, collectors.collect\n"
+        "print(sorted(m for m in ('pandas', 'scipy') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+    assert done.stdout.strip() == "[]"

@@ -160,7 +160,7 @@ def backfill(config_path: str, start: str, end: str | None, regions: tuple[str, 
 @click.option("--seed", default=7, show_default=True, help="Random seed (same seed, same fleet).")
 @click.option(
     "--days",
-    type=float,
+    type=click.FloatRange(min=0, min_open=True, max=3660),
     default=None,
     help="Days of history at 1-minute steps (default: 14; 30 with --size small/large).",
 )
@@ -188,6 +188,8 @@ def demo(
     """Build the demo fleet (7 regions, 3 models, an A/B test, injected incidents)."""
     from observatory import demo as demo_build
 
+    if days is not None and days != days:  # NaN passes FloatRange's comparisons
+        raise click.BadParameter("expected a number of days, got nan", param_hint="'--days'")
     try:
         if size != "demo":
             if om_dir or regions:

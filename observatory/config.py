@@ -33,7 +33,13 @@ from pydantic import (
     model_validator,
 )
 
-from observatory.yaml_lines import format_loc, line_index, nearest_line, yaml_error
+from observatory.yaml_lines import (
+    TextTimestampLoader,
+    format_loc,
+    line_index,
+    nearest_line,
+    yaml_error,
+)
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 _DURATION_RE = re.compile(r"^\s*(?:\d+(?:\.\d+)?\s*(?:ms|s|m|h|d|w)\s*)+$")
@@ -372,6 +378,18 @@ class Settings(_Strict):
                         "regions",
                         j,
                     )
+        from collectors.signals import SIGNALS
+
+        known = set(SIGNALS) | {c.name for r in self.regions for c in r.signals}
+        for name in self.collection.refetch:
+            if name not in known:
+                raise _LocatedError(
+                    f"unknown signal {name!r}; refetch takes a canonical signal "
+                    f"({', '.join(sorted(SIGNALS))}) or one of the regions' own signals",
+                    "collection",
+                    "refetch",
+                    name,
+                )
         return self
 
 
@@ -438,8 +456,8 @@ def validate_yaml(text: str, model: type[ModelT], source: str, docs: str) -> Mod
             and the key path (``regions[1].url``) and what was expected.
     """
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=TextTimestampLoader)
+        data = yaml.load(text, Loader=TextTimestampLoader)
     except yaml.YAMLError as exc:
         raise ConfigError([yaml_error(exc, source)]) from None
     if node is None or data is None:

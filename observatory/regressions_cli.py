@@ -304,7 +304,8 @@ def verdict(
     config_path: str | None,
 ) -> None:
     """Kayenta-style verdict (Pass / Marginal / Fail) of a canary range against a baseline
-    range, or of one arm against another; exit 1 when any verdict is Fail."""
+    range, or of one arm against another; exit 1 when any verdict is Fail,
+    2 on bad usage or when nothing could be compared (no series with data in both)."""
     from observatory import regressions as reg
     from observatory.store import StoreMissing
 
@@ -339,10 +340,18 @@ def verdict(
         lo, hi = min(base[0], can[0]), max(base[1], can[1])
         signals = reg.load_signals(store, lo, hi, bin_s, regions)
         out = reg.range_verdicts(signals, base, can, region, model, arm, **scores)
+    if not out:
+        # a CI/CD gate must not pass on a comparison of nothing (an unknown arm or model,
+        # ranges outside the stored data)
+        click.echo(
+            "error: nothing compared: no series has data in both ranges / arms; check "
+            "--arms, --model, --region and the ranges against the store "
+            "(observatory sql \"SELECT DISTINCT region, model, arm FROM counters\")",
+            err=True,
+        )
+        sys.exit(EXIT_USAGE)
     if fmt == "json":
         click.echo(json.dumps({"verdicts": [v.as_dict() for v in out]}, indent=2, default=str))
-    elif not out:
-        click.echo("no series with data in both ranges / arms")
     for v in out if fmt == "table" else []:
         click.echo(
             f"{v.verdict.verdict:<8} score {v.verdict.score:5.1f}  {v.region} {v.model}/{v.arm}  "

@@ -73,7 +73,13 @@ from analytics import slo as slomath
 from collectors.presets import PRESETS
 from collectors.selector import parse_selector
 from collectors.signals import SIGNALS
-from observatory.yaml_lines import format_loc, line_index, nearest_line, yaml_error
+from observatory.yaml_lines import (
+    TextTimestampLoader,
+    format_loc,
+    line_index,
+    nearest_line,
+    yaml_error,
+)
 
 DEFAULT_PERIOD = timedelta(days=30)
 GROUP_DIMS = ("region", "model", "arm")
@@ -780,8 +786,8 @@ def _read_docs(path: Path) -> list[_Doc]:
     except OSError as exc:
         raise SpecError([f"{path}: cannot read the file: {exc.strerror}"]) from None
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-        datas = list(yaml.safe_load_all(text))
+        nodes = list(yaml.compose_all(text, Loader=TextTimestampLoader))
+        datas = list(yaml.load_all(text, Loader=TextTimestampLoader))
     except yaml.YAMLError as exc:
         raise SpecError([yaml_error(exc, str(path))]) from None
     docs: list[_Doc] = []

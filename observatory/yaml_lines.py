@@ -55,3 +55,19 @@ def yaml_error(exc: yaml.YAMLError, source: str) -> str:
     mark = getattr(exc, "problem_mark", None)
     where = f"{source}:{mark.line + 1}" if mark is not None else source
     return f"{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}"
+
+
+class TextTimestampLoader(yaml.SafeLoader):
+    """PyYAML's ``SafeLoader`` that leaves timestamps as text.
+
+    ``SafeLoader`` turns ``2026-02-30`` into a ``datetime.date`` while parsing and
+    raises a bare ``ValueError`` (no file, no line) for an impossible date.  Left as
+    text, the value reaches the pydantic model, whose error names the file, line and
+    key path like every other mistake.
+    """
+
+
+TextTimestampLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}

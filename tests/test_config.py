@@ -337,3 +337,29 @@ def test_every_preset_can_be_named_in_the_config() -> None:
     from observatory.config import PresetName
 
     assert set(get_args(PresetName)) == set(PRESETS)
+
+
+def test_refetch_names_a_known_signal(tmp_path: Path) -> None:
+    """A misspelled late-data signal is refused where it is written, not ignored."""
+    from observatory.config import ConfigError, load_config
+
+    path = _write(
+        tmp_path,
+        "collection:\n  refetch: {acuracy: 6h}\nregions:\n  - name: us-east-1\n"
+        "    url: http://127.0.0.1:9\n    latitude: 1\n    longitude: 1\n    presets: [quality]\n",
+    )
+    with pytest.raises(ConfigError) as exc:
+        load_config(path)
+    (message,) = exc.value.messages
+    assert message.startswith(f"{path}:2: collection.refetch.acuracy: unknown signal 'acuracy'")
+    assert "accuracy" in message
+
+
+def test_demo_refuses_days_that_are_not_a_finite_positive_number() -> None:
+    from click.testing import CliRunner
+
+    from observatory.cli import main
+
+    for days in ("inf", "nan", "0", "-1"):
+        res = CliRunner().invoke(main, ["demo", "--store", "/nonexistent/x", "--days", days])
+        assert res.exit_code == 2 and "--days" in res.output, (days, res.output)

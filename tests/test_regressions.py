@@ -335,3 +335,10 @@ def test_cli_verdict_ranges_and_arms(fleet) -> None:
     assert bad.exit_code == 2 and "--baseline" in bad.output
     neither = runner.invoke(main, ["regressions", "verdict", "--store", str(store.root)])
     assert neither.exit_code == 2 and "--arms" in neither.output
+    # an arm no series has: nothing is compared, and a CI/CD gate must not pass on that
+    nothing = runner.invoke(
+        main,
+        ["regressions", "verdict", "--store", str(store.root), "--arms", "v1,bogus",
+         "--during", f"{t - day:{iso}}..{t:{iso}}"],
+    )
+    assert nothing.exit_code == 2 and "nothing compared" in nothing.output

@@ -63,6 +63,11 @@ def _config(tmp_path: Path, maintenance: str, store: Path | None = None) -> Path
             "maintenance:\n  - start: yesterday\n    end: 2024-03-01T03:00:00Z\n",
             ":11: maintenance[0].start: Input should be a valid datetime",
         ),
+        (  # an impossible date: PyYAML would raise a bare ValueError with no line
+            "maintenance:\n  - start: 2024-02-30T02:00:00Z\n    end: 2024-03-01T03:00:00Z\n",
+            ":11: maintenance[0].start: Input should be a valid datetime or date, day value "
+            "is outside expected range",
+        ),
         (
             "maintenance:\n  - start: 2024-03-01T02:00:00Z\n    end: 2024-03-01T03:00:00Z\n"
             "    why: upgrade\n",

@@ -105,7 +105,7 @@ def test_percentile_accuracy_calendar_budget_and_sloth_examples() -> None:
     assert ttft.calendar.duration == "1M" and ttft.calendar.start == datetime(2024, 1, 1)
     assert ttft.indicator.numerator is not None and ttft.indicator.numerator.threshold == 0.75
     cost = slos["serving-cost"]
-    assert cost.target == 0 and cost.indicator.allowance == 30000
+    assert cost.target == 0 and cost.indicator.allowance == 36000
     assert cost.indicator.allowance_per == timedelta(days=30)
     sloth = slos["vllm-requests-availability"]
     assert sloth.format == "sloth" and sloth.target == 0.995 and sloth.group_by == ("region",)

@@ -45,6 +45,19 @@ def region_colors(regions: Iterable[str]) -> dict[str, str]:
     return palette(regions, "region")
 
 
+def metric_tiles(figures: list[tuple[str, str, str]], per_row: int = 4) -> None:
+    """Headline figures as bordered ``st.metric`` tiles, ``per_row`` to a row.
+
+    Args:
+        figures: ``(label, formatted value, help text)`` per tile, in reading order.
+        per_row: tiles per row (the last row may be shorter).
+    """
+    for start in range(0, len(figures), per_row):
+        row = figures[start : start + per_row]
+        for col, (label, value, help_text) in zip(st.columns(per_row), row, strict=False):
+            col.metric(label, value, border=True, help=help_text)
+
+
 def run_query(name: str, spinner: str | None = None, **params: Any) -> pd.DataFrame:
     """The named query's rows, or an error naming the query and the end of this run.
 

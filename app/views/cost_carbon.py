@@ -21,7 +21,7 @@ from analytics.cost import DEFAULT_CAPACITY_CEILING, carbon_by_region, shift_sav
 from analytics.energy import gpu_table
 from app.charts import bar_chart, palette
 from app.filters import Filters, live, require_selection, shared_filters, url_choice
-from app.ui import md, run_query
+from app.ui import md, metric_tiles, run_query
 from observatory.config import ConfigError
 from observatory.experiments_config import ENV_FILE, load_experiments
 
@@ -87,25 +87,25 @@ def render(f: Filters) -> None:
     model = _carbon_model()
     carbon = carbon_by_region(regions, model)
     grams = float(carbon["gco2e"].sum(min_count=1))
-    cols = st.columns(4)
-    cols[0].metric("Cost", _usd(total["cost_usd"]), border=True, help="Serving cost in USD.")
-    cols[1].metric(
-        "Cost per 1k requests",
-        _usd(total["usd_per_1k_requests"]),
-        border=True,
-        help="USD / requests x 1000.",
-    )
-    cols[2].metric(
-        "Cost per 1M tokens",
-        _usd(total["usd_per_1m_tokens"]),
-        border=True,
-        help="USD / (prompt + generated tokens) x 1e6.",
-    )
-    cols[3].metric(
-        "Operational carbon",
-        _grams(grams),
-        border=True,
-        help="GPU kWh x PUE x grid intensity (gCO2e/kWh), per region.",
+    metric_tiles(
+        [
+            ("Cost", _usd(total["cost_usd"]), "Serving cost in USD."),
+            (
+                "Cost per 1k requests",
+                _usd(total["usd_per_1k_requests"]),
+                "USD / requests x 1000.",
+            ),
+            (
+                "Cost per 1M tokens",
+                _usd(total["usd_per_1m_tokens"]),
+                "USD / (prompt + generated tokens) x 1e6.",
+            ),
+            (
+                "Operational carbon",
+                _grams(grams),
+                "GPU kWh x PUE x grid intensity (gCO2e/kWh), per region.",
+            ),
+        ]
     )
 
     st.subheader("Cost per region per day")

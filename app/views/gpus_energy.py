@@ -16,7 +16,7 @@ from analytics.energy import DEFAULT_IDLE_FLOOR, gpu_table, power_series
 from analytics.overview import choose_bucket_seconds, format_number
 from app.charts import bar_chart, palette, series_chart
 from app.filters import Filters, live, model_label, require_selection, shared_filters, url_choice
-from app.ui import md, run_query
+from app.ui import md, metric_tiles, run_query
 
 SPLITS = {"region": "Region", "model": "Model"}
 
@@ -42,57 +42,52 @@ def render(f: Filters, floor: float) -> None:
         )
         return
     fleet = gpu_table(gauges, counters, []).iloc[0]
-    row1 = st.columns(4)
-    row1[0].metric(
-        "GPU utilisation",
-        _fmt(100 * fleet["gpu_utilization"], " %"),
-        border=True,
-        help="Time-weighted mean over all GPU-steps of the selection.",
-    )
-    row1[1].metric(
-        "Mean power per GPU",
-        _fmt(fleet["mean_power_w"], " W", 0),
-        border=True,
-        help="Board power (W) averaged over GPU-steps.",
-    )
-    row1[2].metric(
-        "GPU energy",
-        _fmt(fleet["energy_kwh"], " kWh"),
-        border=True,
-        help="The GPU energy counter (else the power integral), kWh = J / 3.6e6.",
-    )
-    row1[3].metric(
-        "Tokens per joule",
-        _fmt(fleet["tokens_per_joule"], "", 3),
-        border=True,
-        help="(prompt + generated tokens) / GPU joules.",
-    )
-    row2 = st.columns(4)
-    row2[0].metric(
-        "Energy per 1k requests",
-        _fmt(fleet["kwh_per_1k_requests"], " kWh", 3),
-        border=True,
-        help="GPU kWh / requests x 1000.",
-    )
-    row2[1].metric(
-        "Idle GPU-hours",
-        _fmt(fleet["idle_gpu_hours"], "", 1),
-        border=True,
-        help=f"GPU-steps below {100 * floor:g} % utilisation; "
-        f"{_fmt(100 * fleet['idle_share'], ' %')} of {_fmt(fleet['gpu_hours'])} GPU-hours.",
-    )
-    row2[2].metric(
-        "Idle energy",
-        _fmt(fleet["idle_kwh"], " kWh"),
-        border=True,
-        help="Power integral over the idle GPU-steps.",
-    )
-    row2[3].metric(
-        "Idle cost",
-        "—" if not math.isfinite(fleet["idle_usd"]) else f"${fleet['idle_usd']:,.2f}",
-        border=True,
-        help="Idle GPU-hours x the group's cost per GPU-hour (serving cost / GPU-hours), "
-        "summed over regions and models.",
+    metric_tiles(
+        [
+            (
+                "GPU utilisation",
+                _fmt(100 * fleet["gpu_utilization"], " %"),
+                "Time-weighted mean over all GPU-steps of the selection.",
+            ),
+            (
+                "Mean power per GPU",
+                _fmt(fleet["mean_power_w"], " W", 0),
+                "Board power (W) averaged over GPU-steps.",
+            ),
+            (
+                "GPU energy",
+                _fmt(fleet["energy_kwh"], " kWh"),
+                "The GPU energy counter (else the power integral), kWh = J / 3.6e6.",
+            ),
+            (
+                "Tokens per joule",
+                _fmt(fleet["tokens_per_joule"], "", 3),
+                "(prompt + generated tokens) / GPU joules.",
+            ),
+            (
+                "Energy per 1k requests",
+                _fmt(fleet["kwh_per_1k_requests"], " kWh", 3),
+                "GPU kWh / requests x 1000.",
+            ),
+            (
+                "Idle GPU-hours",
+                _fmt(fleet["idle_gpu_hours"], "", 1),
+                f"GPU-steps below {100 * floor:g} % utilisation; "
+                f"{_fmt(100 * fleet['idle_share'], ' %')} of {_fmt(fleet['gpu_hours'])} "
+                "GPU-hours.",
+            ),
+            (
+                "Idle energy",
+                _fmt(fleet["idle_kwh"], " kWh"),
+                "Power integral over the idle GPU-steps.",
+            ),
+            (
+                "Idle cost",
+                "—" if not math.isfinite(fleet["idle_usd"]) else f"${fleet['idle_usd']:,.2f}",
+                "Idle GPU-hours x the group's cost per GPU-hour (serving cost / GPU-hours), "
+                "summed over regions and models.",
+            ),
+        ]
     )
     if not math.isfinite(fleet["idle_usd"]):
         st.caption(

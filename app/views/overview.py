@@ -29,7 +29,7 @@ from analytics.overview import (
 from app import data, slo_data
 from app.charts import fleet_map, series_chart, threshold_for
 from app.filters import NO_ARM, Filters, live, require_selection, shared_filters
-from app.ui import map_config, md, region_colors, run_query
+from app.ui import map_config, md, metric_tiles, region_colors, run_query
 
 
 def _pct(v: float, digits: int = 2) -> str:
@@ -125,9 +125,7 @@ def _headline(head: Headline) -> None:
             f"({compact_number(head.tokens)}).",
         ),
     ]
-    for row in (figures[:4], figures[4:]):
-        for col, (label, value, help_text) in zip(st.columns(4), row, strict=True):
-            col.metric(label, value, border=True, help=help_text)
+    metric_tiles(figures)
 
 
 def _map(summary: pd.DataFrame, f: Filters, thresholds: Thresholds) -> pd.DataFrame:

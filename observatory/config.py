@@ -64,9 +64,7 @@ def parse_duration(value: Any) -> timedelta:
     elif isinstance(value, str):
         if not _DURATION_RE.match(value):
             raise ValueError(f"expected a duration such as 60s, 5m, 6h or 14d, got {value!r}")
-        seconds = sum(
-            float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value)
-        )
+        seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(value))
     else:
         raise ValueError(f"expected a duration such as 60s, 5m, 6h or 14d, got {value!r}")
     if seconds <= 0:
@@ -332,6 +330,17 @@ class MaintenanceWindow(_Strict):
     end: datetime
     regions: list[str] | None = Field(default=None, min_length=1)
     reason: str = ""
+
+    @field_validator("start", "end", mode="before")
+    @classmethod
+    def _not_a_number(cls, value: object) -> object:
+        # pydantic would read a bare number as Unix seconds (12345 -> 1970-01-01T03:25:45)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            raise ValueError(
+                f"{value!r} is a number, not a time; give an ISO 8601 time such as "
+                "2026-03-01T02:00:00Z"
+            )
+        return value
 
     @field_validator("start", "end", mode="after")
     @classmethod

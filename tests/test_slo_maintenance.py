@@ -68,6 +68,11 @@ def _config(tmp_path: Path, maintenance: str, store: Path | None = None) -> Path
             ":11: maintenance[0].start: Input should be a valid datetime or date, day value "
             "is outside expected range",
         ),
+        (  # a bare number: pydantic alone would read it as Unix seconds (1970)
+            "maintenance:\n  - start: 12345\n    end: 2024-03-01T03:00:00Z\n",
+            ":11: maintenance[0].start: 12345 is a number, not a time; give an "
+            "ISO 8601 time such as 2026-03-01T02:00:00Z",
+        ),
         (
             "maintenance:\n  - start: 2024-03-01T02:00:00Z\n    end: 2024-03-01T03:00:00Z\n"
             "    why: upgrade\n",

@@ -206,12 +206,19 @@ def config_warnings(config: Config, environ: dict[str, str] | None = None) -> li
                 sources.setdefault((m.signal, m.selector), []).append(f"preset {preset}")
         for i, m in enumerate(custom_mappings(region.signals)):
             sources.setdefault((m.signal, m.selector), []).append(f"signals[{i}]")
+        # one line per combination of sources (a preset listed twice maps every one
+        # of its metrics twice: one line for the preset, not one per metric)
+        by_where: dict[tuple[str, ...], list[str]] = {}
         for (signal_name, selector), where in sources.items():
             if len(where) > 1:
-                out.append(
-                    f"region {region.name}: {selector} -> {signal_name} comes from "
-                    f"{' and '.join(where)}: its values would be counted {len(where)} times"
-                )
+                by_where.setdefault(tuple(where), []).append(f"{selector} -> {signal_name}")
+        for where, maps in by_where.items():
+            shown = ", ".join(maps[:3]) + (f" and {len(maps) - 3} more" if len(maps) > 3 else "")
+            out.append(
+                f"region {region.name}: {' and '.join(where)} both map {shown}: "
+                f"{'its' if len(maps) == 1 else 'their'} values would be counted "
+                f"{len(where)} times"
+            )
     return out
 
 

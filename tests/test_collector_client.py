@@ -462,6 +462,20 @@ regions:
     assert config_warnings(config, {"R1_PASSWORD": "p", "R1_KEY": "k", "R2_TOKEN": "t"}) == double
 
 
+def test_a_preset_listed_twice_is_one_warning_naming_it() -> None:
+    from collectors.commands import config_warnings
+    from collectors.presets import mappings_for
+
+    config = parse_config(
+        "regions:\n  - {name: r1, url: 'http://x', latitude: 0, longitude: 0,"
+        " presets: [vllm, vllm]}\n"
+    )
+    (warning,) = config_warnings(config, {})
+    n = len(mappings_for(["vllm"]))
+    assert warning.startswith("region r1: preset vllm and preset vllm both map ")
+    assert f"and {n - 3} more: their values would be counted 2 times" in warning
+
+
 def test_matrix_decoded_from_bytes_equals_the_json_decoder(fake) -> None:
     """The fast decoder (collectors/matrix_json.py) against orjson + parse_matrix on an
     answer with NaN/Inf/exponents, an empty series, a native-histogram-only series, and

@@ -212,12 +212,12 @@ def config_warnings(config: Config, environ: dict[str, str] | None = None) -> li
         for (signal_name, selector), where in sources.items():
             if len(where) > 1:
                 by_where.setdefault(tuple(where), []).append(f"{selector} -> {signal_name}")
-        for where, maps in by_where.items():
+        for sources_of, maps in by_where.items():
             shown = ", ".join(maps[:3]) + (f" and {len(maps) - 3} more" if len(maps) > 3 else "")
             out.append(
-                f"region {region.name}: {' and '.join(where)} both map {shown}: "
+                f"region {region.name}: {' and '.join(sources_of)} both map {shown}: "
                 f"{'its' if len(maps) == 1 else 'their'} values would be counted "
-                f"{len(where)} times"
+                f"{len(sources_of)} times"
             )
     return out
 

@@ -161,7 +161,16 @@ def status(
                 f"expected ISO 8601, got {at_text!r}", param_hint="--at"
             ) from None
         at = t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
-    table = status_table(SloEngine(store, maintenance=_maintenance(config_path)), slos, at)
+    windows = _maintenance(config_path)
+    for w in windows:  # on stderr: the table (csv, json) stays machine-readable
+        where = ", ".join(w.regions) if w.regions is not None else "every region"
+        why = f" ({w.reason})" if w.reason else ""
+        click.echo(
+            f"maintenance excluded: steps in ({w.start:%Y-%m-%dT%H:%M:%S}Z, "
+            f"{w.end:%Y-%m-%dT%H:%M:%S}Z], {where}{why}",
+            err=True,
+        )
+    table = status_table(SloEngine(store, maintenance=windows), slos, at)
     if global_only:
         table = table[(table["region"] == "*") & (table["model"] == "*") & (table["arm"] == "*")]
     if fmt == "csv":

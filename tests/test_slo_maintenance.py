@@ -224,8 +224,13 @@ def test_slo_status_command_applies_the_configured_windows(tmp_path: Path) -> No
     without = runner.invoke(main, [*args, "--store", str(tmp_path / "store")])
     assert with_config.exit_code == 0, with_config.output
     assert without.exit_code == 0, without.output
-    rows = {r["region"]: r for r in json.loads(with_config.output)}
-    plain = {r["region"]: r for r in json.loads(without.output)}
+    rows = {r["region"]: r for r in json.loads(with_config.stdout)}
+    plain = {r["region"]: r for r in json.loads(without.stdout)}
+    assert with_config.stderr == (
+        "maintenance excluded: steps in (2024-03-01T00:30:00Z, 2024-03-01T01:00:00Z], "
+        "every region\n"
+    )
+    assert without.stderr == ""
     total = sum(req.sum() for req, _ in data.values())
     inside = sum(req[30:60].sum() for req, _ in data.values())
     assert plain["*"]["total"] == total and rows["*"]["total"] == total - inside

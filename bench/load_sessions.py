@@ -18,6 +18,9 @@ then, for ``--minutes``:
 - the Streamlit process's resident memory (VmRSS of the server and its children) is
   sampled every second.
 
+``--screenshots DIR`` saves a full-page screenshot of every page as the baseline
+session saw it.
+
 The table compares against the named baseline of the same run: page loads of one
 session alone before the load starts (``--baseline-pages`` of them).  Writes go into
 the store given: use a copy if it must stay unchanged (each step adds one minute after
@@ -122,8 +125,10 @@ async def session(
     n: int,
     out: list[dict[str, Any]],
     count: int | None = None,
+    shots: Path | None = None,
 ) -> None:
-    """Open the pages in turn (starting at page ``n``) until ``deadline`` or ``count`` loads."""
+    """Open the pages in turn (starting at page ``n``) until ``deadline`` or ``count`` loads;
+    with ``shots``, save a full-page screenshot of each loaded page there."""
     context = await browser.new_context(viewport={"width": 1400, "height": 1000})
     page = await context.new_page()
     js_errors: list[str] = []
@@ -146,6 +151,9 @@ async def session(
                 "error alert: " + t[:200]
                 for t in await page.get_by_test_id("stAlertContentError").all_inner_texts()
             ]
+            if shots is not None:
+                shots.mkdir(parents=True, exist_ok=True)
+                await page.screenshot(path=str(shots / f"{path or 'overview'}.png"), full_page=True)
         except Exception as exc:  # a timeout or a crash is a result to report
             problems.append(f"{type(exc).__name__}: {str(exc)[:200]}")
         problems += [f"JavaScript: {e[:200]}" for e in js_errors]
@@ -156,7 +164,7 @@ async def session(
 
 
 async def drive(
-    base: str, sessions: int, seconds: float, start_writer: Any
+    base: str, sessions: int, seconds: float, start_writer: Any, shots: Path | None = None
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The baseline (one session, every page once), then the load; their page loads."""
     from playwright.async_api import async_playwright
@@ -165,7 +173,7 @@ async def drive(
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
         alone: list[dict[str, Any]] = []
-        await session(browser, base, paths, float("inf"), 0, alone, count=len(paths))
+        await session(browser, base, paths, float("inf"), 0, alone, len(paths), shots)
         start_writer()
         loaded: list[dict[str, Any]] = []
         deadline = time.monotonic() + seconds
@@ -184,6 +192,7 @@ def main() -> None:
     ap.add_argument("--minutes", type=float, default=5.0)
     ap.add_argument("--no-writer", action="store_true", help="no collector writes")
     ap.add_argument("--json", type=Path, help="write every page load here")
+    ap.add_argument("--screenshots", type=Path, help="save the baseline's page screenshots here")
     args = ap.parse_args()
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
@@ -221,7 +230,9 @@ def main() -> None:
             if not args.no_writer:
                 writer.start()
 
-        alone, loaded = asyncio.run(drive(base, args.sessions, args.minutes * 60, start_writer))
+        alone, loaded = asyncio.run(
+            drive(base, args.sessions, args.minutes * 60, start_writer, args.screenshots)
+        )
     finally:
         stop.set()
         if writer is not None and writer.is_alive():

@@ -4,14 +4,12 @@ What the sidebar of every analysis page lists.  It equals what the reference nam
 queries compute over the minute rows (``overview_time_bounds``, ``overview_regions``,
 ``overview_models``, ``filters_arms``) but reads far less:
 
-- labels (region, model, arm) of the counter and histogram signals come from their
-  exact hourly roll-ups (``lake/<table>_hourly``, 60x fewer rows) where a roll-up is
+- labels (region, model, arm) of the counter, histogram and gauge signals come from
+  their exact hourly roll-ups (``lake/<table>_hourly``, 60x fewer rows) where a roll-up is
   fresh, and from the minute rows of the partitions whose roll-up is stale or missing
   (:meth:`observatory.store.Store.hourly_plan` decides; docs/architecture.md,
   "Hourly roll-up").  A roll-up has one row per hour, model and arm of its partition,
   so it holds exactly the partition's label values;
-- labels of the gauge signals (no roll-up) from only those signals' files, listed
-  by path instead of filtered out of the whole ``gauges`` view;
 - the first and latest step of request data from the earliest and the newest date
   partitions only (the date partition of a step is a non-decreasing function of its
   time, so the extreme steps lie there);
@@ -164,7 +162,7 @@ def _request_labels(store: Store) -> set[tuple[str, ...]]:
 def _other_models(store: Store) -> set[str]:
     """Distinct model labels of :data:`MODEL_SIGNALS` but requests (``""`` = none).
 
-    Only the ``model`` column is read: a gauge file (no roll-up) is read in full.
+    Only the ``model`` column is read, from the roll-ups where fresh.
     """
     return {
         label[0]

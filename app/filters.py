@@ -95,6 +95,11 @@ class Filters:
         """:meth:`window_params` plus ``arms`` (queries with ``$arms``)."""
         return {**self.window_params(), "arms": self.arms or [NO_ARM]}
 
+    def arm_params(self) -> dict[str, Any]:
+        """:meth:`params` plus ``all_arms``, every arm the filter knows (queries that
+        keep rows whose arm the filter cannot deselect, e.g. GPU gauges without one)."""
+        return {**self.params(), "all_arms": self.all_arms or [NO_ARM]}
+
     def _axes(self) -> tuple[tuple[str, list[str], list[str]], ...]:
         """``(column, selected, known)`` for region, model and arm."""
         return (

@@ -15,6 +15,16 @@ run three ways, each twice (the second run, warm, is reported):
 
 The sums must agree exactly (checked: "same" column).  Also printed: rows scanned
 and row groups read of the baseline, from DuckDB's ``EXPLAIN ANALYZE``.
+
+``--named`` times the dashboard's converted named queries instead (Latency, GPUs &
+Energy, Cost & Carbon, Overview), each through :meth:`Store.named` with
+``use_rollup=False`` (minute rows only: the baseline) and ``True`` (whole hours from
+the roll-ups, cut hours and stale partitions from minute rows), alternating, first
+and second run, over the pages' default window (the last 24 h up to the latest step,
+whose edges cut hours; series in 5-minute buckets) and the last 7 days (hourly
+buckets), with every region, model and arm; "max rel diff" compares the two results::
+
+    python bench/rollup_queries.py --named /work/scale-data/small-h5 /work/scale-data/large-h5
 """
 
 from __future__ import annotations
@@ -69,8 +79,83 @@ def _scanned(store: Store, sql: str, params: dict[str, Any]) -> str:
     )
 
 
+#: The converted named queries and their extra parameters (series: bucket set per window).
+NAMED: dict[str, dict[str, Any]] = {
+    "latency_by_group": {},
+    "latency_series": {"signal": "latency", "split": "region"},
+    "gpu_by_group": {"floor_pct": 10},
+    "gpu_counters_by_group": {},
+    "gpu_series": {"split": "region"},
+    "cost_by_day": {},
+    "overview_counters_by_region": {},
+    "overview_latency_by_region": {},
+    "overview_gauges_by_region": {},
+    "overview_series_counters": {},
+    "overview_series_latency": {},
+}
+SERIES = {"latency_series", "gpu_series", "overview_series_counters", "overview_series_latency"}
+
+
+def _max_rel_diff(a: Any, b: Any) -> float:
+    """The largest relative difference between two query results' numeric cells."""
+    import numpy as np
+
+    if a.shape != b.shape:
+        return float("inf")
+    worst = 0.0
+    for col in a.columns:
+        if a[col].dtype.kind in "fiu" and b[col].dtype.kind in "fiu":
+            x, y = a[col].to_numpy(float), b[col].to_numpy(float)
+            if not np.array_equal(np.isnan(x), np.isnan(y)):
+                return float("inf")
+            ok = ~np.isnan(x) & (x != y)  # equal cells (infinite bounds too) differ by 0
+            d = np.abs(x[ok] - y[ok]) / np.maximum(np.abs(y[ok]), 1e-300)
+            worst = max(worst, float(d.max()) if d.size else 0.0)
+        elif a[col].tolist() != b[col].tolist():
+            return float("inf")
+    return worst
+
+
+def named_main(roots: list[str]) -> None:
+    """Time every converted named query over minute rows and through the roll-ups."""
+    print(f"{'store':10} {'window':5} {'query':28} {'minute s':>9} {'2nd':>6} "
+          f"{'rollup s':>9} {'2nd':>6} {'x':>5} {'max rel diff':>12}")  # fmt: skip
+    for root in roots:
+        store = Store(root)
+        last = store.latest_step("counters", ["requests"])
+        assert last is not None, f"{root}: no request rows"
+        every = {
+            "regions": sorted({p.name[7:] for p in store.lake.glob("counters/*/*/region=*")}),
+            "models": [*sorted(store.query("SELECT DISTINCT coalesce(model, '') AS m FROM "
+                        f"read_parquet('{store.lake}/counters_hourly/*/*/*/*.parquet')")["m"]), ""],
+            "arms": ["v1", "v2", ""],
+            "all_arms": ["v1", "v2"],
+        }  # fmt: skip
+        windows = (("24 h", timedelta(hours=24), 300), ("7 d", timedelta(days=7), 3600))
+        for label, span, bucket in windows:
+            params = {"start": last - span, "end": last, **every}
+            for name, extra in NAMED.items():
+                extra = {**extra, **({"bucket_s": bucket} if name in SERIES else {})}
+                times: dict[bool, list[float]] = {False: [], True: []}
+                frames = {}
+                for _ in range(2):
+                    for use in (False, True):
+                        t0 = time.perf_counter()
+                        frames[use] = store.named(name, use_rollup=use, **params, **extra)
+                        times[use].append(time.perf_counter() - t0)
+                m, r = times[False], times[True]
+                diff = _max_rel_diff(frames[True], frames[False])
+                print(
+                    f"{Path(root).name:10} {label:5} {name:28} {m[0]:>9.3f} {m[1]:>6.3f} "
+                    f"{r[0]:>9.3f} {r[1]:>6.3f} {m[0] / r[0]:>5.1f} {diff:>12.1e}"
+                )
+
+
 def main() -> None:
     """Run every query three ways on every store given; print the table."""
+    if sys.argv[1:2] == ["--named"]:
+        named_main(sys.argv[2:])
+        return
     print(f"{'store':8} {'window':6} {'query':44} {'minute s':>9} {'+date s':>8} "
           f"{'hourly s':>9} {'x faster':>8} {'same':>5}  baseline scan")  # fmt: skip
     for root in sys.argv[1:]:

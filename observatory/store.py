@@ -3,8 +3,11 @@
 This is the only module that imports DuckDB.  Layout under the store folder::
 
     lake/<table>/signal=<signal>/date=<YYYY-MM-DD>/region=<region>/part.parquet
-    lake/<table>_hourly/signal=.../part.parquet   hourly roll-up of counters and
-                                        histograms, one per data partition
+    lake/<table>_hourly/signal=.../part.parquet   hourly roll-up of counters,
+                                        histograms and gauges, one per data partition
+    lake/gpu_steps_hourly/signal=gpu_steps/date=/region=/part.parquet
+                                        GPU-steps (utilisation + power) per hour and
+                                        whole utilisation percent, one per date/region
     lake/regions/regions.parquet        one row per configured region
     runs.jsonl                          the collector's run log (one JSON object a line)
     state.json                          per region: collected up to (UTC)
@@ -24,10 +27,16 @@ Tables (``ts_utc`` is the END of a right-closed step ``(ts_utc - step, ts_utc]``
 - ``gauges``: per-step ``mean``, ``max``, ``last`` of gauge samples, ``samples`` seen
   and ``step_s`` (the step length in seconds).
 - ``histograms``: per-step increases of each cumulative bucket ``le``.
-- ``counters_hourly``, ``histograms_hourly``: exact hourly sums of the two above
-  (:func:`hourly_rollup`), rewritten with their data partition and stamped with its
-  modification time; a stale one is never read (:meth:`Store.hourly_plan`) and is
-  rebuilt by the next writer (:meth:`Store.housekeeping`).  See
+- ``counters_hourly``, ``histograms_hourly``, ``gauges_hourly``: exact hourly sums of
+  the three above (:func:`hourly_rollup`), rewritten with their data partition and
+  stamped with its modification time; a stale one is never read
+  (:meth:`Store.hourly_plan`) and is rebuilt by the next writer
+  (:meth:`Store.housekeeping`).
+- ``gpu_steps_hourly``: GPU-steps of a date and region per hour and whole percent of
+  utilisation (:func:`gpu_steps_rollup`), stamped with the newer of its two
+  partitions' modification times (:meth:`Store.gpu_steps_plan`).
+- Named queries read "the rows of a window" through these with a
+  ``{{rows:<table>:<signals>}}`` placeholder (:meth:`Store.window_rows`).  See
   ``docs/architecture.md``, "Hourly roll-up".
 
 Readers: :meth:`Store.query` / :meth:`Store.named` for trusted SQL (the dashboard's
@@ -89,7 +98,11 @@ SCHEMAS: dict[str, pa.Schema] = {
     ),
 }
 #: Tables that keep an exact hourly roll-up beside them, and its table name.
-ROLLUP_OF: dict[str, str] = {"counters": "counters_hourly", "histograms": "histograms_hourly"}
+ROLLUP_OF: dict[str, str] = {
+    "counters": "counters_hourly",
+    "histograms": "histograms_hourly",
+    "gauges": "gauges_hourly",
+}
 _ROLLUP_COMMON = [
     ("hour_utc", pa.timestamp("us")),
     ("model", pa.string()),
@@ -102,7 +115,68 @@ ROLLUP_SCHEMAS: dict[str, pa.Schema] = {
     "histograms_hourly": pa.schema(
         [*_ROLLUP_COMMON, ("le", pa.float64()), ("value", pa.float64()), ("rows", pa.int64())]
     ),
+    # Per hour, model, arm and instance: weighted = sum(mean * step_s) and seconds =
+    # sum(step_s) over rows with a mean; step_max = max(step_s); max = max(max);
+    # samples = sum(samples); rows = rows summed; minutes = bit m set when a row's
+    # ts_utc lies in minute m of the hour, (hour_utc - 1h + m min, ... + (m + 1) min].
+    "gauges_hourly": pa.schema(
+        [
+            *_ROLLUP_COMMON,
+            ("instance", pa.string()),
+            ("weighted", pa.float64()),
+            ("seconds", pa.int64()),
+            ("step_max", pa.int32()),
+            ("max", pa.float64()),
+            ("samples", pa.int64()),
+            ("rows", pa.int64()),
+            ("minutes", pa.uint64()),
+        ]
+    ),
 }
+#: The GPU-step roll-up (``lake/gpu_steps_hourly/signal=gpu_steps/date=/region=``): one
+#: file per date and region, built from that date's and region's ``gpu_utilization``
+#: and ``gpu_power`` partitions together (:data:`GPU_STEP_SIGNALS`).  A GPU-step is one
+#: (ts_utc, model, arm, instance) with its utilisation ``util`` and power ``power_w``
+#: (each the max of its rows' means; ``step_s`` the max of their steps).  Per hour,
+#: model, arm and ``pct`` (:data:`PCT_SQL`: the whole percents p in 1..100 with
+#: p / 100 <= util; -1 below 0; NULL without a utilisation): util_weighted =
+#: sum(util * step_s), seconds = sum(step_s), power_energy_j = sum(power_w * step_s),
+#: power_seconds = sum(step_s) of steps with a power, rows = GPU-steps.
+GPU_STEPS = "gpu_steps_hourly"
+GPU_STEP_SIGNALS = ("gpu_utilization", "gpu_power")
+GPU_STEPS_SCHEMA = pa.schema(
+    [
+        *_ROLLUP_COMMON,
+        ("pct", pa.int16()),
+        ("util_weighted", pa.float64()),
+        ("seconds", pa.int64()),
+        ("power_energy_j", pa.float64()),
+        ("power_seconds", pa.int64()),
+        ("rows", pa.int64()),
+    ]
+)
+#: ``pct`` of a utilisation ``util`` (0-1): the number of whole percents p in 1..100
+#: with p / 100 <= util (IEEE doubles, as the floor ``P / 100`` a caller passes), -1
+#: for util < 0, NULL without one.  Hence ``util < P / 100`` exactly when ``pct < P``
+#: for every whole percent P in 0..100: idle waste below any whole-percent floor is a
+#: sum over ``pct``.  ``p0`` (floor(util * 100), clamped) is off by at most one.
+PCT_SQL = """CASE WHEN util IS NULL THEN NULL WHEN util < 0 THEN -1
+     WHEN p0 >= 1 AND p0::DOUBLE / 100.0::DOUBLE > util THEN p0 - 1
+     WHEN p0 < 100 AND (p0 + 1)::DOUBLE / 100.0::DOUBLE <= util THEN p0 + 1
+     ELSE p0 END"""
+#: The GPU-steps of gauge rows ``{src}`` that pass ``{where}`` (minute rows), with pct.
+GPU_STEPS_SQL = (
+    "SELECT *, ("
+    + PCT_SQL
+    + """)::SMALLINT AS pct FROM (
+    SELECT *, least(100, greatest(0, floor(util * 100)))::INTEGER AS p0 FROM (
+        SELECT ts_utc, {region} coalesce(model, '') AS model, arm, instance,
+               max(mean) FILTER (WHERE signal = 'gpu_utilization') AS util,
+               max(mean) FILTER (WHERE signal = 'gpu_power') AS power_w,
+               max(step_s) AS step_s
+        FROM {src} WHERE signal IN ('gpu_utilization', 'gpu_power') AND ({where})
+        GROUP BY ALL))"""
+)
 #: Temporary files of an atomic replace start with this (``.tmp-*.parquet.tmp``).
 TMP_PREFIX = ".tmp-"
 #: A temporary file older than this is left over by a killed writer (the writer lock
@@ -191,14 +265,24 @@ def hourly_rollup(table: str, rows: pa.Table) -> pa.Table:
     Sums of per-step increases add up: a window of whole hours sums to what its
     steps sum to (exactly for integer counts below 2**53).
 
+    Gauges (``gauges_hourly``) keep per hour, model, arm and instance the sums that
+    time-weighted means need (``weighted`` = sum(mean * step_s), ``seconds`` =
+    sum(step_s) over rows with a mean), ``max``, ``samples``, ``rows``, the longest
+    step and a bit mask of the minutes holding a step (distinct steps of a group of
+    series: the popcount of the OR of their masks, for steps of 60 s or more on the
+    minute grid).  Float sums are exact up to the order of additions (a relative
+    1e-15), as two DuckDB scans of the same rows are.
+
     Args:
-        table: ``counters`` or ``histograms``.
+        table: ``counters``, ``histograms`` or ``gauges``.
         rows: the partition's rows (the table's schema).
     """
     name = ROLLUP_OF[table]
     schema = ROLLUP_SCHEMAS[name]
     if rows.num_rows == 0:
         return schema.empty_table()
+    if table == "gauges":
+        return _duckdb_rollup(_GAUGES_ROLLUP_SQL, {"rows_": rows}, schema)
     hour = pc.ceil_temporal(rows["ts_utc"], multiple=1, unit="hour")
     keys = [k for k in schema.names if k not in ("hour_utc", "value", "rows")]
     grouped = (
@@ -215,6 +299,54 @@ def hourly_rollup(table: str, rows: pa.Table) -> pa.Table:
         }
     ).cast(schema)
     return out.sort_by([("hour_utc", "ascending")])
+
+
+_HOUR_OF = "date_trunc('hour', ts_utc - INTERVAL 1 microsecond) + INTERVAL 1 hour"
+#: ``minutes`` bit of a step: its minute of the (right-closed) hour, 0-59.
+_MINUTE_BIT = "(1::UBIGINT << (((epoch_us(ts_utc) - 1) % 3600000000) // 60000000)::INTEGER)"
+_GAUGES_ROLLUP_SQL = f"""
+SELECT {_HOUR_OF} AS hour_utc, model, arm, instance,
+       sum(mean * step_s) AS weighted,
+       sum(step_s) FILTER (WHERE mean IS NOT NULL) AS seconds,
+       max(step_s) AS step_max, max(max) AS max, sum(samples) AS samples,
+       count(*) AS "rows", bit_or({_MINUTE_BIT}) AS minutes
+FROM rows_ GROUP BY ALL ORDER BY ALL"""
+_GPU_STEPS_ROLLUP_SQL = f"""
+SELECT {_HOUR_OF} AS hour_utc, model, arm, pct,
+       sum(util * step_s) AS util_weighted, sum(step_s) AS seconds,
+       sum(power_w * step_s) AS power_energy_j,
+       sum(step_s) FILTER (WHERE power_w IS NOT NULL) AS power_seconds,
+       count(*) AS "rows"
+FROM ({{steps}}) GROUP BY ALL ORDER BY ALL"""
+
+
+def _duckdb_rollup(sql: str, tables: dict[str, pa.Table], schema: pa.Schema) -> pa.Table:
+    """Run a roll-up ``sql`` over Arrow ``tables`` (registered by name) on a private
+    one-thread DuckDB (sums add in row order) and cast the result to ``schema``."""
+    con = duckdb.connect(":memory:", config={"threads": 1})
+    try:
+        con.execute("SET TimeZone='UTC'")
+        for name, table in tables.items():
+            con.register(name, table)
+        return con.sql(sql).to_arrow_table().select(schema.names).cast(schema)
+    finally:
+        con.close()
+
+
+def gpu_steps_rollup(files: list[Path]) -> pa.Table:
+    """The GPU-step roll-up (:data:`GPU_STEPS_SCHEMA`) of one date's and region's
+    ``gpu_utilization`` and ``gpu_power`` partition ``files`` (those that exist).
+
+    Utilisation and power rows of one (ts_utc, model, arm, instance) form a GPU-step,
+    as ``sql/queries/gpu_by_group.sql`` pairs them; steps are summed per hour, model,
+    arm and whole-percent utilisation ``pct`` (:data:`PCT_SQL`).
+    """
+    if not files:
+        return GPU_STEPS_SCHEMA.empty_table()
+    listed = ", ".join("'" + f.as_posix().replace("'", "''") + "'" for f in files)
+    src = f"read_parquet([{listed}], hive_partitioning=true, hive_types={{'signal': VARCHAR}})"
+    steps = GPU_STEPS_SQL.format(src=src, where="TRUE", region="")
+    return _duckdb_rollup(_GPU_STEPS_ROLLUP_SQL.format(steps=steps), {}, GPU_STEPS_SCHEMA)
 
 
 def _is_sorted(ts: pa.ChunkedArray) -> bool:
@@ -296,6 +428,76 @@ def _split_by_signal_and_date(new: pa.Table, schema: pa.Schema) -> dict[tuple[st
     return out
 
 
+def _ceil_hour(t: datetime) -> datetime:
+    """The end of the right-closed hour holding ``t``: ``t`` itself on the hour."""
+    floor = t.replace(minute=0, second=0, microsecond=0)
+    return floor if floor == t else floor + timedelta(hours=1)
+
+
+def _split_dates(split_hours: Iterable[datetime]) -> set[date]:
+    """Dates holding steps of the hours ending at ``split_hours``."""
+    return {d for h in split_hours for d in _dates_in(_to_utc_naive(h) - timedelta(hours=1), h)}
+
+
+def _edge_ranges(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
+    """The parts ``(lo, hi]`` of the window ``(start, end]`` in hours it cuts (at most
+    two; one when both edges cut the same hour); the rest is whole hours."""
+    h1, h2 = _ceil_hour(start), _ceil_hour(end)
+    if start != h1 and end != h2 and h1 == h2:
+        return [(start, end)]
+    out = []
+    if start != h1:
+        out.append((start, min(h1, end)))
+    if end != h2:
+        out.append((max(start, h2 - timedelta(hours=1)), end))
+    return out
+
+
+def _edge_reads(
+    plan: HourlyPlan, edges: list[tuple[datetime, datetime]]
+) -> list[tuple[list[Path], str]]:
+    """Per cut part ``(lo, hi]``: the plan's ``minutes_split`` files of its dates and a
+    filter on ``ts_utc`` that row-group statistics can prune with (literal bounds)."""
+    out = []
+    for lo, hi in edges:
+        days = {f"date={d.isoformat()}" for d in _dates_in(lo, hi)}
+        files = [f for f in plan.minutes_split if f.parent.parent.name in days]
+        where = (
+            f"ts_utc > TIMESTAMP '{lo.isoformat(sep=' ')}' "
+            f"AND ts_utc <= TIMESTAMP '{hi.isoformat(sep=' ')}'"
+        )
+        out.append((files, where))
+    return out
+
+
+_LABELS = "signal, region, model, arm"
+#: Columns of :meth:`Store.window_rows` per table: (from minute rows, from roll-up rows).
+_WINDOW_COLUMNS: dict[str, tuple[str, str]] = {
+    "counters": (
+        f"ts_utc, {_LABELS}, value, 1::BIGINT AS n",
+        f'hour_utc AS ts_utc, {_LABELS}, value, "rows" AS n',
+    ),
+    "histograms": (
+        f"ts_utc, {_LABELS}, le, value, 1::BIGINT AS n",
+        f'hour_utc AS ts_utc, {_LABELS}, le, value, "rows" AS n',
+    ),
+    "gauges": (
+        f"ts_utc, {_LABELS}, instance, mean * step_s AS weighted, "
+        "(CASE WHEN mean IS NOT NULL THEN step_s END)::BIGINT AS seconds, "
+        "step_s AS step_max, max, samples::BIGINT AS samples, 1::BIGINT AS n, "
+        f"{_MINUTE_BIT} AS minutes",
+        f"hour_utc AS ts_utc, {_LABELS}, instance, weighted, seconds, step_max, max, "
+        'samples, "rows" AS n, minutes',
+    ),
+}
+#: ``{{rows:<kind>}}``, ``{{rows:<kind>:sig1,sig2}}`` or ``{{rows:<kind>:$param}}`` in a
+#: named query: :meth:`Store.window_rows` of those signals over ``($start, $end]``.
+_ROWS_PLACEHOLDER = re.compile(r"\{\{rows:(\w+)(?::([^}]*))?\}\}")
+#: A named query's time buckets (``$bucket_s``) can take roll-up hours only when they
+#: are whole hours.
+_HOUR_S = 3600
+
+
 @dataclass(frozen=True)
 class Housekeeping:
     """What :meth:`Store.housekeeping` did."""
@@ -317,6 +519,16 @@ class HourlyPlan:
     hourly: list[Path]
     minutes_split: list[Path]
     minutes_all: list[Path]
+
+    def add(self, rollup: Path | None, data: list[Path], split: bool) -> None:
+        """Plan one partition: its fresh ``rollup`` (and its ``data`` files when a
+        window edge cuts one of its hours, ``split``), or without one its ``data``."""
+        if rollup is None:
+            self.minutes_all.extend(data)
+        else:
+            self.hourly.append(rollup)
+            if split:
+                self.minutes_split.extend(data)
 
 
 @dataclass(frozen=True)
@@ -408,6 +620,17 @@ class Store:
                         raise StoreError(f"cannot read {path}: {exc}") from exc
                     self._write_rollup(table, path, rows)
                     rebuilt += 1
+        pairs = {
+            (p.parent.parent.name, p.parent.name)
+            for sig in GPU_STEP_SIGNALS
+            for p in (self.lake / "gauges" / f"signal={sig}").glob("date=*/region=*/part.parquet")
+        }
+        for day_dir, region_dir in sorted(pairs):
+            day = date.fromisoformat(day_dir.removeprefix("date="))
+            region = region_dir.removeprefix("region=")
+            if self._gpu_steps_fresh(day, region) is None:
+                self._write_gpu_steps(day, region)
+                rebuilt += 1
         return Housekeeping(tmp_removed=removed, rollups_rebuilt=rebuilt)
 
     def rollup_path(self, table: str, path: Path) -> Path:
@@ -432,11 +655,55 @@ class Store:
         stamp = path.stat().st_mtime_ns
         _atomic_write_table(self.rollup_path(table, path), hourly_rollup(table, rows), stamp)
 
-    def _write_partition(self, table: str, path: Path, rows: pa.Table) -> None:
-        """Replace one data partition, then its hourly roll-up (stamped with its mtime)."""
+    def _write_partition(
+        self, table: str, path: Path, rows: pa.Table, gpu_steps: set[tuple[date, str]]
+    ) -> None:
+        """Replace one data partition, then its hourly roll-up (stamped with its mtime);
+        for GPU utilisation or power, add its (date, region) to ``gpu_steps``, whose
+        GPU-step roll-ups the caller rebuilds once all its partitions are written."""
         _atomic_write_table(path, rows)
         if table in ROLLUP_OF:
             self._write_rollup(table, path, rows)
+        signal = path.parent.parent.parent.name.removeprefix("signal=")
+        if table == "gauges" and signal in GPU_STEP_SIGNALS:
+            day = date.fromisoformat(path.parent.parent.name.removeprefix("date="))
+            gpu_steps.add((day, path.parent.name.removeprefix("region=")))
+
+    def _gpu_step_files(self, day: date, region: str) -> list[Path]:
+        """The ``gpu_utilization`` and ``gpu_power`` partitions of ``day`` and ``region``
+        that exist."""
+        paths = (self.partition_path("gauges", s, day, region) for s in GPU_STEP_SIGNALS)
+        return [p for p in paths if p.exists()]
+
+    def gpu_steps_path(self, day: date, region: str) -> Path:
+        """The GPU-step roll-up file of ``day`` and ``region`` (:data:`GPU_STEPS`)."""
+        return self.partition_path(GPU_STEPS, "gpu_steps", day, region)
+
+    def _gpu_steps_stamp(self, files: list[Path]) -> int:
+        """The freshness stamp of a GPU-step roll-up built from ``files``: the newest
+        of their modification times (ns).  Any later rewrite of either partition gives
+        it a newer time, so the stamp no longer matches (clocks are assumed not to go
+        back)."""
+        return max(p.stat().st_mtime_ns for p in files)
+
+    def _gpu_steps_fresh(self, day: date, region: str) -> Path | None:
+        """The GPU-step roll-up of ``day`` and ``region`` when built from the files
+        there now (its mtime is :meth:`_gpu_steps_stamp` of them), else None."""
+        rollup = self.gpu_steps_path(day, region)
+        try:
+            files = self._gpu_step_files(day, region)
+            if not files:
+                return None
+            fresh = rollup.stat().st_mtime_ns == self._gpu_steps_stamp(files)
+        except FileNotFoundError:
+            return None
+        return rollup if fresh else None
+
+    def _write_gpu_steps(self, day: date, region: str) -> None:
+        files = self._gpu_step_files(day, region)
+        if files:
+            stamp = self._gpu_steps_stamp(files)
+            _atomic_write_table(self.gpu_steps_path(day, region), gpu_steps_rollup(files), stamp)
 
     def hourly_plan(
         self,
@@ -462,9 +729,7 @@ class Store:
         if table not in ROLLUP_OF:
             raise StoreError(f"{table} keeps no hourly roll-up; expected one of {list(ROLLUP_OF)}")
         start, end = _to_utc_naive(start), _to_utc_naive(end)
-        split_dates = {
-            d for h in split_hours for d in _dates_in(_to_utc_naive(h) - timedelta(hours=1), h)
-        }
+        split_dates = _split_dates(split_hours)
         plan = HourlyPlan([], [], [])
         for sig in signals:
             for day in _dates_in(start, end):
@@ -476,13 +741,117 @@ class Store:
                     if not region_dir.name.startswith("region=") or not path.exists():
                         continue
                     rollup = self._rollup_fresh(table, path) if use_rollup else None
-                    if rollup is None:
-                        plan.minutes_all.append(path)
-                    else:
-                        plan.hourly.append(rollup)
-                        if day in split_dates:
-                            plan.minutes_split.append(path)
+                    plan.add(rollup, [path], day in split_dates)
         return plan
+
+    def gpu_steps_plan(
+        self,
+        start: datetime,
+        end: datetime,
+        split_hours: Iterable[datetime] = (),
+        use_rollup: bool = True,
+    ) -> HourlyPlan:
+        """:meth:`hourly_plan` for GPU-steps: per date and region of ``(start, end]``,
+        the fresh GPU-step roll-up (``hourly``) and, on dates of ``split_hours``, its
+        ``gpu_utilization`` and ``gpu_power`` files (``minutes_split``); without a
+        fresh one, those files in full (``minutes_all``)."""
+        start, end = _to_utc_naive(start), _to_utc_naive(end)
+        split_dates = _split_dates(split_hours)
+        plan = HourlyPlan([], [], [])
+        for day in _dates_in(start, end):
+            regions = {
+                p.name.removeprefix("region=")
+                for sig in GPU_STEP_SIGNALS
+                for p in (self.lake / "gauges" / f"signal={sig}" / f"date={day}").glob("region=*")
+            }
+            for region in sorted(regions):
+                files = self._gpu_step_files(day, region)
+                rollup = self._gpu_steps_fresh(day, region) if use_rollup else None
+                plan.add(rollup, files, day in split_dates)
+        return plan
+
+    def window_rows(
+        self,
+        kind: str,
+        signals: Iterable[str] | None,
+        start: datetime,
+        end: datetime,
+        use_rollup: bool = True,
+    ) -> str:
+        """SQL (a parenthesised subquery) for "the rows of ``signals`` of ``kind`` in
+        the window ``($start, $end]``": whole hours from the fresh hourly roll-ups, the
+        steps of the hours a window edge cuts and of partitions without a fresh
+        roll-up from the minute rows.  Exact: an hour's roll-up row holds the sums of
+        that hour's steps.
+
+        The subquery references ``$start`` and ``$end`` (the same window, bound by the
+        caller).  Its ``ts_utc`` is a step's end, or for a roll-up row its hour's end
+        ``hour_utc``: group by a time bucket only when every bucket is a whole number
+        of hours (epoch-aligned), or pass ``use_rollup=False`` (minute rows only).
+
+        Columns (``n``: minute rows summed, 1 for a step row):
+
+        - ``counters``: ts_utc, signal, region, model, arm, value, n;
+        - ``histograms``: the same plus le;
+        - ``gauges``: ts_utc, signal, region, model, arm, instance, weighted
+          (mean * step_s), seconds (step_s where mean is not NULL), step_max, max,
+          samples, n, minutes (:data:`ROLLUP_SCHEMAS` ``gauges_hourly``);
+        - ``gpu_steps`` (no signals): ts_utc, region, model (``''`` for none), arm,
+          pct (:data:`PCT_SQL`), util_weighted, seconds, power_energy_j,
+          power_seconds, n (:data:`GPU_STEPS_SCHEMA`).
+
+        Args:
+            kind: ``counters``, ``histograms``, ``gauges`` or ``gpu_steps``.
+            signals: the signals to read (None: every signal stored in the table).
+            start, end: the window, to choose files (naive UTC or aware).
+
+        Raises:
+            StoreError: unknown ``kind``.
+        """
+        start, end = _to_utc_naive(start), _to_utc_naive(end)
+        edges = _edge_ranges(start, end)
+        split = [_ceil_hour(hi) for _lo, hi in edges]
+        in_window = "ts_utc > $start AND ts_utc <= $end"
+        whole = "hour_utc >= $start::TIMESTAMP + INTERVAL 1 hour AND hour_utc <= $end"
+        if kind == "gpu_steps":
+            plan = self.gpu_steps_plan(start, end, split, use_rollup)
+            minute = (
+                "SELECT ts_utc, region, model, arm, pct, util * step_s AS util_weighted, "
+                "step_s::BIGINT AS seconds, power_w * step_s AS power_energy_j, "
+                "(CASE WHEN power_w IS NOT NULL THEN step_s END)::BIGINT AS power_seconds, "
+                "1::BIGINT AS n FROM (" + GPU_STEPS_SQL + ")"
+            )
+            parts = [
+                minute.format(
+                    src=self.parquet_source("gauges", files), where=where, region="region,"
+                )
+                for files, where in [*_edge_reads(plan, edges), (plan.minutes_all, in_window)]
+            ]
+            parts.append(
+                "SELECT hour_utc AS ts_utc, region, model, arm, pct, util_weighted, seconds, "
+                'power_energy_j, power_seconds, "rows" AS n FROM '
+                f"{self.parquet_source(GPU_STEPS, plan.hourly)} WHERE {whole}"
+            )
+            return "(" + "\n UNION ALL ".join(parts) + ")"
+        if kind not in ROLLUP_OF:
+            raise StoreError(
+                f"window rows of {kind!r}: expected one of {[*ROLLUP_OF, 'gpu_steps']}"
+            )
+        if signals is None:
+            signals = sorted(
+                p.name.removeprefix("signal=") for p in (self.lake / kind).glob("signal=*")
+            )
+        plan = self.hourly_plan(kind, signals, start, end, split, use_rollup)
+        minute_cols, hour_cols = _WINDOW_COLUMNS[kind]
+        parts = [
+            f"SELECT {minute_cols} FROM {self.parquet_source(kind, files)} WHERE {where}"
+            for files, where in [*_edge_reads(plan, edges), (plan.minutes_all, in_window)]
+        ]
+        parts.append(
+            f"SELECT {hour_cols} FROM {self.parquet_source(ROLLUP_OF[kind], plan.hourly)} "
+            f"WHERE {whole}"
+        )
+        return "(" + "\n UNION ALL ".join(parts) + ")"
 
     def bucket_bounds(self, signal: str) -> list[float]:
         """The distinct ``le`` bounds stored for a histogram signal, ascending.
@@ -609,6 +978,7 @@ class Store:
                 )
             frame = frame.assign(_date=ts.dt.date)
         rows = files = 0
+        gpu_steps: set[tuple[date, str]] = set()
         start_pa = pa.scalar(start, type=pa.timestamp("us"))
         end_pa = pa.scalar(end, type=pa.timestamp("us"))
         grouped = dict(tuple(frame.groupby(["signal", "_date"], sort=False))) if len(frame) else {}
@@ -637,8 +1007,10 @@ class Store:
                 # An emptied partition stays as an empty file: deleting it could make a
                 # reader that already listed it fail with "file not found".
                 combined = combined.sort_by([("ts_utc", "ascending")])
-                self._write_partition(table, path, combined)
+                self._write_partition(table, path, combined, gpu_steps)
                 files += 1
+        for day, reg in sorted(gpu_steps):
+            self._write_gpu_steps(day, reg)
         return WriteResult(rows=rows, files=files)
 
     def _replace_window_arrow(
@@ -674,6 +1046,7 @@ class Store:
                     f"not in {signal_list}"
                 )
         rows = files = 0
+        gpu_steps: set[tuple[date, str]] = set()
         for sig in signal_list:
             for day in _dates_in(start, end):
                 path = self.partition_path(table, sig, day, region)
@@ -698,8 +1071,10 @@ class Store:
                 combined = pa.concat_tables(parts) if parts else schema.empty_table()
                 if not _is_sorted(combined["ts_utc"]):
                     combined = combined.sort_by([("ts_utc", "ascending")])
-                self._write_partition(table, path, combined)
+                self._write_partition(table, path, combined, gpu_steps)
                 files += 1
+        for day, reg in sorted(gpu_steps):
+            self._write_gpu_steps(day, reg)
         return WriteResult(rows=rows, files=files)
 
     def write_regions(self, regions: pd.DataFrame | list[dict[str, Any]]) -> None:
@@ -828,16 +1203,60 @@ class Store:
                 self._sandbox = SafeSQL(self)
             return self._sandbox
 
-    def named(self, name: str, **params: Any) -> pd.DataFrame:
+    def named(self, name: str, *, use_rollup: bool = True, **params: Any) -> pd.DataFrame:
         """Run the named query ``sql/queries/<name>.sql`` with ``$param`` placeholders.
 
+        Only the parameters the query references are bound (a page may pass its
+        whole filter set).  ``{{rows:<kind>[:signals]}}`` placeholders become
+        :meth:`window_rows` for ``$start``/``$end``: whole hours from the roll-ups
+        (exact), unless ``use_rollup`` is False, the environment sets
+        ``OBSERVATORY_ROLLUP=0`` (benchmarks' baseline) or ``$bucket_s`` is not a whole
+        number of hours (then minute rows only).
+
         Raises:
-            StoreError: no such named query, or the query failed.
+            StoreError: no such named query, a placeholder without ``start``/``end``
+                or with an unknown kind or parameter, or the query failed.
         """
         path = SQL_DIR / "queries" / f"{name}.sql"
         if not path.exists():
             raise StoreError(f"no named query {name!r} in {path.parent}")
-        return self.query(path.read_text(encoding="utf-8"), params)
+        sql = path.read_text(encoding="utf-8")
+        if _ROWS_PLACEHOLDER.search(sql):
+            use_rollup = use_rollup and os.environ.get("OBSERVATORY_ROLLUP", "1") != "0"
+            sql = self._expand_rows(name, sql, params, use_rollup)
+        code = "\n".join(x for x in sql.split("\n") if not x.lstrip().startswith("--"))
+        used = {k: v for k, v in params.items() if re.search(rf"\${re.escape(k)}\b", code)}
+        return self.query(sql, used)
+
+    def _expand_rows(self, name: str, sql: str, params: dict[str, Any], use_rollup: bool) -> str:
+        """``sql`` with its ``{{rows:...}}`` placeholders replaced (:meth:`named`)."""
+        if "start" not in params or "end" not in params:
+            raise StoreError(f"named query {name}: {{{{rows:...}}}} needs $start and $end")
+        bucket = params.get("bucket_s")
+        if bucket is not None and int(bucket) % _HOUR_S:
+            use_rollup = False
+
+        def expand(match: re.Match[str]) -> str:
+            kind, listed = match.group(1), match.group(2)
+            signals: list[str] | None = None
+            if listed and listed.strip().startswith("$"):
+                key = listed.strip()[1:]
+                if key not in params:
+                    raise StoreError(f"named query {name}: {match.group(0)} needs ${key}")
+                value = params[key]
+                signals = [value] if isinstance(value, str) else list(value)
+            elif listed:
+                signals = [x.strip() for x in listed.split(",") if x.strip()]
+            try:
+                return self.window_rows(kind, signals, params["start"], params["end"], use_rollup)
+            except StoreError as exc:
+                raise StoreError(f"named query {name}: {exc}") from None
+
+        # Comment lines keep their text (a placeholder named in a comment is not SQL).
+        return "\n".join(
+            line if line.lstrip().startswith("--") else _ROWS_PLACEHOLDER.sub(expand, line)
+            for line in sql.split("\n")
+        )
 
     def data_version(self) -> float:
         """A number that changes whenever a writer finished (for cache keys)."""

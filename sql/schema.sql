@@ -17,7 +17,8 @@ CREATE TABLE _empty_regions (
 CREATE TABLE _empty_runs (
     started_utc TIMESTAMP, finished_utc TIMESTAMP, region VARCHAR, status VARCHAR,
     window_start_utc TIMESTAMP, window_end_utc TIMESTAMP, rows BIGINT, error VARCHAR);
--- The hourly roll-ups (lake/counters_hourly, lake/histograms_hourly; observatory/store.py):
+-- The hourly roll-ups (lake/counters_hourly, lake/histograms_hourly, lake/gauges_hourly,
+-- lake/gpu_steps_hourly; observatory/store.py):
 -- sums of value and the number of rows summed per hour (hour_utc = the END of
 -- (hour_utc - 1 hour, hour_utc]), model, arm (and le), over instances. Not views: the
 -- SLO engine reads the fresh ones by file list (Store.hourly_plan).
@@ -26,4 +27,17 @@ CREATE TABLE _empty_counters_hourly (
     signal VARCHAR, date DATE, region VARCHAR);
 CREATE TABLE _empty_histograms_hourly (
     hour_utc TIMESTAMP, model VARCHAR, arm VARCHAR, le DOUBLE, value DOUBLE, "rows" BIGINT,
+    signal VARCHAR, date DATE, region VARCHAR);
+-- gauges_hourly: per hour, model, arm and instance, weighted = sum(mean * step_s) and
+-- seconds = sum(step_s) over rows with a mean, step_max = max(step_s), max(max),
+-- sum(samples), rows, and minutes (bit m: a step in minute m of the hour).
+CREATE TABLE _empty_gauges_hourly (
+    hour_utc TIMESTAMP, model VARCHAR, arm VARCHAR, instance VARCHAR, weighted DOUBLE,
+    seconds BIGINT, step_max INTEGER, max DOUBLE, samples BIGINT, "rows" BIGINT,
+    minutes UBIGINT, signal VARCHAR, date DATE, region VARCHAR);
+-- gpu_steps_hourly: GPU-steps (utilisation and power of one instance and step) per
+-- hour, model, arm and whole-percent utilisation pct (observatory/store.py, PCT_SQL).
+CREATE TABLE _empty_gpu_steps_hourly (
+    hour_utc TIMESTAMP, model VARCHAR, arm VARCHAR, pct SMALLINT, util_weighted DOUBLE,
+    seconds BIGINT, power_energy_j DOUBLE, power_seconds BIGINT, "rows" BIGINT,
     signal VARCHAR, date DATE, region VARCHAR);

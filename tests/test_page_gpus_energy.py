@@ -54,7 +54,7 @@ def test_gpu_figures_match_the_store(monkeypatch: pytest.MonkeyPatch, store_dir:
     requests = _one(store, f"SELECT sum(value) FROM counters WHERE signal = 'requests' AND {W}", w)
     assert metric(at, "Energy per 1k requests") == f"{1000 * joules / 3.6e6 / requests:,.3f} kWh"
     for floor in (10, 30):
-        at.number_input(key="idle_floor").set_value(float(floor)).run()
+        at.number_input(key="idle_floor").set_value(floor).run()
         assert not at.exception
         idle_s = _one(
             store,

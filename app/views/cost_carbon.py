@@ -54,10 +54,10 @@ def _grams(v: float) -> str:
 def render(f: Filters) -> None:
     """The page's body (a fragment: reruns on the live-refresh interval)."""
     st.caption(md(f.caption()))
-    params = f.params()
+    params = f.arm_params()
     by_day = run_query("cost_by_day", spinner="Reading cost and work…", **params)
     counters = run_query("gpu_counters_by_group", **params)
-    gauges = run_query("gpu_by_group", floor=0.0, **params)
+    gauges = run_query("gpu_by_group", floor_pct=0, **params)
     regions = gpu_table(gauges, counters, ["region"])
     if regions.empty or not (
         regions["cost_usd"].notna().any() or regions["energy_j"].notna().any()

@@ -30,8 +30,10 @@ def _fmt(v: float, unit: str = "", digits: int = 1) -> str:
 def render(f: Filters, floor: float) -> None:
     """The page's body (a fragment: reruns on the live-refresh interval)."""
     st.caption(md(f.caption()))
-    params = f.params()
-    gauges = run_query("gpu_by_group", spinner="Reading GPU gauges…", floor=floor, **params)
+    params = f.arm_params()
+    gauges = run_query(
+        "gpu_by_group", spinner="Reading GPU gauges…", floor_pct=round(100 * floor), **params
+    )
     counters = run_query("gpu_counters_by_group", **params)
     if gauges.empty:
         st.info(
@@ -184,15 +186,17 @@ def render(f: Filters, floor: float) -> None:
 st.title("GPUs & Energy")
 filters = shared_filters()
 require_selection(filters)
+# Whole percents: the GPU-step roll-up sums utilisation per whole percent, so idle
+# waste below a whole-percent floor is exact (docs/architecture.md, "Hourly roll-up").
 floor_pct = st.sidebar.number_input(
     "Idle below (% utilisation)",
-    min_value=0.0,
-    max_value=100.0,
-    value=100 * DEFAULT_IDLE_FLOOR,
-    step=1.0,
+    min_value=0,
+    max_value=100,
+    value=round(100 * DEFAULT_IDLE_FLOOR),
+    step=1,
     key="idle_floor",
     bind="query-params",
     persist_state="session",
     help="A GPU-step whose mean utilisation is below this counts as idle.",
 )
-live(lambda f: render(f, float(floor_pct) / 100.0), filters, heavy=False)
+live(lambda f: render(f, int(floor_pct) / 100), filters, heavy=False)

@@ -28,7 +28,7 @@ from analytics.overview import (
 )
 from app import data, slo_data
 from app.charts import fleet_map, series_chart, threshold_for
-from app.filters import NO_ARM, Filters, live, require_selection, shared_filters
+from app.filters import Filters, live, require_selection, shared_filters
 from app.ui import map_config, md, metric_tiles, region_colors, run_query
 
 
@@ -247,8 +247,8 @@ def _trends(f: Filters, thresholds: Thresholds) -> None:
 
 
 def _params(f: Filters) -> dict[str, Any]:
-    """The overview queries' parameters: :meth:`Filters.params` plus ``all_arms``."""
-    return {**f.params(), "all_arms": f.all_arms or [NO_ARM]}
+    """The overview queries' parameters: :meth:`Filters.arm_params`."""
+    return f.arm_params()
 
 
 def render(f: Filters) -> None:

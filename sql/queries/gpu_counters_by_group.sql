@@ -1,8 +1,14 @@
 -- Work, energy and cost per region and model over ($start, $end]: requests, tokens
 -- (prompt + generated), energy_j (the GPU energy counter, joules), cost_usd (the
--- cost gauge, USD per hour, integrated: sum(mean * step_s / 3600)) and gpu_cost_usd
+-- cost gauge, USD per hour, integrated: sum(mean * step_s) / 3600) and gpu_cost_usd
 -- (the same for the per-GPU price table's gpu_cost signal).
--- Params: $start, $end (TIMESTAMP, UTC); $regions, $models, $arms (VARCHAR[]).
+-- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store.py, window_rows)
+-- with the rows of ($start, $end]: whole hours from the exact hourly roll-ups, the
+-- hours a window edge cuts and partitions without a fresh roll-up from minute rows;
+-- ts_utc is a step end or an hour end (docs/architecture.md, "Hourly roll-up").
+-- Params: $start, $end (TIMESTAMP, UTC); $regions, $models, $arms (VARCHAR[]);
+--         $all_arms (VARCHAR[]): every arm the filter knows; a row whose arm it
+--         does not know (e.g. GPU gauges without an arm label) is kept.
 WITH work AS (
     SELECT
         region,
@@ -10,25 +16,21 @@ WITH work AS (
         sum(value) FILTER (WHERE signal = 'requests') AS requests,
         sum(value) FILTER (WHERE signal IN ('prompt_tokens', 'generation_tokens')) AS tokens,
         sum(value) FILTER (WHERE signal = 'energy') AS energy_j
-    FROM counters
-    WHERE signal IN ('requests', 'prompt_tokens', 'generation_tokens', 'energy')
-      AND ts_utc > $start AND ts_utc <= $end
-      AND list_contains($regions, region)
+    FROM {{rows:counters:requests,prompt_tokens,generation_tokens,energy}}
+    WHERE list_contains($regions, region)
       AND list_contains($models, coalesce(model, ''))
-      AND list_contains($arms, coalesce(arm, ''))
+      AND (list_contains($arms, coalesce(arm, '')) OR NOT list_contains($all_arms, coalesce(arm, '')))
     GROUP BY ALL
 ), spend AS (
     SELECT
         region,
         coalesce(model, '') AS model,
-        sum(mean * step_s / 3600.0) FILTER (WHERE signal = 'cost') AS cost_usd,
-        sum(mean * step_s / 3600.0) FILTER (WHERE signal = 'gpu_cost') AS gpu_cost_usd
-    FROM gauges
-    WHERE signal IN ('cost', 'gpu_cost')
-      AND ts_utc > $start AND ts_utc <= $end
-      AND list_contains($regions, region)
+        sum(weighted) FILTER (WHERE signal = 'cost') / 3600.0 AS cost_usd,
+        sum(weighted) FILTER (WHERE signal = 'gpu_cost') / 3600.0 AS gpu_cost_usd
+    FROM {{rows:gauges:cost,gpu_cost}}
+    WHERE list_contains($regions, region)
       AND list_contains($models, coalesce(model, ''))
-      AND list_contains($arms, coalesce(arm, ''))
+      AND (list_contains($arms, coalesce(arm, '')) OR NOT list_contains($all_arms, coalesce(arm, '')))
     GROUP BY ALL
 )
 SELECT region, model, requests, tokens, energy_j, cost_usd, gpu_cost_usd

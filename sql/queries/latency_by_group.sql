@@ -1,12 +1,14 @@
 -- Latency histogram buckets per signal (latency, TTFT, inter-token latency), region
 -- and model over ($start, $end]: value = observations <= le (le in seconds). The
 -- percentiles are computed from these sums (analytics/latency.py).
+-- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store.py, window_rows)
+-- with the rows of ($start, $end]: whole hours from the exact hourly roll-ups, the
+-- hours a window edge cuts and partitions without a fresh roll-up from minute rows;
+-- ts_utc is a step end or an hour end (docs/architecture.md, "Hourly roll-up").
 -- Params: $start, $end (TIMESTAMP, UTC); $regions, $models, $arms (VARCHAR[]).
 SELECT signal, region, coalesce(model, '') AS model, le, sum(value) AS value
-FROM histograms
-WHERE signal IN ('latency', 'ttft', 'itl')
-  AND ts_utc > $start AND ts_utc <= $end
-  AND list_contains($regions, region)
+FROM {{rows:histograms:latency,ttft,itl}}
+WHERE list_contains($regions, region)
   AND list_contains($models, coalesce(model, ''))
   AND list_contains($arms, coalesce(arm, ''))
 GROUP BY ALL

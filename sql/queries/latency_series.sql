@@ -3,6 +3,11 @@
 -- region or a model ($split). Buckets are right-closed, (bucket_end - $bucket_s,
 -- bucket_end], aligned to the Unix epoch, like overview_series_counters.
 -- value: observations <= le (le in seconds), summed over the bucket's steps.
+-- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store.py, window_rows)
+-- with the rows of ($start, $end]: whole hours from the exact hourly roll-ups, the
+-- hours a window edge cuts and partitions without a fresh roll-up from minute rows;
+-- ts_utc is a step end or an hour end (docs/architecture.md, "Hourly roll-up").
+-- Roll-up hours are used only when $bucket_s is a whole number of hours.
 -- Params: $signal (VARCHAR: latency, ttft, itl); $split (VARCHAR: region | model);
 --         $start, $end (TIMESTAMP, UTC); $regions, $models, $arms (VARCHAR[]);
 --         $bucket_s (INTEGER, seconds).
@@ -12,10 +17,8 @@ SELECT
                    * ($bucket_s::BIGINT * 1000000)) AS bucket_end,
     le,
     sum(value) AS value
-FROM histograms
-WHERE signal = $signal
-  AND ts_utc > $start AND ts_utc <= $end
-  AND list_contains($regions, region)
+FROM {{rows:histograms:$signal}}
+WHERE list_contains($regions, region)
   AND list_contains($models, coalesce(model, ''))
   AND list_contains($arms, coalesce(arm, ''))
 GROUP BY ALL

@@ -2,15 +2,17 @@
 -- for +Inf), the number of requests in ($start, $end] that took <= le seconds
 -- (summed per-step increases of the cumulative buckets). Percentiles are computed
 -- from these by analytics.overview.percentiles.
+-- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store.py, window_rows)
+-- with the rows of ($start, $end]: whole hours from the exact hourly roll-ups, the
+-- hours a window edge cuts and partitions without a fresh roll-up from minute rows;
+-- ts_utc is a step end or an hour end (docs/architecture.md, "Hourly roll-up").
 -- Params: $start, $end (TIMESTAMP, UTC); $regions, $models, $arms (VARCHAR[];
 --         '' = rows without that label); $all_arms (VARCHAR[]): every arm the
 --         filter knows; a row whose arm it does not know (e.g. GPU gauges without
 --         an arm label) is kept, as the filter cannot deselect it.
 SELECT region, le, sum(value) AS value
-FROM histograms
-WHERE signal = 'latency'
-  AND ts_utc > $start AND ts_utc <= $end
-  AND list_contains($regions, region)
+FROM {{rows:histograms:latency}}
+WHERE list_contains($regions, region)
   AND list_contains($models, coalesce(model, ''))
   AND (list_contains($arms, coalesce(arm, '')) OR NOT list_contains($all_arms, coalesce(arm, '')))
 GROUP BY region, le

@@ -1,6 +1,11 @@
 -- Requests and errors per region and time bucket. A bucket is right-closed like a
 -- step, (bucket_end - $bucket_s, bucket_end], aligned to the Unix epoch; a step
 -- belongs to the bucket that holds its end ts_utc.
+-- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store.py, window_rows)
+-- with the rows of ($start, $end]: whole hours from the exact hourly roll-ups, the
+-- hours a window edge cuts and partitions without a fresh roll-up from minute rows;
+-- ts_utc is a step end or an hour end (docs/architecture.md, "Hourly roll-up").
+-- Roll-up hours are used only when $bucket_s is a whole number of hours.
 -- Params: $start, $end (TIMESTAMP, UTC); $regions, $models, $arms (VARCHAR[];
 --         '' = rows without that label); $all_arms (VARCHAR[]): every arm the
 --         filter knows; a row whose arm it does not know (e.g. GPU gauges without
@@ -12,10 +17,8 @@ SELECT
                    * ($bucket_s::BIGINT * 1000000)) AS bucket_end,
     coalesce(sum(value) FILTER (WHERE signal = 'requests'), 0) AS requests,
     coalesce(sum(value) FILTER (WHERE signal = 'errors'), 0) AS errors
-FROM counters
-WHERE signal IN ('requests', 'errors')
-  AND ts_utc > $start AND ts_utc <= $end
-  AND list_contains($regions, region)
+FROM {{rows:counters:requests,errors}}
+WHERE list_contains($regions, region)
   AND list_contains($models, coalesce(model, ''))
   AND (list_contains($arms, coalesce(arm, '')) OR NOT list_contains($all_arms, coalesce(arm, '')))
 GROUP BY ALL

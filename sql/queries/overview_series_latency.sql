@@ -1,5 +1,10 @@
 -- Request latency buckets per region and time bucket (see overview_series_counters
 -- for the buckets): per le (seconds), the number of requests that took <= le.
+-- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store.py, window_rows)
+-- with the rows of ($start, $end]: whole hours from the exact hourly roll-ups, the
+-- hours a window edge cuts and partitions without a fresh roll-up from minute rows;
+-- ts_utc is a step end or an hour end (docs/architecture.md, "Hourly roll-up").
+-- Roll-up hours are used only when $bucket_s is a whole number of hours.
 -- Params: $start, $end (TIMESTAMP, UTC); $regions, $models, $arms (VARCHAR[];
 --         '' = rows without that label); $all_arms (VARCHAR[]): every arm the
 --         filter knows; a row whose arm it does not know (e.g. GPU gauges without
@@ -11,10 +16,8 @@ SELECT
                    * ($bucket_s::BIGINT * 1000000)) AS bucket_end,
     le,
     sum(value) AS value
-FROM histograms
-WHERE signal = 'latency'
-  AND ts_utc > $start AND ts_utc <= $end
-  AND list_contains($regions, region)
+FROM {{rows:histograms:latency}}
+WHERE list_contains($regions, region)
   AND list_contains($models, coalesce(model, ''))
   AND (list_contains($arms, coalesce(arm, '')) OR NOT list_contains($all_arms, coalesce(arm, '')))
 GROUP BY ALL

@@ -789,6 +789,57 @@ def value_metrics(
     }
 
 
+def value_metrics_windows(
+    ref_values: npt.ArrayLike,
+    windows: Sequence[npt.ArrayLike],
+    bounds: npt.ArrayLike,
+) -> list[dict[str, float]]:
+    """:func:`value_metrics` of many current windows against one reference.
+
+    ``[value_metrics(ref_values, w, bounds=bounds) for w in windows]``, the same floats
+    (the same operations on the same arrays), with the reference's share of the work
+    done once: its sorted values, bucket counts and standard deviation.  This is the
+    drift-over-time curve of a gauge or ratio slice (dozens of trailing windows).
+
+    Args:
+        ref_values: shape ``(n,)``, finite, non-empty.
+        windows: each shape ``(m_i,)``, non-empty.
+        bounds: finite, increasing bucket bounds (``+inf`` is appended).
+
+    Raises:
+        ValueError: no finite reference value, or bounds that make no valid layout.
+    """
+    a = np.asarray(ref_values, dtype=np.float64)
+    edges = np.asarray(bounds, dtype=np.float64)
+    le = np.append(edges, np.inf)
+    finite = a[np.isfinite(a)]
+    if finite.size == 0:
+        raise ValueError("no reference values")
+
+    def count(v: FloatArray) -> FloatArray:  # as value_buckets
+        idx = np.searchsorted(edges, v, side="left")
+        return np.bincount(idx, minlength=le.size).astype(np.float64)
+
+    ref_b = Buckets(le, count(finite))
+    a_sorted = np.sort(a)
+    std = max(float(np.std(a)), STD_FLOOR)
+    out = []
+    for window in windows:
+        b = np.asarray(window, dtype=np.float64)
+        cur_b = Buckets(le, count(b[np.isfinite(b)]))
+        w1, ks = _w1_ks_sorted(a_sorted, np.sort(b))
+        out.append(
+            {
+                "psi": psi(ref_b.counts, cur_b.counts),
+                "js": js_distance(ref_b.counts, cur_b.counts),
+                "hellinger": hellinger(ref_b.counts, cur_b.counts),
+                "wasserstein": w1 / std,
+                "ks": ks,
+            }
+        )
+    return out
+
+
 def w1_ks(ref_values: npt.ArrayLike, cur_values: npt.ArrayLike) -> tuple[float, float]:
     """Wasserstein-1 distance and two-sample KS statistic of raw values, from one pass.
 
@@ -805,6 +856,11 @@ def w1_ks(ref_values: npt.ArrayLike, cur_values: npt.ArrayLike) -> tuple[float, 
     """
     a = np.sort(np.asarray(ref_values, dtype=np.float64))
     b = np.sort(np.asarray(cur_values, dtype=np.float64))
+    return _w1_ks_sorted(a, b)
+
+
+def _w1_ks_sorted(a: FloatArray, b: FloatArray) -> tuple[float, float]:
+    """:func:`w1_ks` of two already sorted samples."""
     if a.size == 0 or b.size == 0:
         return math.nan, math.nan
     x = np.sort(np.concatenate([a, b]))

@@ -21,10 +21,12 @@ reference is one chunk, so only the fixed thresholds apply to it.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -290,6 +292,11 @@ class DriftReport:
     generated_utc: datetime
     slices: list[SliceResult]
     without_data: list[str] = field(default_factory=list)
+    #: How it was computed (:func:`settings_of`): the store, step, filters, each
+    #: signal's reference, rule, alarm metric and minimum count, and when reading began.
+    #: A saved report is reused for the page only when these match
+    #: (:mod:`observatory.drift_archive`).
+    settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def verdict(self) -> dm.Verdict:
@@ -535,7 +542,7 @@ class _Ask:
 def _histogram_slices(ask: _Ask, sig: DriftSignal, ref: Reference) -> list[SliceResult]:
     store, start, end = ask.store, ask.start, ask.end
     plan = _plan(ref, start, end, ask.window)
-    params = {"signal": sig.sources[0], "slice_s": plan.slice_s, **ask.filters()}
+    params: dict[str, Any] = {"signal": sig.sources[0], "slice_s": plan.slice_s, **ask.filters()}
     cur_df = store.named(
         "drift_histogram_slices", start=plan.read_start, end=end, origin=plan.origin, **params
     )
@@ -593,7 +600,7 @@ def _step_values(
     Ratios and labels also carry ``num`` and ``den`` (the counters' sums); a ratio's
     bucket without denominator is dropped, a label window without labels is kept.
     """
-    common = {
+    common: dict[str, Any] = {
         "start": read_start,
         "end": read_end,
         "origin": origin,
@@ -695,21 +702,26 @@ def _over_time_values(
     kv = history["k"].to_numpy()
     vv = history["value"].to_numpy(np.float64)
     bounds = dm.value_buckets(rv, rv[:1])[0].le[:-1]
-    rows = []
+    ends, windows = [], []
     for e in _trailing_ends(int(kv.max()) + 1, steps.nw):
         sel = vv[(kv >= e) & (kv < e + steps.nw)]
-        if sel.size < sig.minimum():
-            continue
-        values = dm.value_metrics(rv, sel, bounds=bounds)
-        rows.append(
-            {
-                "ts_utc": end - timedelta(seconds=e * steps.step_s),
-                "value": values[sig.metric],
-                "n": float(sel.size),
-                **values,
-            }
+        if sel.size >= sig.minimum():
+            ends.append(e)
+            windows.append(sel)
+    if not windows:
+        return pd.DataFrame()
+    rows = [
+        {
+            "ts_utc": end - timedelta(seconds=e * steps.step_s),
+            "value": values[sig.metric],
+            "n": float(sel.size),
+            **values,
+        }
+        for e, sel, values in zip(
+            ends, windows, dm.value_metrics_windows(rv, windows, bounds), strict=True
         )
-    return pd.DataFrame(rows).sort_values("ts_utc") if rows else pd.DataFrame()
+    ]
+    return pd.DataFrame(rows).sort_values("ts_utc")
 
 
 def _slice(
@@ -825,6 +837,52 @@ def _label_slices(ask: _Ask, sig: DriftSignal, ref: Reference) -> list[SliceResu
     return out
 
 
+def reference_spec(ref: Reference) -> str:
+    """``ref`` as :meth:`Reference.parse` reads it back (``7d``, ``week-ago``, ``A/B``)."""
+    if ref.mode == "previous":
+        return _fmt_span(ref.span)
+    if ref.mode == "week_ago":
+        return "week-ago"
+    assert ref.start is not None and ref.end is not None
+    return f"{ref.start.isoformat()}/{ref.end.isoformat()}"
+
+
+def settings_of(
+    store_root: str | os.PathLike[str],
+    reference: Reference,
+    signals: Sequence[DriftSignal] = DEFAULT_SIGNALS,
+    regions: Sequence[str] | None = None,
+    models: Sequence[str] | None = None,
+    step_s: int = 60,
+) -> dict[str, Any]:
+    """What decides a report's numbers besides the window (JSON-ready; compared as is).
+
+    Returns:
+        ``{"store": resolved store folder, "reference": spec, "step_s", "regions",
+        "models" (sorted, or None for all), "signals": {name: {"kind", "sources",
+        "unit", "reference" (spec), "min_count", "rule", "metric"}}}``.
+    """
+    return {
+        "store": str(Path(store_root).resolve()),
+        "reference": reference_spec(reference),
+        "step_s": int(step_s),
+        "regions": sorted(regions) if regions else None,
+        "models": sorted(models) if models else None,
+        "signals": {
+            s.name: {
+                "kind": s.kind,
+                "sources": list(s.sources),
+                "unit": s.unit,
+                "reference": reference_spec(s.reference or reference),
+                "min_count": float(s.minimum()),
+                "rule": s.rule,
+                "metric": s.metric,
+            }
+            for s in signals
+        },
+    }
+
+
 def compute_drift(
     store: Store,
     window: timedelta = timedelta(hours=24),
@@ -854,6 +912,7 @@ def compute_drift(
         observatory.store.StoreError: a query failed.
     """
     reference = reference or Reference()
+    began = datetime.now(UTC).replace(tzinfo=None)  # before any file is read
     if _seconds(window) < 60 or _seconds(window) % 60:
         raise ValueError(f"the window must be a whole number of minutes, got {window}")
     if end is None:
@@ -885,6 +944,10 @@ def compute_drift(
         generated_utc=datetime.now(UTC).replace(tzinfo=None, microsecond=0),
         slices=slices,
         without_data=missing,
+        settings={
+            **settings_of(store.root, reference, signals, regions, models, step_s),
+            "read_started_utc": began.isoformat(),
+        },
     )
 
 

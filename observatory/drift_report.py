@@ -35,7 +35,7 @@ import math
 import os
 import re
 import tempfile
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -78,7 +78,13 @@ def exit_code(report: DriftReport) -> int:
 
 def file_name(report: DriftReport, fmt: str) -> str:
     """``drift-2026-11-30T0000Z-24h.html``: the window's end (UTC) and length."""
-    return f"drift-{report.window_end:%Y-%m-%dT%H%M}Z-{_fmt_span(report.window)}{FORMATS[fmt]}"
+    return report_name(report.window_end, report.window, fmt)
+
+
+def report_name(window_end: datetime, window: timedelta, fmt: str) -> str:
+    """The file name of a report whose window ``(window_end - window, window_end]``
+    (UTC naive) is given, in format ``fmt`` (a key of ``FORMATS``)."""
+    return f"drift-{window_end:%Y-%m-%dT%H%M}Z-{_fmt_span(window)}{FORMATS[fmt]}"
 
 
 def _num(x: float | None) -> float | None:
@@ -172,6 +178,7 @@ def to_dict(report: DriftReport) -> dict[str, Any]:
         "summary": report.summary_line(),
         "signals_without_data": report.without_data,
         "js_log_base": 2,
+        "settings": report.settings,
         "slices": [one(s) for s in report.slices],
     }
 
@@ -579,6 +586,32 @@ def _atomic_write(path: Path, data: bytes) -> None:
         raise
 
 
+#: Where the per-slice part of a JSON report begins (:func:`render_json`'s layout).
+_SLICES_KEY = b'\n "slices": ['
+
+
+def report_head(path: str | os.PathLike[str], chunk: int = 1 << 16) -> dict[str, Any]:
+    """A JSON report's top-level fields without its ``slices`` (set to ``[]``).
+
+    Reads only up to where the slices begin (a few KB; the slices of a 20-region
+    fleet are tens of MB), so listing an archive stays cheap.  A file not in
+    :func:`render_json`'s layout is parsed whole.
+
+    Raises:
+        OSError: the file cannot be read.
+        ValueError: not JSON.
+    """
+    head = b""
+    with open(path, "rb") as fh:
+        while _SLICES_KEY not in head:
+            block = fh.read(chunk)
+            if not block:
+                return dict(json.loads(head))
+            head += block
+    cut = head.index(_SLICES_KEY) + len(_SLICES_KEY)
+    return dict(json.loads(head[:cut] + b"]}"))
+
+
 def list_reports(out_dir: str | Path) -> list[dict[str, Any]]:
     """The archive: reports in ``out_dir``, newest first.
 
@@ -612,7 +645,7 @@ def list_reports(out_dir: str | Path) -> list[dict[str, Any]]:
         sibling = folder / re.sub(r"\.(html|md|json)$", ".json", str(row["name"]))
         if sibling.exists():
             try:
-                data = json.loads(sibling.read_text(encoding="utf-8"))
+                data = report_head(sibling)
                 row["verdict"] = data.get("verdict", "")
                 row["summary"] = data.get("summary", "")
             except (OSError, ValueError):

@@ -331,3 +331,18 @@ def test_w1_and_ks_of_raw_values_match_scipy() -> None:
     got = drift.value_metrics(a, b)
     assert got["wasserstein"] == pytest.approx(w1 / np.std(a))
     assert set(got) == {"psi", "js", "hellinger", "wasserstein", "ks"}
+
+
+def test_value_metrics_windows_equal_value_metrics_exactly() -> None:
+    """The over-time fast path gives the very floats of one value_metrics call per window."""
+    rng = np.random.default_rng(7)
+    ref = np.round(rng.normal(0.8, 0.05, 10_080), 3)  # rounded: many ties, like gauges
+    bounds = drift.value_buckets(ref, ref[:1])[0].le[:-1]
+    windows = [np.round(rng.normal(0.8 + 0.01 * i, 0.05, 1_440), 3) for i in range(12)]
+    windows.append(np.full(600, 0.8))
+    fast = drift.value_metrics_windows(ref, windows, bounds)
+    slow = [drift.value_metrics(ref, w, bounds=bounds) for w in windows]
+    assert fast == slow  # dict equality: every float identical
+    assert fast[-1]["ks"] > 0 and fast[11]["psi"] > fast[0]["psi"]
+    with pytest.raises(ValueError, match="no reference values"):
+        drift.value_metrics_windows([np.nan], windows, bounds)

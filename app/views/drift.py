@@ -6,7 +6,10 @@ models and arms shown and the END of the drift window (the end of the time range
 the window's length, the reference and the heatmap metric are this page's controls.
 Every control, and the drilled-down slice, is kept in the URL
 (``?drift_window=7+days&drift_slice=ttft/us-west-2/...``), so a link reproduces the
-view.  The report is computed once for the whole fleet (cached) and narrowed to the
+view.  The fleet's report is read from the archive's saved JSON report of this window
+when one answers the question exactly (:mod:`observatory.drift_archive`: what
+``observatory run`` computed off the request path; docs/drift.md, "The page at the
+large fleet"), else computed once for the whole fleet (cached); then narrowed to the
 selection (:func:`app.drift_data.selected`).
 """
 
@@ -14,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -22,11 +25,12 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analytics import drift as dm
-from app import drift_data
+from app import data, drift_data
 from app.data import StoreError
 from app.filters import Filters, live, require_selection, shared_filters
 from app.ui import md, plotly_text, show_report_file
-from observatory.drift_engine import OVER_TIME_METRICS, DriftReport
+from observatory import drift_archive
+from observatory.drift_engine import OVER_TIME_METRICS, DriftReport, Reference
 from observatory.drift_report import dist_figure, over_time_figure
 
 WINDOWS = {
@@ -243,6 +247,43 @@ def _archive() -> None:
     show_report_file(picked["path"], picked["format"], key="drift_report_file")
 
 
+@st.cache_resource(max_entries=4, show_spinner="Reading the saved drift report ...")
+def _saved(path: str, mtime_ns: int, size: int) -> DriftReport:
+    """A JSON report of the archive, read once per file version (shared, never mutated)."""
+    return drift_archive.load_report(path)
+
+
+def _fleet(window: timedelta, reference: str, end: datetime | None) -> tuple[DriftReport, str]:
+    """Drift of the whole fleet and where it came from (shown in the caption).
+
+    The archive's JSON report of this window when it answers the question exactly
+    (:func:`observatory.drift_archive.covers`: same store, reference, signal settings,
+    no data file of its days changed since it was computed); else computed now
+    (:func:`app.drift_data.report`, cached).  Both give the same report.
+
+    Raises:
+        StoreError, ValueError: as :func:`app.drift_data.report`.
+    """
+    path = drift_archive.candidate_path(drift_data.archive_path(), window, end)
+    if path is not None and end is not None:
+        try:
+            stat = path.stat()
+            saved = _saved(str(path), stat.st_mtime_ns, stat.st_size)
+        except (OSError, ValueError):
+            saved = None
+        if saved is not None and drift_archive.covers(
+            saved, data.store_path(), window, Reference.parse(reference), end
+        ):
+            return saved, (
+                f"Read from the saved report {md(path.name)} (computed "
+                f"{saved.generated_utc:%Y-%m-%d %H:%M} UTC; no data file it read has "
+                "changed since)."
+            )
+    return drift_data.report(window, reference, end=end), (
+        "Computed now (no saved report in the archive answers this window)."
+    )
+
+
 def render(f: Filters) -> None:
     """The page's body (a fragment: reruns on the live-refresh interval, Off by default)."""
     st.caption(md(f.caption()))
@@ -254,7 +295,7 @@ def render(f: Filters) -> None:
     metric_label = _url_select(c3, "Heatmap metric", list(METRICS), key="drift_metric")
     metric = METRICS[metric_label]
     try:
-        fleet = drift_data.report(WINDOWS[window_label], REFERENCES[reference_label], end=f.end)
+        fleet, source = _fleet(WINDOWS[window_label], REFERENCES[reference_label], f.end)
     except (StoreError, ValueError) as exc:
         st.error(f"Could not compute drift: {md(exc)}")
         return
@@ -270,7 +311,7 @@ def render(f: Filters) -> None:
         f"The drift window is the {md(window_label)} ending at the end of the sidebar's "
         f"time range ({report.window_end:%Y-%m-%d %H:%M} UTC); its length is this page's "
         "Window control, not the range's. Regions, models and arms follow the sidebar "
-        f"({len(report.slices)} of {len(fleet.slices)} slices). " + EXPLAINER
+        f"({len(report.slices)} of {len(fleet.slices)} slices). {source} " + EXPLAINER
     )
     if report.slices:
         _heatmap(report, metric, metric_label)

@@ -1,0 +1,190 @@
+"""Saved drift reports read back (observatory/drift_archive.py): exactly the computed
+report, and used only when they answer the question (settings, window, fresh files)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from drift_support import END, drift_store
+from streamlit.testing.v1 import AppTest
+
+from observatory import drift_archive as da
+from observatory.drift_engine import (
+    DEFAULT_SIGNALS,
+    DriftReport,
+    Reference,
+    compute_drift,
+    signal_by_name,
+)
+from observatory.drift_report import report_head, to_dict, write_report
+from observatory.store import Store
+
+MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
+DAY = timedelta(hours=24)
+NAIVE_END = END.replace(tzinfo=None)
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    return Store(drift_store(tmp_path_factory))
+
+
+@pytest.fixture(scope="module")
+def computed(store: Store) -> DriftReport:
+    return compute_drift(store, window=DAY, reference=Reference.parse("7d"), end=END)
+
+
+@pytest.fixture(scope="module")
+def archive(computed: DriftReport, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("drift-archive")
+    write_report(computed, out, "json")
+    return out
+
+
+def _same(a: float, b: float) -> bool:
+    return (math.isnan(a) and math.isnan(b)) or a == b
+
+
+def test_saved_report_reads_back_exactly(computed: DriftReport, archive: Path) -> None:
+    loaded = da.load_report(archive / "drift-2026-11-30T0000Z-24h.json")
+    # Every number, verdict, distribution and over-time point, as the JSON holds them.
+    assert to_dict(loaded) == to_dict(computed)
+    assert loaded.window == DAY and loaded.window_end == NAIVE_END
+    assert loaded.reference == computed.reference
+    assert loaded.summary_line() == computed.summary_line()
+    pd.testing.assert_frame_equal(loaded.summary(), computed.summary())
+    assert len(loaded.slices) == len(computed.slices) > 100
+    n_metrics = n_points = 0
+    for a, b in zip(loaded.slices, computed.slices, strict=True):
+        assert (a.key, a.verdict, a.fired, a.rebinned, a.alarm) == (
+            b.key,
+            b.verdict,
+            b.fired,
+            b.rebinned,
+            b.alarm,
+        )
+        for ra, rb in zip(a.results, b.results, strict=True):
+            assert (ra.metric, ra.verdict, ra.fired, ra.note) == (
+                rb.metric,
+                rb.verdict,
+                rb.fired,
+                rb.note,
+            )
+            for x, y in [
+                (ra.value, rb.value),
+                (ra.threshold, rb.threshold),
+                (ra.learned, rb.learned),
+            ]:
+                assert _same(x, y), (a.key, ra.metric)
+            n_metrics += 1
+        assert a.distribution == b.distribution
+        if len(b.over_time):
+            want = b.over_time.reset_index(drop=True)
+            got = a.over_time[list(want.columns)].reset_index(drop=True)  # a view's index
+            pd.testing.assert_frame_equal(got, want, check_dtype=False)
+            n_points += len(want)
+    assert n_metrics > 800 and n_points > 500
+
+
+def test_covering_report_only_for_the_same_question(
+    store: Store, archive: Path, computed: DriftReport
+) -> None:
+    ref = Reference.parse("7d")
+    hit = da.covering_report(archive, store, DAY, ref, END)
+    assert hit is not None and hit.path.name == "drift-2026-11-30T0000Z-24h.json"
+    assert to_dict(hit.report) == to_dict(computed)
+    # Another reference, window, end, signal setting or store: not this report.
+    assert da.covering_report(archive, store, DAY, Reference.parse("14d"), END) is None
+    assert da.covering_report(archive, store, DAY, Reference.parse("week-ago"), END) is None
+    assert da.covering_report(archive, store, timedelta(hours=6), ref, END) is None
+    assert da.covering_report(archive, store, DAY, ref, END - timedelta(hours=1)) is None
+    assert da.covering_report(archive, store, DAY, ref, None) is None
+    strict = [s if s.name != "accuracy" else signal_by_name("accuracy") for s in DEFAULT_SIGNALS]
+    assert da.covering_report(archive, store, DAY, ref, END, signals=strict) is not None
+    other = [s for s in DEFAULT_SIGNALS if s.name != "ttft"]
+    assert da.covering_report(archive, store, DAY, ref, END, signals=other) is None
+    assert da.covering_report(archive, store, DAY, ref, END, step_s=300) is None
+    assert da.covering_report(archive, Store(archive), DAY, ref, END) is None
+
+
+def test_a_data_file_changed_after_the_report_makes_it_stale(store: Store, archive: Path) -> None:
+    ref = Reference.parse("7d")
+    assert da.covering_report(archive, store, DAY, ref, END) is not None
+    # A file the report read (the window's last day) rewritten after it was computed.
+    part = next(
+        (store.lake / "counters" / "signal=errors" / "date=2026-11-29").glob("*/part.parquet")
+    )
+    # A day before the reference began: not read, so not a reason.
+    unread = next(
+        (store.lake / "counters" / "signal=errors" / "date=2026-11-21").glob("*/part.parquet")
+    )
+    kept = {p: p.stat() for p in (part, unread)}
+    try:
+        os.utime(unread, ns=(kept[unread].st_atime_ns, kept[unread].st_mtime_ns + 10**15))
+        assert da.covering_report(archive, store, DAY, ref, END) is not None
+        os.utime(part, ns=(kept[part].st_atime_ns, kept[part].st_mtime_ns + 10**15))
+        loaded = da.load_report(archive / "drift-2026-11-30T0000Z-24h.json")
+        assert da.stale_files(store.root, loaded) == [part]
+        assert da.covering_report(archive, store, DAY, ref, END) is None
+    finally:  # the roll-ups are fresh only with the data file's exact mtime
+        for p, st in kept.items():
+            os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert da.covering_report(archive, store, DAY, ref, END) is not None
+
+
+def test_bad_files_are_refused_with_their_name(tmp_path: Path, computed: DriftReport) -> None:
+    bad = tmp_path / "drift-2026-11-30T0000Z-24h.json"
+    bad.write_text("{not json", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"drift-2026-11-30T0000Z-24h\.json"):
+        da.load_report(bad)
+    old = to_dict(computed)
+    del old["settings"]
+    bad.write_text(json.dumps(old), encoding="utf-8")
+    with pytest.raises(ValueError, match="no settings"):
+        da.load_report(bad)
+    bad.write_text(json.dumps({"schema": "other/1"}), encoding="utf-8")
+    with pytest.raises(ValueError, match="not a drift report"):
+        da.load_report(bad)
+
+
+def _all_slices(at: AppTest) -> pd.DataFrame:
+    return next(d.value for d in at.dataframe if "reference" in d.value.columns)
+
+
+def test_page_reads_the_saved_report_and_shows_what_it_would_compute(
+    store: Store, archive: Path, computed: DriftReport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OBSERVATORY_STORE", str(store.root))
+    monkeypatch.setenv("OBSERVATORY_DRIFT_REPORTS", str(archive))
+    monkeypatch.delenv("OBSERVATORY_CONFIG", raising=False)
+
+    def no_computation(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the page computed drift although a saved report covers it")
+
+    monkeypatch.setattr("app.drift_data.compute_drift", no_computation)
+    at = AppTest.from_file(MAIN, default_timeout=300).run()
+    at.switch_page("views/drift.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = "\n".join(str(c.value) for c in at.caption).replace("\\", "")  # Markdown escapes
+    assert "Read from the saved report drift-2026-11-30T0000Z-24h.json" in captions
+    pd.testing.assert_frame_equal(
+        _all_slices(at).reset_index(drop=True), computed.summary().reset_index(drop=True)
+    )
+    assert at.selectbox(key="drift_slice").value == computed.drifted[0].key
+
+
+def test_report_head_is_the_report_without_its_slices(archive: Path, tmp_path: Path) -> None:
+    path = archive / "drift-2026-11-30T0000Z-24h.json"
+    full = json.loads(path.read_text(encoding="utf-8"))
+    head = report_head(path, chunk=1024)  # several reads before the slices begin
+    assert head == {**full, "slices": []}
+    assert head["verdict"] == "critical" and head["settings"]["reference"] == "7d"
+    other = tmp_path / "other.json"  # not render_json's layout: parsed whole
+    other.write_text(json.dumps({"verdict": "ok", "slices": [1]}), encoding="utf-8")
+    assert report_head(other) == {"verdict": "ok", "slices": [1]}

@@ -108,7 +108,11 @@ def load_signals(
     The store hands over numeric rows only (``regression_*_rows.sql``); binning and
     the derived signals are numpy work (:mod:`analytics.regression_signals`).
     """
-    params = {"start": _naive(start), "end": _naive(end), "regions": list(regions or [])}
+    params: dict[str, Any] = {
+        "start": _naive(start),
+        "end": _naive(end),
+        "regions": list(regions or []),
+    }
     names = store.named("regression_series_names", **params)
     bins = rs.bin_rows(
         names,
@@ -132,6 +136,24 @@ def events(
 ) -> list[rg.Event]:
     """Candidate causes: annotations, label changes (series appearing/disappearing) and
     traffic shifts."""
+    out = deployment_events(store, start, end, regions)
+    out += rg.traffic_shifts(signals, bin_s=bin_s)
+    return sorted(out, key=lambda e: e.time)
+
+
+def deployment_events(
+    store: Store,
+    start: datetime,
+    end: datetime,
+    regions: list[str] | None = None,
+) -> list[rg.Event]:
+    """The events that do not depend on the signals: annotations in ``(start, end]``
+    (of the regions, or fleet-wide), then label changes (series appearing or
+    disappearing, ``regression_series_span.sql``), in that order, unsorted.
+
+    Raises:
+        StoreMissing: the store holds no request counter.
+    """
     out: list[rg.Event] = []
     for a in notes.read(store.root):
         t = _naive(a.time)
@@ -142,8 +164,7 @@ def events(
     )
     first, last = time_bounds(store)
     out += rg.label_changes(spans, max(_naive(first), _naive(start)), _naive(last))
-    out += rg.traffic_shifts(signals, bin_s=bin_s)
-    return sorted(out, key=lambda e: e.time)
+    return out
 
 
 def _spec(sig: rg.RegressionSignal) -> SignalSpec:
@@ -241,7 +262,9 @@ def range_verdicts(
         "ranges",
         f"{_naive(canary[0]):%Y-%m-%d %H:%M}..{_naive(canary[1]):%H:%M} vs "
         f"{_naive(baseline[0]):%Y-%m-%d %H:%M}..{_naive(baseline[1]):%H:%M}",
-        region, model, arm,
+        region,
+        model,
+        arm,
     )
     out = []
     sel = _select(signals, region=region, model=model, arm=arm)
@@ -301,6 +324,21 @@ def _concat(old: pd.DataFrame, new: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def window(
+    store: Store, end: datetime | None, lookback: timedelta, bin_s: int
+) -> tuple[datetime, datetime]:
+    """The analysed window ``(start, end]`` (aware UTC): ``end`` defaults to the last
+    stored step; ``start`` is ``end - lookback`` (not before the first step) floored
+    to a bin boundary.
+
+    Raises:
+        StoreMissing: the store holds no request counter.
+    """
+    first, last = time_bounds(store)
+    end = _aware(end) if end else last
+    return _floor(max(end - lookback, first - timedelta(minutes=1)), bin_s), end
+
+
 def analyse(
     store: Store,
     end: datetime | None = None,
@@ -325,9 +363,7 @@ def analyse(
     Raises:
         StoreMissing: the store holds no data.
     """
-    first, last = time_bounds(store)
-    end = _aware(end) if end else last
-    start = _floor(max(end - lookback, first - timedelta(minutes=1)), bin_s)
+    start, end = window(store, end, lookback, bin_s)
     secs: dict[str, float] = {}
     t0 = time.perf_counter()
     saved = state.load(store.root, bin_s, regions) if incremental and not signals_wanted else None
@@ -351,15 +387,15 @@ def analyse(
         # A read-only store: no state is kept, the next run recomputes; nothing is lost.
         with contextlib.suppress(OSError):
             state.save(
-                store.root, bin_s, regions,
+                store.root,
+                bin_s,
+                regions,
                 state.Saved(sig, start, end, _floor(end, bin_s), regs),
             )
     t0 = time.perf_counter()
     evts = events(store, sig, start, end, regions, bin_s)
     regs = rg.with_causes(regs, evts)
-    verdicts = deployment_verdicts(
-        sig, evts, pass_score=pass_score, marginal_score=marginal_score
-    )
+    verdicts = deployment_verdicts(sig, evts, pass_score=pass_score, marginal_score=marginal_score)
     secs["causes"] = time.perf_counter() - t0
     return Report(_aware(start), end, bin_s, regs, evts, verdicts, sig, secs, reuse)
 

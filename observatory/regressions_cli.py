@@ -29,10 +29,12 @@ _config_option = click.option(
 
 
 def _store(store_path: str | None, config_path: str | None) -> Any:
-    from observatory.config import ConfigError, resolve_store_path
+    from observatory.config import ConfigError, load_config, resolve_store_path
     from observatory.store import Store
 
     try:
+        if store_path and config_path:
+            load_config(config_path)  # checked even when --store overrides its store
         return Store(resolve_store_path(store_path, config_path))
     except ConfigError as exc:
         for line in exc.messages:
@@ -193,6 +195,7 @@ def regressions(
     _known_regions(store, regions)
     _check_bin(bin_s)
     _check_scores(pass_score, marginal_score)
+    window = _duration(since, "--since")  # a usage error before the analysis, not after
     try:
         report = reg.analyse(
             store,
@@ -206,7 +209,6 @@ def regressions(
     except StoreMissing:
         click.echo(f"error: no data in store {store.root} (run `observatory demo`?)", err=True)
         sys.exit(EXIT_USAGE)
-    window = _duration(since, "--since")
     shown = reg.select(report, window)
     cut = report.end - window
     verdicts = [v for v in report.verdicts if v.event.time.replace(tzinfo=UTC) > cut]
@@ -346,7 +348,7 @@ def verdict(
         click.echo(
             "error: nothing compared: no series has data in both ranges / arms; check "
             "--arms, --model, --region and the ranges against the store "
-            "(observatory sql \"SELECT DISTINCT region, model, arm FROM counters\")",
+            '(observatory sql "SELECT DISTINCT region, model, arm FROM counters")',
             err=True,
         )
         sys.exit(EXIT_USAGE)
@@ -360,3 +362,62 @@ def verdict(
         for sres in v.verdict.signals:
             click.echo(f"    {sres.name:<21} {sres.classification:<7} ratio {sres.ratio:.3f}")
     sys.exit(EXIT_OPEN_CRITICAL if any(v.verdict.verdict == "Fail" for v in out) else EXIT_OK)
+
+
+@regressions.command("precompute")
+@click.option(
+    "--lookback",
+    "lookbacks",
+    multiple=True,
+    default=("24h",),
+    show_default=True,
+    help="Window(s) to precompute, as the dashboard's time ranges (repeatable: 24h, 7d).",
+)
+@click.option("--bin", "bin_s", default=60, show_default=True, help="Bin length in seconds.")
+@click.option(
+    "--batch", default=4, show_default=True, help="Regions analysed at a time (bounds memory)."
+)
+@click.option("--force", is_flag=True, help="Recompute even when the store's data did not change.")
+@_store_option
+@_config_option
+def precompute(
+    lookbacks: tuple[str, ...],
+    bin_s: int,
+    batch: int,
+    force: bool,
+    store_path: str | None,
+    config_path: str | None,
+) -> None:
+    """Analyse the whole fleet off the request path for the dashboard's Regressions page.
+
+    Writes ``<store>/.regressions/findings-<bin>-<lookback>/`` (see
+    observatory/regressions_findings.py); run it after each collection (cron or the
+    scheduler).  A window whose findings were computed from the store's current data
+    version is skipped unless ``--force``.
+    """
+    import time
+
+    from observatory import regressions_findings as rf
+    from observatory.store import StoreMissing
+
+    store = _store(store_path, config_path)
+    _check_bin(bin_s)
+    if batch < 1:
+        raise click.BadParameter(f"expected at least 1, got {batch}", param_hint="--batch")
+    windows = [_duration(text, "--lookback") for text in lookbacks]
+    for text, lookback in zip(lookbacks, windows, strict=True):
+        old = rf.load(store.root, bin_s, lookback)
+        if old is not None and not force and old.data_version == store.data_version():
+            click.echo(f"{text}: up to date (data version {old.data_version})")
+            continue
+        t0 = time.perf_counter()
+        try:
+            found, where = rf.save(store, lookback=lookback, bin_s=bin_s, batch=batch)
+        except StoreMissing:
+            click.echo(f"error: no data in store {store.root} (run `observatory demo`?)", err=True)
+            sys.exit(EXIT_USAGE)
+        click.echo(
+            f"{text}: {len(found.regressions)} changes in {len(found.regions)} regions, "
+            f"{found.start:%Y-%m-%d %H:%M} .. {found.end:%Y-%m-%d %H:%M} UTC, "
+            f"{time.perf_counter() - t0:.1f} s -> {where}"
+        )

@@ -4,10 +4,12 @@ levels (95% intervals) and the suspected cause.
 
 The sidebar's shared filters (:func:`app.filters.shared_filters`) choose the
 lookback (the time range: the regressions are found in ``(start, end]``) and the
-regions, models and arms shown; the analysis runs once for the whole fleet (cached)
-and is narrowed to the selection (:func:`app.regressions_data.selected`).  The
-page's own controls (signals, improvements, open only, the verdict thresholds and
-what the verdicts compare) are kept in the URL too.
+regions, models and arms shown.  The findings are precomputed off the request path
+(``observatory regressions precompute``) or, for a range they do not cover, computed
+for the selected regions (:func:`app.regressions_view_data.findings`); the page
+narrows them to the selection and reads the per-bin signals only of the regions and
+times it draws or judges.  The page's own controls (signals, improvements, open only,
+the verdict thresholds and what the verdicts compare) are kept in the URL too.
 """
 
 from __future__ import annotations
@@ -21,18 +23,25 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from analytics.regressions import SIGNALS
-from app import regressions_data
+from app import regressions_view_data
 from app.charts import palette
 from app.data import StoreError
 from app.filters import Filters, live, require_selection, shared_filters
 from app.ui import md, plotly_text
 from observatory import regressions as reg
+from observatory.regressions_findings import Findings
 from observatory.store import StoreMissing
 
 SEVERITY_COLOR = {"critical": "#d62728", "warning": "#ff7f0e", "improvement": "#2ca02c"}
 VERDICT_SYMBOL = {"Pass": "circle-open", "Marginal": "diamond-open", "Fail": "x"}
 COMPARE = ["Deployment events", "Two time ranges", "Two arms"]
 TIME_FORMAT = "%Y-%m-%dT%H:%M"
+#: The table's level columns are raw means, its change is load-adjusted: say so.
+TABLE_LABELS = {
+    "before": "before (mean)",
+    "after": "after (mean)",
+    "change": "change (same traffic)",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -99,15 +108,20 @@ def _choices() -> Choices:
     )
 
 
+def _spans(fs: Findings, f: Filters) -> pd.DataFrame:
+    """The selected series' first and last bin per region (``min``, ``max``)."""
+    spans = fs.spans[f.mask(fs.spans).to_numpy()]
+    return spans.groupby("region").agg(min=("first", "min"), max=("last", "max"))
+
+
 def _timeline(
     f: Filters,
-    report: reg.Report,
+    spans: pd.DataFrame,
     shown: list[reg.rg.Regression],
     verdicts: list[reg.DeploymentVerdict],
 ) -> None:
     """One row per region: the analysed bins (region colour), regressions, verdicts."""
     colors = palette(f.all_regions, "region")
-    spans = report.signals.groupby("region", observed=True)["bin_end"].agg(["min", "max"])
     fig = go.Figure()
     for region, (first, last) in spans.sort_index().iterrows():
         fig.add_trace(
@@ -168,13 +182,13 @@ def _timeline(
     st.plotly_chart(fig, width="stretch", key="regression_timeline")
 
 
-def _detail(report: reg.Report, pick: reg.rg.Regression, color: str) -> None:
+def _detail(fs: Findings, pick: reg.rg.Regression, color: str) -> None:
     """The picked regression's signal with the change point, levels and suspected cause."""
     st.subheader(f"{pick.signal} · {pick.region} · {pick.model}/{pick.arm}")
     spec = SIGNALS[pick.signal]
-    s = reg.series(report, pick.region, pick.model, pick.arm, pick.signal)
+    s = fs.series(pick.region, pick.model, pick.arm, pick.signal)
     lo = pd.Timestamp(pick.start) - pd.Timedelta(days=2)
-    hi = pd.Timestamp(pick.end or report.end.replace(tzinfo=None)) + pd.Timedelta(days=1)
+    hi = pd.Timestamp(pick.end or fs.end.replace(tzinfo=None)) + pd.Timedelta(days=1)
     s = s[(s.bin_end >= lo) & (s.bin_end <= hi)]
     ch = go.Figure()
     ch.add_trace(
@@ -287,10 +301,29 @@ def _range_text(where: Any, label: str, key: str, a: pd.Timestamp, b: pd.Timesta
     )
 
 
+def _selected_signals(
+    fs: Findings, f: Filters, *spans: tuple[datetime, datetime], every_arm: bool = False
+) -> pd.DataFrame:
+    """The selected series' signals with ``bin_end`` in any of ``spans`` (read per region)."""
+    sig = fs.signals_within(f.regions, spans)
+    chosen = dataclasses.replace(f, arms=f.all_arms) if every_arm else f
+    return sig[_kept(chosen, sig)]
+
+
+def _kept(f: Filters, sig: pd.DataFrame) -> Any:
+    """:meth:`Filters.mask` of a signals frame, decided once per category of each label
+    (the same rows; millions of rows in "Two arms" over the whole fleet)."""
+    keep = pd.Series(True, index=sig.index)
+    for col in reg.rg.KEYS:
+        cats = pd.Index(sig[col].cat.categories.astype(str))
+        allowed = cats[f.mask(pd.DataFrame({col: cats})).to_numpy()]
+        keep &= sig[col].isin(allowed)
+    return keep.to_numpy()
+
+
 def _verdicts(
     f: Filters,
-    fleet: reg.Report,
-    report: reg.Report,
+    fs: Findings,
     c: Choices,
     events: list[reg.DeploymentVerdict],
 ) -> None:
@@ -308,7 +341,7 @@ def _verdicts(
         bind="query-params",
         persist_state="session",
     )
-    last_bin = pd.Timestamp(report.end.replace(tzinfo=None)).floor("h")
+    last_bin = pd.Timestamp(fs.end.replace(tzinfo=None)).floor("h")
     hour, day = pd.Timedelta(hours=1), pd.Timedelta(days=1)
     if mode == "Two time ranges":
         c1, c2 = st.columns(2)
@@ -319,7 +352,7 @@ def _verdicts(
         base, canary = _span(base_text, "Baseline"), _span(canary_text, "Canary")
         if base and canary:
             rows = reg.range_verdicts(
-                report.signals,
+                _selected_signals(fs, f, base, canary),
                 base,
                 canary,
                 pass_score=c.pass_score,
@@ -332,7 +365,7 @@ def _verdicts(
         return
     if mode == "Two arms":
         # Arms are compared with each other, so the sidebar's arm filter does not apply.
-        arms = sorted(str(a) for a in fleet.signals["arm"].unique())
+        arms = fs.arms
         c1, c2, c3 = st.columns(3)
         control = c1.selectbox(
             "Control arm",
@@ -360,7 +393,7 @@ def _verdicts(
             rows = [
                 v
                 for v in reg.arm_verdicts(
-                    fleet.signals,
+                    _selected_signals(fs, f, during, every_arm=True),
                     str(control),
                     str(experiment),
                     during,
@@ -388,37 +421,44 @@ def render(f: Filters) -> None:
     st.caption(md(f.caption()))
     c = _choices()
     try:
-        fleet = regressions_data.report(f.span, end=f.end)
+        fs, source = regressions_view_data.findings(f)
     except (StoreError, StoreMissing) as exc:
         st.error(f"Could not analyse the store: {md(exc)}")
         return
-    report = regressions_data.selected(fleet, f)
+    mine = [r for r in fs.regressions if f.keeps(r.region, r.model, r.arm)]
     shown = [
         r
-        for r in report.regressions
+        for r in mine
         if r.signal in c.signals and (c.improvements or r.worse) and (not c.only_open or r.open)
     ]
+    events = [e for e in fs.events if e.region is None or e.region in f.regions]
+    rows = fs.verdict_rows
     verdicts = reg.deployment_verdicts(
-        report.signals, report.events, pass_score=c.pass_score, marginal_score=c.marginal_score
+        rows[_kept(f, rows)],
+        events,
+        pass_score=c.pass_score,
+        marginal_score=c.marginal_score,
     )
     st.caption(
-        f"Lookback: the sidebar's time range, {report.start:%Y-%m-%d %H:%M} → "
-        f"{report.end:%Y-%m-%d %H:%M} UTC · {report.bin_s // 60}-minute bins · "
-        f"{len(shown)} shown of {len(fleet.regressions)} changes in the fleet · "
-        f"{len(verdicts)} deployment verdicts. A change that began before the range is "
-        "its baseline, not a regression in it: choose a longer range to see it."
+        f"Lookback: the sidebar's time range, {fs.start:%Y-%m-%d %H:%M} → "
+        f"{fs.end:%Y-%m-%d %H:%M} UTC · {fs.bin_s // 60}-minute bins · "
+        f"{len(shown)} shown of {len(fs.regressions)} changes in the "
+        f"{len(fs.regions)} analysed regions · {len(verdicts)} deployment verdicts · "
+        f"findings {md(source)}. A change that began before the range is its baseline, "
+        "not a regression in it: choose a longer range to see it."
     )
     m1, m2, m3 = st.columns(3)
     m1.metric("Open critical", len(reg.open_critical(shown)))
     m2.metric("Open (all)", sum(1 for r in shown if r.open and r.worse))
     m3.metric("Deployments judged", len(verdicts))
-    if report.signals.empty:
+    spans = _spans(fs, f)
+    if spans.empty:
         st.info(
             "No signal in this time range for the selected regions, models and arms. "
             "Choose a longer time range or other filters."
         )
         return
-    _timeline(f, report, shown, verdicts)
+    _timeline(f, spans, shown, verdicts)
     if not shown:
         st.success("No regression in the selection.")
     else:
@@ -426,6 +466,12 @@ def render(f: Filters) -> None:
         tab["change"] = tab["change"].map(lambda v: f"{v:+.1%}")
         tab["before"] = [reg.fmt_value(r.before, r.unit) for r in shown]
         tab["after"] = [reg.fmt_value(r.after, r.unit) for r in shown]
+        tab = tab.rename(columns=TABLE_LABELS)
+        st.caption(
+            "before / after: plain means of the signal over the segments on either side; "
+            "change: relative, like for like (load-adjusted signals at the same traffic, "
+            "so it can differ from after / before)."
+        )
         event = st.dataframe(
             tab,
             hide_index=True,
@@ -436,8 +482,8 @@ def render(f: Filters) -> None:
         )
         picked = event.selection.rows if event and event.selection else []
         pick = shown[picked[0]] if picked and picked[0] < len(shown) else shown[0]
-        _detail(report, pick, palette(f.all_regions, "region").get(pick.region, "#555"))
-    _verdicts(f, fleet, report, c, verdicts)
+        _detail(fs, pick, palette(f.all_regions, "region").get(pick.region, "#555"))
+    _verdicts(f, fs, c, verdicts)
 
 
 st.title("Regressions")

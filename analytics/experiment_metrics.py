@@ -33,12 +33,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from scipy import stats
 
 from analytics import experiments as ab
 from analytics.carbon import CarbonModel
@@ -329,7 +328,7 @@ def arm_stats(frame: pd.DataFrame, m: MetricDef) -> ab.MeanStats | ab.RatioStats
 def _stats_ci(s: ab.MeanStats | ab.RatioStats, alpha: float) -> tuple[float, float]:
     if s.n < 2:
         return math.nan, math.nan
-    half = float(stats.t.ppf(1 - alpha / 2, s.n - 1)) * math.sqrt(s.variance / s.n)
+    half = ab.t_ppf(1 - alpha / 2, s.n - 1) * math.sqrt(s.variance / s.n)
     return s.mean - half, s.mean + half
 
 
@@ -483,6 +482,113 @@ class Analysis:
     span: tuple[pd.Timestamp | None, pd.Timestamp | None]
 
 
+# ---------------------------------------------------------------- the sources
+class ReplicateSource(Protocol):
+    """What the analysis reads about the replicates of an experiment's arms.
+
+    Two implementations give the same numbers (to float rounding): :class:`FrameSource`
+    over the replicate rows themselves, and
+    :class:`analytics.experiment_moments.MomentSource` over their sufficient
+    statistics summed per hour, region and arm (docs/experiments.md, "Performance").
+    ``region`` None means every region (pooled).
+    """
+
+    def regions(self) -> list[str]:
+        """Regions with replicates, sorted."""
+        ...
+
+    def requests(self, arm: str, region: str | None = None) -> float:
+        """Requests of ``arm`` (all its replicates)."""
+        ...
+
+    def stats(
+        self, m: MetricDef, arm: str, region: str | None = None
+    ) -> ab.MeanStats | ab.RatioStats:
+        """Sufficient statistics of mean or ratio metric ``m`` (see :func:`arm_stats`)."""
+        ...
+
+    def quantile(
+        self, m: MetricDef, arm: str, region: str | None, alpha: float
+    ) -> ab.QuantileEstimate:
+        """Quantile metric ``m`` of ``arm`` with its Deng-Knoblich-Lu interval."""
+        ...
+
+    def overlap(self, arms: Sequence[str]) -> float:
+        """:func:`time_overlap` of the replicates."""
+        ...
+
+    def span(self) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+        """First and last replicate end time (None without replicates)."""
+        ...
+
+    def cumulative(
+        self, m: MetricDef, arm: str, checkpoints: pd.DatetimeIndex
+    ) -> list[ab.MeanStats | ab.RatioStats]:
+        """Per checkpoint, statistics of ``m`` over ``arm``'s replicates ending at or before it."""
+        ...
+
+
+_NO_QUANTILE = (math.nan, math.nan, math.nan, 0.0, 0, math.nan, math.nan)
+
+
+@dataclass(frozen=True)
+class FrameSource:
+    """The replicate rows themselves (and their latency buckets): the reference path."""
+
+    replicates: pd.DataFrame
+    buckets: Buckets | None = None
+
+    def _frame(self, arm: str, region: str | None) -> pd.DataFrame:
+        rows = self.replicates["arm"] == arm
+        if region is not None:
+            rows &= self.replicates["region"] == region
+        return self.replicates[rows]
+
+    def regions(self) -> list[str]:
+        """Regions with replicates, sorted."""
+        return sorted(self.replicates["region"].dropna().unique().tolist())
+
+    def requests(self, arm: str, region: str | None = None) -> float:
+        """Requests of ``arm`` (all its replicates)."""
+        return float(self._frame(arm, region)["requests"].sum())
+
+    def stats(
+        self, m: MetricDef, arm: str, region: str | None = None
+    ) -> ab.MeanStats | ab.RatioStats:
+        """Sufficient statistics of ``m`` over the rows (:func:`arm_stats`)."""
+        return arm_stats(self._frame(arm, region), m)
+
+    def quantile(
+        self, m: MetricDef, arm: str, region: str | None, alpha: float
+    ) -> ab.QuantileEstimate:
+        """The quantile of the replicates' summed buckets and its interval."""
+        q = m.quantile or 0.5
+        if self.buckets is None or not len(self.buckets.keys):
+            return ab.QuantileEstimate(q, *_NO_QUANTILE)
+        mask = self.buckets.keys["arm"] == arm
+        if region is not None:
+            mask &= self.buckets.keys["region"] == region
+        return _quantile_estimate(self.buckets, mask, q, alpha)
+
+    def overlap(self, arms: Sequence[str]) -> float:
+        """:func:`time_overlap` of the rows."""
+        return time_overlap(self.replicates, arms)
+
+    def span(self) -> tuple[pd.Timestamp | None, pd.Timestamp | None]:
+        """First and last ``ts_utc``."""
+        ts = self.replicates["ts_utc"]
+        return (ts.min(), ts.max()) if len(ts) else (None, None)
+
+    def cumulative(
+        self, m: MetricDef, arm: str, checkpoints: pd.DatetimeIndex
+    ) -> list[ab.MeanStats | ab.RatioStats]:
+        """Cumulative sums of the sorted rows cut at each checkpoint."""
+        f = self.replicates[self.replicates["arm"] == arm].sort_values("ts_utc", kind="stable")
+        times = pd.DatetimeIndex(f["ts_utc"]).as_unit("us").asi8
+        cut = np.searchsorted(times, checkpoints.as_unit("us").asi8, side="right")
+        return _cum_stats(f, m, cut.astype(np.int64))
+
+
 # ---------------------------------------------------------------- the analysis
 def arm_value(
     replicates: pd.DataFrame,
@@ -493,22 +599,23 @@ def arm_value(
     alpha: float = 0.05,
 ) -> tuple[ArmValue, ab.MeanStats | ab.RatioStats | ab.QuantileEstimate]:
     """One arm's value of ``m`` (in ``region``, or all) and the statistics behind it."""
-    rows = replicates["arm"] == arm
-    if region is not None:
-        rows &= replicates["region"] == region
-    frame = replicates[rows]
-    requests = float(frame["requests"].sum())
+    return source_value(FrameSource(replicates, buckets), m, arm, region, alpha)
+
+
+def source_value(
+    source: ReplicateSource,
+    m: MetricDef,
+    arm: str,
+    region: str | None = None,
+    alpha: float = 0.05,
+) -> tuple[ArmValue, ab.MeanStats | ab.RatioStats | ab.QuantileEstimate]:
+    """:func:`arm_value` read from any :class:`ReplicateSource`."""
+    requests = source.requests(arm, region)
     if m.kind == "quantile":
-        if buckets is None or not len(buckets.keys):
-            est = ab.QuantileEstimate(m.quantile or 0.5, *(math.nan,) * 3, 0.0, 0, *(math.nan,) * 2)
-        else:
-            mask = buckets.keys["arm"] == arm
-            if region is not None:
-                mask &= buckets.keys["region"] == region
-            est = _quantile_estimate(buckets, mask, m.quantile or 0.5, alpha)
+        est = source.quantile(m, arm, region, alpha)
         value = ArmValue(arm, est.value, est.ci_low, est.ci_high, float(est.replicates), est.n)
         return value, est
-    s = arm_stats(frame, m)
+    s = source.stats(m, arm, region)
     lo, hi = _stats_ci(s, alpha)
     return ArmValue(arm, s.mean, lo, hi, s.n, requests), s
 
@@ -544,8 +651,7 @@ def compare(
 
 
 def _results_for(
-    replicates: pd.DataFrame,
-    buckets: Buckets | None,
+    source: ReplicateSource,
     settings: AnalysisSettings,
     region: str | None,
 ) -> list[MetricResult]:
@@ -556,7 +662,7 @@ def _results_for(
     def value(m: MetricDef, arm: str) -> tuple[ArmValue, object]:
         key = (m.name, arm)
         if key not in cache:
-            cache[key] = arm_value(replicates, buckets, m, arm, region, settings.alpha)
+            cache[key] = source_value(source, m, arm, region, settings.alpha)
         return cache[key]
 
     for name, role in settings.roles():
@@ -600,19 +706,23 @@ def analyze(
         buckets: per-replicate latency buckets for the quantile metrics.
     """
     reps = replicates[replicates["arm"].isin(settings.arms)]
-    regions = sorted(reps["region"].dropna().unique().tolist())
+    return analyze_source(FrameSource(reps, buckets), settings)
+
+
+def analyze_source(source: ReplicateSource, settings: AnalysisSettings) -> Analysis:
+    """:func:`analyze` over any :class:`ReplicateSource` holding only ``settings.arms``."""
+    regions = source.regions()
     warnings: list[str] = []
-    counts = {a: float(reps.loc[reps["arm"] == a, "requests"].sum()) for a in settings.arms}
+    counts = {a: source.requests(a) for a in settings.arms}
     weights = dict(settings.weights) or None
     srm = ab.srm_test(counts, weights) if sum(counts.values()) > 0 else None
     srm_by_region: dict[str, ab.SrmResult] = {}
     for region in regions:
-        sub = reps[reps["region"] == region]
-        rc = {a: float(sub.loc[sub["arm"] == a, "requests"].sum()) for a in settings.arms}
+        rc = {a: source.requests(a, region) for a in settings.arms}
         if sum(rc.values()) > 0:
             srm_by_region[region] = ab.srm_test(rc, weights)
-    pooled = _results_for(reps, buckets, settings, None)
-    by_region = {r: _results_for(reps, buckets, settings, r) for r in regions}
+    pooled = _results_for(source, settings, None)
+    by_region = {r: _results_for(source, settings, r) for r in regions}
     if len(regions) >= 2:
         for res in pooled:
             per = {
@@ -626,7 +736,7 @@ def analyze(
             msg = ab.direction_disagreement(per, res.fixed)
             if msg:
                 warnings.append(f"{res.metric.label} ({res.treatment}): {msg}")
-    overlap = time_overlap(reps, settings.arms)
+    overlap = source.overlap(settings.arms)
     if overlap < 0.9:
         warnings.append(
             f"The arms were observed in different minutes (only {100 * overlap:.0f}% of "
@@ -645,11 +755,10 @@ def analyze(
         )
         for t in settings.treatments
     }
-    ts = reps["ts_utc"]
-    span = (ts.min(), ts.max()) if len(ts) else (None, None)
     return Analysis(
-        settings, srm, srm_by_region, pooled, by_region, warnings, verdicts, regions, span
-    )
+        settings, srm, srm_by_region, pooled, by_region, warnings, verdicts, regions,
+        source.span(),
+    )  # fmt: skip
 
 
 def time_overlap(replicates: pd.DataFrame, arms: Sequence[str]) -> float:
@@ -706,16 +815,30 @@ def cumulative_effect(
     in advance), ``seq_low``, ``seq_high``, ``p_seq`` (the confidence sequence,
     valid at every checkpoint).  Mean and ratio metrics only.
     """
+    return cumulative_from(
+        FrameSource(replicates), metric_name, control, treatment, checkpoints, alpha, tuning
+    )
+
+
+def cumulative_from(
+    source: ReplicateSource,
+    metric_name: str,
+    control: str,
+    treatment: str,
+    checkpoints: Sequence[pd.Timestamp] | pd.DatetimeIndex,
+    alpha: float = 0.05,
+    tuning: float = ab.DEFAULT_TUNING,
+) -> pd.DataFrame:
+    """:func:`cumulative_effect` read from any :class:`ReplicateSource`.
+
+    Raises:
+        ValueError: a quantile metric.
+    """
     m = metric(metric_name)
     if m.kind == "quantile":
         raise ValueError("the cumulative effect is computed for mean and ratio metrics")
     cps = pd.DatetimeIndex(pd.to_datetime(list(checkpoints)))
-    arms = {}
-    for arm in (control, treatment):
-        f = replicates[replicates["arm"] == arm].sort_values("ts_utc", kind="stable")
-        times = pd.DatetimeIndex(f["ts_utc"]).as_unit("us").asi8
-        cut = np.searchsorted(times, cps.as_unit("us").asi8, side="right").astype(np.int64)
-        arms[arm] = _cum_stats(f, m, cut)
+    arms = {arm: source.cumulative(m, arm, cps) for arm in (control, treatment)}
     rows = []
     for i, t in enumerate(cps):
         c, tr = arms[control][i], arms[treatment][i]

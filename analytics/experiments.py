@@ -57,7 +57,7 @@ from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from scipy import stats
+from scipy import special, stats
 
 from analytics.histogram import histogram_quantile
 
@@ -69,6 +69,42 @@ Correction = Literal["holm", "bh", "none"]
 SRM_THRESHOLD = 0.001
 #: GrowthBook's default tuning sample size N* of the confidence sequences.
 DEFAULT_TUNING = 5000
+
+
+# ---------------------------------------------------------------- distributions
+# scipy.stats.t and scipy.stats.norm compute these with the same special functions
+# (scipy 1.17, ``_continuous_distns``: ``t_gen._sf = stdtr(df, -x)``, ``_cdf = stdtr``,
+# ``_ppf = stdtrit``; ``norm`` with ``ndtr`` and ``ndtri``), after argument checks
+# that cost about 0.3 ms a call: the per-region tables make thousands of calls.  The
+# same bits (tests/test_experiments_stats.py compares them with scipy.stats).
+def t_sf(x: float, df: float) -> float:
+    """Student's t survival function, ``scipy.stats.t.sf(x, df)``."""
+    return float(special.stdtr(df, -x))
+
+
+def t_cdf(x: float, df: float) -> float:
+    """Student's t distribution function, ``scipy.stats.t.cdf(x, df)``."""
+    return float(special.stdtr(df, x))
+
+
+def t_ppf(q: float, df: float) -> float:
+    """Student's t quantile, ``scipy.stats.t.ppf(q, df)`` for 0 < q <= 1."""
+    return float(special.stdtrit(df, q))
+
+
+def norm_sf(x: float) -> float:
+    """Standard normal survival function, ``scipy.stats.norm.sf(x)``."""
+    return float(special.ndtr(-x))
+
+
+def norm_cdf(x: float) -> float:
+    """Standard normal distribution function, ``scipy.stats.norm.cdf(x)``."""
+    return float(special.ndtr(x))
+
+
+def norm_ppf(q: float) -> float:
+    """Standard normal quantile, ``scipy.stats.norm.ppf(q)`` for 0 < q <= 1."""
+    return float(special.ndtri(q))
 
 
 # ---------------------------------------------------------------- arms
@@ -321,15 +357,15 @@ def welch_test(
         return _nan_result(alpha, relative, alternative, "fixed")
     t = eff.estimate / se
     if alternative == "two-sided":
-        p = float(2.0 * stats.t.sf(abs(t), df))
-        q = float(stats.t.ppf(1.0 - alpha / 2.0, df))
+        p = 2.0 * t_sf(abs(t), df)
+        q = t_ppf(1.0 - alpha / 2.0, df)
         lo, hi = eff.estimate - q * se, eff.estimate + q * se
     elif alternative == "greater":
-        p = float(stats.t.sf(t, df))
-        lo, hi = eff.estimate - float(stats.t.ppf(1.0 - alpha, df)) * se, math.inf
+        p = t_sf(t, df)
+        lo, hi = eff.estimate - t_ppf(1.0 - alpha, df) * se, math.inf
     else:
-        p = float(stats.t.cdf(t, df))
-        lo, hi = -math.inf, eff.estimate + float(stats.t.ppf(1.0 - alpha, df)) * se
+        p = t_cdf(t, df)
+        lo, hi = -math.inf, eff.estimate + t_ppf(1.0 - alpha, df) * se
     return Comparison(eff.estimate, se, lo, hi, p, df, alpha, relative, alternative, "fixed")
 
 
@@ -466,12 +502,12 @@ def bayesian_from_effect(
     else:
         post_mean, post_var = eff.estimate, eff.variance
     sd = math.sqrt(post_var)
-    z = float(stats.norm.ppf(1.0 - alpha / 2.0))
-    p_up = float(stats.norm.sf(0.0, loc=post_mean, scale=sd))
+    z = norm_ppf(1.0 - alpha / 2.0)
+    p_up = norm_sf((0.0 - post_mean) / sd)
     # E[max(0, X)] and E[max(0, -X)] for X ~ N(mu, sd^2)
     pdf = float(stats.norm.pdf(post_mean / sd))
-    gain = post_mean * float(stats.norm.cdf(post_mean / sd)) + sd * pdf
-    loss = sd * pdf - post_mean * float(stats.norm.cdf(-post_mean / sd))
+    gain = post_mean * norm_cdf(post_mean / sd) + sd * pdf
+    loss = sd * pdf - post_mean * norm_cdf(-post_mean / sd)
     if higher_is_better:
         ctw, risk_t, risk_c = p_up, loss, gain
     else:
@@ -678,10 +714,28 @@ def quantile_interval(
     else:
         mono = np.maximum.accumulate(np.nan_to_num(reps), axis=1)
         below = _interpolated_below(bounds, mono, value)
-        ratio = RatioStats.from_values(below, mono[:, -1])
-        m_reps = int(ratio.n)
-        se_share = math.sqrt(ratio.variance / ratio.n) if ratio.n > 1 else nan
-    z = float(stats.norm.ppf(1.0 - alpha / 2.0))
+        m_reps, se_share = _clustered_se(RatioStats.from_values(below, mono[:, -1]))
+    return _rank_interval(q, value, bounds, total, n, m_reps, se_share, alpha)
+
+
+def _clustered_se(ratio: RatioStats) -> tuple[int, float]:
+    """Replicates, and the delta-method standard error of the share below the estimate."""
+    return int(ratio.n), (math.sqrt(ratio.variance / ratio.n) if ratio.n > 1 else math.nan)
+
+
+def _rank_interval(
+    q: float,
+    value: float,
+    bounds: FloatArray,
+    total: FloatArray,
+    n: float,
+    m_reps: int,
+    se_share: float,
+    alpha: float,
+) -> QuantileEstimate:
+    """The values at ranks ``n (q -/+ z se_share)`` of the summed buckets ``total``."""
+    nan = math.nan
+    z = norm_ppf(1.0 - alpha / 2.0)
     if not math.isfinite(se_share):
         return QuantileEstimate(q, value, nan, nan, n, m_reps, se_share, nan)
     lo_q = min(max(q - z * se_share, 0.0), 1.0)
@@ -694,19 +748,89 @@ def quantile_interval(
     return QuantileEstimate(q, value, lo, hi, n, m_reps, se_share, se)
 
 
-def _interpolated_below(bounds: FloatArray, cumulative: FloatArray, value: float) -> FloatArray:
-    """Per replicate, observations <= ``value`` interpolated linearly inside its bucket."""
+def _below_position(bounds: FloatArray, value: float) -> tuple[int | None, int, float]:
+    """Where ``value`` falls in sorted ``bounds``: ``(lo, hi, frac)`` such that the
+    observations at or below it are ``c[lo] + frac (c[hi] - c[lo])`` of a cumulative
+    bucket vector ``c`` (``c[lo]`` = 0 when ``lo`` is None), as
+    ``histogram_quantile`` interpolates."""
     finite = bounds[np.isfinite(bounds)]
     i = int(np.searchsorted(bounds, value, side="left"))
     if i >= finite.size:  # at or beyond the highest finite bound
-        return cumulative[:, finite.size - 1].astype(np.float64)
+        return None, finite.size - 1, 1.0
     upper = bounds[i]
-    if i == 0:
-        lower, c_lo = (0.0 if upper > 0 else upper), np.zeros(cumulative.shape[0])
-    else:
-        lower, c_lo = bounds[i - 1], cumulative[:, i - 1]
+    lower = (0.0 if upper > 0 else float(upper)) if i == 0 else float(bounds[i - 1])
     frac = 1.0 if upper == lower else (value - lower) / (upper - lower)
-    return c_lo + frac * (cumulative[:, i] - c_lo)
+    return (None if i == 0 else i - 1), i, float(frac)
+
+
+def _interpolated_below(bounds: FloatArray, cumulative: FloatArray, value: float) -> FloatArray:
+    """Per replicate, observations <= ``value`` interpolated linearly inside its bucket."""
+    lo, hi, frac = _below_position(bounds, value)
+    if lo is None and frac == 1.0:
+        return cumulative[:, hi].astype(np.float64)
+    c_lo = np.zeros(cumulative.shape[0]) if lo is None else cumulative[:, lo]
+    return c_lo + frac * (cumulative[:, hi] - c_lo)
+
+
+@dataclass(frozen=True)
+class BucketMoments:
+    """Sums over ``rows`` clustered replicates of their cumulative bucket vectors ``c``
+    (shape ``(k,)`` each, made monotone, ``+Inf`` last): what
+    :func:`quantile_interval_from_moments` needs instead of the replicates.
+
+    Attributes:
+        rows: replicates summed.
+        sums: ``sum c_j``, shape ``(k,)``.
+        squares: ``sum c_j^2``, shape ``(k,)``.
+        adjacent: ``sum c_j c_(j+1)``, shape ``(k-1,)``.
+        with_total: ``sum c_j c_(k-1)`` (each bucket times the replicate's total),
+            shape ``(k,)``.
+    """
+
+    rows: float
+    sums: FloatArray
+    squares: FloatArray
+    adjacent: FloatArray
+    with_total: FloatArray
+
+
+def quantile_interval_from_moments(
+    le: npt.ArrayLike, moments: BucketMoments, q: float, alpha: float = 0.05
+) -> QuantileEstimate:
+    """:func:`quantile_interval` of clustered replicates from their :class:`BucketMoments`.
+
+    The share below the estimate of replicate i is ``a c_lo + b c_hi`` (fixed
+    ``lo``, ``hi``, ``a``, ``b`` for a given estimate, :func:`_below_position`), so
+    the delta-method ratio statistics over replicates are linear combinations of the
+    sums, squares and adjacent products: the same interval as from the replicates,
+    to float rounding.
+
+    Raises:
+        ValueError: ``le`` is not sorted ascending.
+    """
+    bounds = np.asarray(le, dtype=np.float64)
+    if np.any(np.diff(bounds) < 0):
+        raise ValueError("bucket bounds must be sorted ascending")
+    total = np.maximum.accumulate(np.nan_to_num(moments.sums))
+    n = float(total[-1]) if total.size else 0.0
+    value = float(histogram_quantile(q, bounds, total))
+    nan = math.nan
+    if n <= 0 or not math.isfinite(value):
+        return QuantileEstimate(q, value, nan, nan, n, 0, nan, nan)
+    lo, hi, f = _below_position(bounds, value)
+    s, ss, st = moments.sums, moments.squares, moments.with_total
+    if lo is None:
+        sum_b, sum_bb, sum_bt = f * s[hi], f * f * ss[hi], f * st[hi]
+    else:
+        g = 1.0 - f
+        sum_b = g * s[lo] + f * s[hi]
+        sum_bb = g * g * ss[lo] + 2.0 * f * g * moments.adjacent[lo] + f * f * ss[hi]
+        sum_bt = g * st[lo] + f * st[hi]
+    sum_b, sum_bb, sum_bt = float(sum_b), float(sum_bb), float(sum_bt)
+    m_reps, se_share = _clustered_se(
+        RatioStats(moments.rows, sum_b, sum_bb, float(s[-1]), float(ss[-1]), sum_bt)
+    )
+    return _rank_interval(q, value, bounds, total, n, m_reps, se_share, alpha)
 
 
 def quantile_test(
@@ -734,8 +858,8 @@ def quantile_test(
     if var <= 0:
         return _nan_result(alpha, relative, "two-sided", "fixed")
     se = math.sqrt(var)
-    z = float(stats.norm.ppf(1.0 - alpha / 2.0))
-    p = float(2.0 * stats.norm.sf(abs(est / se)))
+    z = norm_ppf(1.0 - alpha / 2.0)
+    p = 2.0 * norm_sf(abs(est / se))
     return Comparison(est, se, est - z * se, est + z * se, p, math.inf, alpha, relative)
 
 

@@ -159,3 +159,37 @@ def report_command(
         click.echo(f"wrote {out_path} ({decision})")
     else:
         click.echo(text, nl=False)
+
+
+@experiment_group.command("refresh")
+@click.argument("names", nargs=-1)
+@_store_option
+@_config_option
+@_experiments_option
+def refresh_command(
+    names: tuple[str, ...],
+    store_path: str | None,
+    config_path: str | None,
+    experiments_path: str | None,
+) -> None:
+    """Bring the summed moments of experiments NAMES (default: all) up to date.
+
+    The scheduler's job, off the request path.  Reads only the blocks (days of each
+    experiment's window) whose source partitions changed since the last refresh, and
+    the data files the listing has not seen.  The state lives in
+    <store>/.experiments, or under $OBSERVATORY_EXPERIMENT_STATE.
+    """
+    from observatory import experiment_state as es
+    from observatory.experiment_engine import ExperimentNotFound
+    from observatory.experiment_files import state_dir
+
+    store = _store(store_path, config_path)
+    try:
+        done = es.refresh(store, _experiments(experiments_path), names)
+    except ExperimentNotFound as exc:
+        _fail([str(exc.args[0])], EXIT_USAGE)
+    for r in done:
+        click.echo(
+            f"{r.name}: {r.replicates:,} replicates summed ({r.seconds:.1f} s) "
+            f"-> {state_dir(store)}"
+        )

@@ -12,7 +12,7 @@ compact bucket rows are decoded against the same sorted lists.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -22,12 +22,16 @@ import pandas as pd
 from analytics.carbon import CarbonModel
 from analytics.experiment_metrics import (
     Analysis,
+    AnalysisSettings,
     Buckets,
+    FrameSource,
+    ReplicateSource,
     add_derived,
-    analyze,
-    cumulative_effect,
+    analyze_source,
+    cumulative_from,
     daily_checkpoints,
     metric,
+    source_value,
 )
 from observatory.experiments_config import Experiments, ExperimentSpec, discovered
 
@@ -65,12 +69,18 @@ def _naive_utc(t: Any) -> datetime | None:
     return ts.to_pydatetime()
 
 
-def list_experiments(query: QueryFn, experiments: Experiments | None = None) -> list[Listed]:
+def list_experiments(
+    query: QueryFn, experiments: Experiments | None = None, arms: pd.DataFrame | None = None
+) -> list[Listed]:
     """Configured experiments first, then those discovered from the arm label.
 
     A discovered experiment whose model already has a configured one is left out.
+    ``arms`` is the answer of ``experiment_arms`` over all data when the caller has
+    it (:func:`observatory.experiment_state.arms_frame` keeps it per file); else the
+    query runs.
     """
-    arms = query("experiment_arms", start=None, end=None)
+    if arms is None:
+        arms = query("experiment_arms", start=None, end=None)
     configured = list(experiments.file.experiments) if experiments else []
     has_acc = {str(m) for m, h in zip(arms["model"], arms["has_accuracy"], strict=True) if h}
     found = [e for e in discovered(arms, has_acc) if e.model not in {c.model for c in configured}]
@@ -111,7 +121,12 @@ def find(query: QueryFn, name: str, experiments: Experiments | None = None) -> L
 
 @dataclass
 class ExperimentData:
-    """What one experiment's analysis reads: the window, replicates and latency buckets."""
+    """What one experiment's analysis reads: the window, replicates and latency buckets.
+
+    ``les``: the latency bucket bounds of the window (empty when no metric needs
+    buckets).  From :mod:`observatory.experiment_state` (summed moments), the
+    replicates and buckets are empty: :attr:`Report.source` answers instead.
+    """
 
     listed: Listed
     start: datetime
@@ -120,6 +135,7 @@ class ExperimentData:
     replicates: pd.DataFrame
     buckets: Buckets
     carbon: CarbonModel = field(default_factory=CarbonModel)
+    les: list[float] = field(default_factory=list)
 
 
 def window(item: Listed) -> tuple[datetime, datetime] | None:
@@ -147,10 +163,13 @@ def load(
     carbon: CarbonModel | None = None,
     start: datetime | None = None,
     end: datetime | None = None,
+    les: list[float] | None = None,
 ) -> ExperimentData | None:
     """Read the replicates and latency buckets of an experiment (None without data).
 
-    ``start``/``end`` narrow the experiment's own window (e.g. to an earlier day).
+    ``start``/``end`` narrow the experiment's own window (e.g. to an earlier day);
+    ``les`` gives the bucket bounds instead of reading the window's (a superset of
+    them codes the same rows).
     """
     win = window(item)
     if win is None or not item.regions:
@@ -170,28 +189,47 @@ def load(
         metric(n).kind == "quantile" or n == "slow_ratio" for n, _ in settings.roles()
     )
     buckets = Buckets.empty()
-    if needs_buckets:
+    if not needs_buckets:
+        les = []
+    elif les is None:
         les = query("experiment_latency_bounds", **params, regions=regions)["le"].tolist()
-        if les:
-            rows = query("experiment_latency_buckets", **params, regions=regions, les=les)
-            buckets = Buckets.from_codes(
-                rows["t"], rows["r"], rows["a"], rows["k"], rows["value"],
-                pd.Timestamp(w_start), regions, arms, les,
-            )  # fmt: skip
+    if les:
+        rows = query("experiment_latency_buckets", **params, regions=regions, les=les)
+        buckets = Buckets.from_codes(
+            rows["t"], rows["r"], rows["a"], rows["k"], rows["value"],
+            pd.Timestamp(w_start), regions, arms, les,
+        )  # fmt: skip
     model = carbon or CarbonModel()
     reps = add_derived(reps, buckets, model, settings.latency_slo_seconds)
-    return ExperimentData(item, w_start, w_end, regions, reps, buckets, model)
+    return ExperimentData(item, w_start, w_end, regions, reps, buckets, model, list(les))
 
 
 @dataclass
 class Report:
-    """An experiment's analysis with what the report and the page show besides it."""
+    """An experiment's analysis with what the report and the page show besides it.
+
+    ``source`` answers further questions (another metric's cumulative effect) the
+    same way the analysis was computed: from the replicate rows or from summed moments.
+    """
 
     data: ExperimentData
     analysis: Analysis
     cumulative: pd.DataFrame
     cumulative_metric: str | None
     frontier: pd.DataFrame
+    source: ReplicateSource
+
+    def cumulative_for(self, name: str) -> pd.DataFrame:
+        """The cumulative effect of mean or ratio metric ``name`` at the daily checkpoints.
+
+        Raises:
+            ValueError: a quantile metric.
+            analytics.experiment_moments.OffGrid: from moments, when the checkpoints
+                fall inside hours of their grid (read the replicates instead).
+        """
+        if name == self.cumulative_metric:
+            return self.cumulative
+        return effect_over_time(self.source, self.data.listed.spec.settings(), name)
 
 
 FRONTIER_METRICS = ("accuracy", "cost_per_1k", "energy_per_request")
@@ -203,13 +241,17 @@ def frontier(data: ExperimentData, alpha: float = 0.05) -> pd.DataFrame:
     Columns: ``arm``, ``metric``, ``value``, ``ci_low``, ``ci_high``, ``units``,
     ``observations``.
     """
-    from analytics.experiment_metrics import arm_value
+    source = FrameSource(data.replicates, data.buckets)
+    return frontier_from(source, data.listed.spec.arms, alpha)
 
+
+def frontier_from(source: ReplicateSource, arms: Sequence[str], alpha: float) -> pd.DataFrame:
+    """:func:`frontier` read from any :class:`ReplicateSource`."""
     rows = []
     for name in FRONTIER_METRICS:
         m = metric(name)
-        for arm in data.listed.spec.arms:
-            v, _ = arm_value(data.replicates, data.buckets, m, arm, None, alpha)
+        for arm in arms:
+            v, _ = source_value(source, m, arm, None, alpha)
             rows.append(
                 {
                     "arm": arm,
@@ -224,6 +266,45 @@ def frontier(data: ExperimentData, alpha: float = 0.05) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def effect_over_time(
+    source: ReplicateSource, settings: AnalysisSettings, name: str
+) -> pd.DataFrame:
+    """The cumulative effect of ``name`` for the first treatment at daily checkpoints
+    (hourly under 3 days) from the first replicate's step start to the last replicate."""
+    first, last = source.span()
+    if first is None or last is None or not settings.treatments:
+        return pd.DataFrame()
+    return cumulative_from(
+        source,
+        name,
+        settings.control,
+        settings.treatments[0],
+        daily_checkpoints(pd.Timestamp(first) - pd.Timedelta(minutes=1), pd.Timestamp(last)),
+        settings.alpha,
+        settings.tuning,
+    )
+
+
+def report_from(data: ExperimentData, source: ReplicateSource, name: str | None) -> Report:
+    """Analyse an experiment from ``source`` (its replicates, or their moments).
+
+    ``name`` (default: the primary metric, when it is a mean or ratio metric) is the
+    metric whose cumulative effect over time is computed.
+    """
+    settings = data.listed.spec.settings()
+    analysis = analyze_source(source, settings)
+    chosen: str | None = name or settings.primary
+    cum = pd.DataFrame()
+    if chosen is not None and metric(chosen).kind != "quantile" and settings.treatments:
+        cum = effect_over_time(source, settings, chosen)
+    else:
+        chosen = None
+    return Report(
+        data, analysis, cum, chosen, frontier_from(source, data.listed.spec.arms, settings.alpha),
+        source,
+    )  # fmt: skip
+
+
 def run(
     query: QueryFn,
     item: Listed,
@@ -232,8 +313,10 @@ def run(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> Report | None:
-    """Load and analyse one experiment (None when the store holds no data for it).
+    """Load and analyse one experiment from its replicate rows (None without data).
 
+    The reference path: it reads every replicate of the window (for the dashboard at
+    scale, :func:`observatory.experiment_state.run_fast` reads their moments).
     ``cumulative_metric`` (default: the primary metric, when it is a mean or ratio
     metric) is the metric whose cumulative effect over time is computed, for the
     first treatment arm, at daily checkpoints (hourly under 3 days).
@@ -242,21 +325,5 @@ def run(
     if data is None or data.replicates.empty:
         return None
     settings = item.spec.settings()
-    analysis = analyze(data.replicates, settings, data.buckets)
-    name = cumulative_metric or settings.primary
-    cum = pd.DataFrame()
-    if metric(name).kind != "quantile" and settings.treatments:
-        first = pd.Timestamp(data.replicates["ts_utc"].min()) - pd.Timedelta(minutes=1)
-        last = pd.Timestamp(data.replicates["ts_utc"].max())
-        cum = cumulative_effect(
-            data.replicates,
-            name,
-            settings.control,
-            settings.treatments[0],
-            daily_checkpoints(first, last),
-            settings.alpha,
-            settings.tuning,
-        )
-    else:
-        name = None  # type: ignore[assignment]
-    return Report(data, analysis, cum, name, frontier(data, settings.alpha))
+    reps = data.replicates[data.replicates["arm"].isin(settings.arms)]
+    return report_from(data, FrameSource(reps, data.buckets), cumulative_metric)

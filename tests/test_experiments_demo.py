@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
-from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from pandas.errors import Pandas4Warning
+from experiment_support import EXAMPLE, demo_store
 
 from analytics.experiment_metrics import (
     AnalysisSettings,
@@ -27,25 +25,13 @@ from collectors.demo_fleet import AB_EFFECT
 from observatory import experiment_engine as ee
 from observatory.cli import main
 from observatory.config import ConfigError
-from observatory.demo import build_store
 from observatory.experiments_config import load_experiments, parse_experiments
 from observatory.store import Store
-
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "experiments.yaml"
-# eu-west-1 carries the v2 latency incident late in the span; us-east-1 and ap-south-1 do not.
-REGIONS = ["us-east-1", "ap-south-1", "eu-west-1"]
-END = datetime(2026, 11, 30, tzinfo=UTC)
 
 
 @pytest.fixture(scope="module")
 def store_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("exp") / "demo"
-    with warnings.catch_warnings():
-        warnings.filterwarnings(
-            "ignore", message=r"DatetimeIndex\.dayofweek", category=Pandas4Warning
-        )
-        build_store(root, days=2, regions=REGIONS, end=END)
-    return root
+    return demo_store(tmp_path_factory.mktemp("exp") / "demo", days=2)
 
 
 @pytest.fixture(scope="module")

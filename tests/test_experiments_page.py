@@ -6,6 +6,7 @@ import json
 import warnings
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pandas.errors import Pandas4Warning
@@ -115,3 +116,32 @@ def test_discovered_experiment_without_a_file_and_bad_file_message(
     at = _page(monkeypatch, store_dir, bad)
     assert not at.exception
     assert any("bad.yaml:4" in str(e.value).replace("\\", "") for e in at.error)
+
+
+def test_after_a_refresh_the_page_reads_no_replicate(
+    monkeypatch: pytest.MonkeyPatch, store_dir: Path, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from observatory import experiment_files as ef
+    from observatory.cli import main
+    from observatory.store import Store
+
+    monkeypatch.setenv(ef.ENV_STATE, str(tmp_path / "state"))
+    ef.memory.clear()
+    args = ["experiment", "refresh", "--store", str(store_dir), "--experiments", str(EXAMPLE)]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    ef.memory.clear()  # as a fresh server process
+    names: list[str] = []
+    query = Store.query
+
+    def counted(store: Store, sql: str, params: Any = None) -> Any:
+        names.append(sql)
+        return query(store, sql, params)
+
+    monkeypatch.setattr(Store, "query", counted)
+    at = _page(monkeypatch, store_dir, EXAMPLE)
+    assert not at.exception and not at.error
+    assert "more accurate" in " ".join(str(x.value) for x in at.info)
+    assert len(at.get("plotly_chart")) == 4
+    assert names == []  # neither the listing nor the replicates: all from the saved state

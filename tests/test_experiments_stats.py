@@ -293,3 +293,20 @@ def test_verdict_trade_off_sentence_and_srm_override() -> None:
     assert decision == "untrustworthy" and "Sample ratio mismatch" in text
     nothing = [MetricOutcome("accuracy", "accuracy", "primary", True, _res(0.0, -0.1, 0.1), 0.5)]
     assert verdict("B", "A", nothing)[0] == "inconclusive"
+
+
+def test_distribution_shortcuts_give_scipy_stats_bits() -> None:
+    from analytics import experiments as ab
+
+    rng = np.random.default_rng(3)
+    for df in (1.0, 2.5, 7.0, 143.2, 1e5, math.inf):
+        for x in (*rng.normal(0, 4, 40), 0.0, 40.0, -40.0, math.inf):
+            assert ab.t_sf(x, df) == float(stats.t.sf(x, df))
+            assert ab.t_cdf(x, df) == float(stats.t.cdf(x, df))
+            assert ab.norm_sf(x) == float(stats.norm.sf(x))
+            assert ab.norm_cdf(x) == float(stats.norm.cdf(x))
+        for q in (*rng.uniform(0.5, 1.0, 40), 0.975, 0.95, 0.5, 1.0):
+            assert ab.t_ppf(q, df) == float(stats.t.ppf(q, df))
+            assert ab.norm_ppf(q) == float(stats.norm.ppf(q))
+    mu, sd = 0.013, 0.004  # the Bayesian engine's P(effect > 0)
+    assert ab.norm_sf((0.0 - mu) / sd) == float(stats.norm.sf(0.0, loc=mu, scale=sd))

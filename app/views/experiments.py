@@ -6,6 +6,12 @@ the corrected one, chance to win, the always-valid interval), the per-region
 breakdown, the cumulative effect over time with its always-valid interval, and
 the efficiency frontier.  Experiments come from the file named by
 ``OBSERVATORY_EXPERIMENTS`` and from the arm label of models with two or more arms.
+
+Everything is read from the experiments' summed moments
+(:mod:`observatory.experiment_state`: kept fresh by ``observatory experiment refresh``,
+off the request path; only blocks whose source partitions changed are read again
+here), never from the per-minute replicates: the same statistics, in a time that does
+not grow with the minutes of the window (docs/experiments.md, "Performance").
 """
 
 from __future__ import annotations
@@ -16,13 +22,16 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from analytics.experiment_metrics import ALL_REGIONS, METRICS, cumulative_effect, daily_checkpoints
+from analytics.experiment_metrics import ALL_REGIONS, METRICS
 from app import data
 from app.experiment_charts import cumulative_chart, frontier_chart, region_chart
 from app.filters import url_choice
 from app.ui import md, require_store
 from observatory import experiment_engine as ee
+from observatory import experiment_state as es
 from observatory.config import ConfigError
+from observatory.experiment_files import open_store
+from observatory.experiment_listing import arms_frame
 from observatory.experiment_report import (
     METHOD_NOTES,
     fmt_ci,
@@ -34,6 +43,11 @@ from observatory.experiment_report import (
     srm_text,
 )
 from observatory.experiments_config import ENV_FILE, Experiments, load_experiments
+
+#: A collector writes today's partitions every minute, which makes the last block of
+#: every experiment stale; computed less than this ago, the page takes it as saved
+#: (``observatory experiment refresh`` on the scheduler keeps it younger).
+MAX_STALE_S = 300.0
 
 
 def _experiments() -> tuple[Experiments | None, list[str]]:
@@ -52,9 +66,9 @@ def _report(
     _experiments: Experiments | None,
 ) -> ee.Report | None:  # fmt: skip
     """The analysis of one experiment, kept while the data and the file are unchanged."""
-    del store, name, file_key, data_key  # cache key only
+    del name, file_key, data_key  # cache key only
     carbon = _experiments.carbon if _experiments else None
-    return ee.run(data.query, _item, carbon)
+    return es.run_fast(open_store(store), _item, carbon, MAX_STALE_S)
 
 
 st.title("Experiments")
@@ -64,7 +78,8 @@ for line in problems:
     st.error(f"Experiments file: {md(line)}")
 
 try:
-    listed = ee.list_experiments(data.query, experiments)
+    arms = arms_frame(open_store(info.path))
+    listed = ee.list_experiments(data.query, experiments, arms)
 except data.StoreError as exc:
     st.error(f"Could not read the store: {md(exc)}")
     st.stop()
@@ -111,6 +126,12 @@ if flagged:
 else:
     st.success(md(srm_line), icon=":material/check_circle:")
 st.caption(" · ".join(md(line) for line in meta_lines(rep)) + f" · source: {md(item.source)}")
+if item.last_ts is not None and rep.data.end < item.last_ts:
+    st.caption(
+        f"Statistics up to {rep.data.end:%Y-%m-%d %H:%M} UTC: the minutes written since are "
+        f"included within {MAX_STALE_S / 60:.0f} minutes, or at once by "
+        "`observatory experiment refresh`."
+    )
 
 # 2. Verdict and warnings.
 for treatment, (decision, text) in analysis.verdicts.items():
@@ -186,16 +207,7 @@ if over_time:
         "Metric over time", over_time, index=default, format_func=lambda n: labels[n],
         key="cumulative_metric",
     )  # fmt: skip
-    if cum_metric == rep.cumulative_metric and len(rep.cumulative):
-        cum = rep.cumulative
-    else:
-        reps = rep.data.replicates
-        first = pd.Timestamp(reps["ts_utc"].min()) - pd.Timedelta(minutes=1)
-        cum = cumulative_effect(
-            reps, cum_metric, settings.control, treatment,
-            daily_checkpoints(first, pd.Timestamp(reps["ts_utc"].max())),
-            settings.alpha, settings.tuning,
-        )  # fmt: skip
+    cum = rep.cumulative_for(cum_metric)
     st.plotly_chart(cumulative_chart(cum, METRICS[cum_metric].label), key="cumulative_chart")
     st.caption(
         "The fixed-horizon interval is valid only at a horizon fixed in advance; looking at "

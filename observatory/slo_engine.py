@@ -21,15 +21,25 @@ the sums of the groups' events.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from analytics import slo as slomath
+from observatory.slo_cache import (
+    SliceCache,
+    Source,
+    cache_key,
+    days_in,
+    partition_files,
+    slice_cache_disabled,
+)
 from observatory.slo_specs import SloDefinition
 from observatory.store import ROLLUP_OF, SQL_DIR, Store
 
@@ -149,6 +159,7 @@ class Prepared:
         slice: the slice length.
         approximate: the latency threshold is not a bucket bound (interpolated).
         threshold_note: how the threshold was read from buckets, for display.
+        source: the table and signals the events read (the slice cache's stamps).
     """
 
     sql: str
@@ -156,6 +167,14 @@ class Prepared:
     slice: timedelta
     approximate: bool
     threshold_note: str
+    source: Source
+
+    def over(self, source: str | None = None, suffix: str = "") -> str:
+        """The slices SQL reading ``source`` (SQL of a relation; default: the table's
+        view), with its ``$start``/``$end`` renamed ``$start<suffix>``/``$end<suffix>``
+        (to put several ranges in one query)."""
+        sql = self.sql.replace("{source}", source or self.source.table)
+        return re.sub(r"\$(start|end)\b", rf"$\1{suffix}", sql) if suffix else sql
 
 
 @dataclass(frozen=True)
@@ -207,6 +226,10 @@ class SloEngine:
             (a new region, a new store) from paging on a few minutes of events.
         use_rollup: read whole hours from the store's hourly roll-up in
             :meth:`status_many` (False: every step row; same figures, slower).
+        cache: the SLO slice cache (:class:`observatory.slo_cache.SliceCache`) that
+            :meth:`window_sums` reads whole hours from; None (default): one at the
+            store's default cache root, unless ``$OBSERVATORY_SLO_CACHE`` is ``off``;
+            False: no cache (every slice from the steps; same figures, slower).
     """
 
     def __init__(
@@ -216,8 +239,12 @@ class SloEngine:
         maintenance: Sequence[MaintenanceLike] = (),
         min_coverage: float = 0.5,
         use_rollup: bool = True,
+        cache: SliceCache | bool | None = None,
     ):
         self.store = store
+        if cache is None:
+            cache = not slice_cache_disabled()
+        self.cache: SliceCache | None = SliceCache(store) if cache is True else cache or None
         self.use_rollup = use_rollup
         self._step = step
         self.maintenance = _as_maintenance(maintenance)
@@ -227,11 +254,20 @@ class SloEngine:
     # ------------------------------------------------------------- basics
     @property
     def step(self) -> timedelta:
-        """The store's step."""
+        """The store's step: the shortest ``step_s`` of the gauge files of the newest
+        date that has any (60 s without gauges); read once per engine."""
         if self._step is None:
-            df = self.store.query("SELECT min(step_s) AS s FROM gauges")
-            s = df["s"].iloc[0]
-            self._step = timedelta(seconds=int(s)) if pd.notna(s) else timedelta(seconds=60)
+            by_date: dict[str, list[Path]] = {}
+            for path in (self.store.lake / "gauges").glob("signal=*/date=*/region=*/part.parquet"):
+                by_date.setdefault(path.parent.parent.name, []).append(path)
+            s = None
+            if by_date:
+                newest = by_date[max(by_date)]
+                sql = f"SELECT min(step_s) AS s FROM {self.store.parquet_source('gauges', newest)}"
+                s = self.store.query(sql)["s"].iloc[0]
+            self._step = timedelta(seconds=60)
+            if s is not None and pd.notna(s):
+                self._step = timedelta(seconds=int(s))
         return self._step
 
     def latest(self, slo: SloDefinition) -> datetime | None:
@@ -239,11 +275,8 @@ class SloEngine:
         ref = slo.indicator.numerator if slo.indicator.kind == "budget" else slo.indicator.signal
         assert ref is not None
         table = {"counter": "counters", "gauge": "gauges", "histogram": "histograms"}[ref.kind]
-        df = self.store.query(
-            f"SELECT max(ts_utc) AS t FROM {table} WHERE signal = $s", {"s": ref.signal}
-        )
-        t = df["t"].iloc[0]
-        return None if pd.isna(t) else pd.Timestamp(t).to_pydatetime()
+        # The newest date partitions only (Store.latest_step), not a scan of the table.
+        return self.store.latest_step(table, [ref.signal])
 
     def bucket_bounds(self, signal: str) -> list[float]:
         """The ``le`` bounds stored for a histogram signal (cached per engine)."""
@@ -279,6 +312,14 @@ class SloEngine:
         if ind.kind in ("ratio", "budget") and (ind.numerator and ind.numerator.kind == "counter"):
             assert ind.numerator is not None
             events = _sql("slo_events_counter")
+            source = Source(
+                "counters",
+                tuple(
+                    r.signal
+                    for r in (ind.numerator, ind.total if ind.kind == "ratio" else None)
+                    if r
+                ),
+            )
             params.update(
                 num_signal=ind.numerator.signal,
                 total_signal=ind.total.signal if ind.total and ind.kind == "ratio" else None,
@@ -292,6 +333,7 @@ class SloEngine:
                 )
         elif ind.kind in ("latency", "percentile"):
             events = _sql("slo_events_histogram")
+            source = Source("histograms", (ref.signal,))
             threshold = (
                 ind.numerator.threshold if ind.kind == "latency" and ind.numerator else ind.value
             )
@@ -324,6 +366,7 @@ class SloEngine:
             events = _sql("slo_events_gauge")
             gref = ind.numerator if ind.kind in ("raw", "budget") else ind.total
             assert gref is not None
+            source = Source("gauges", (gref.signal,))
             mode = {"gauge": "threshold", "budget": "spend"}.get(
                 ind.kind, f"raw_{ind.raw_type or 'success'}"
             )
@@ -347,7 +390,9 @@ class SloEngine:
             rollup=bool(slo.group_by),
         )
         sql = _compose(_sql("slo_slices"), "events", events)
-        return Prepared(sql, params, timedelta(seconds=params["slice_s"]), approximate, note)
+        return Prepared(
+            sql, params, timedelta(seconds=params["slice_s"]), approximate, note, source
+        )
 
     # ------------------------------------------------------------- windows
     _SUM_COLUMNS = (
@@ -394,15 +439,7 @@ class SloEngine:
             raise ValueError(f"{slo.name}: at most {MAX_WINDOWS} windows, got {len(wins)}")
         names = [n for n, _ in wins]
         secs = [int(w.total_seconds()) for _, w in wins]
-        sql = _compose(_sql("slo_window_status"), "slices", prep.sql)
-        params = {
-            **prep.params,
-            "start": at - timedelta(seconds=secs[-1]) - prep.slice,
-            "end": at,
-            "at": at,
-            "w_secs": secs,
-        }
-        buckets = self.store.query(sql, params)
+        buckets = self._window_buckets(prep, at, secs)
         keys = ["region", "model", "arm"]
         frames = []
         for i, (name, s) in enumerate(zip(names, secs, strict=True)):
@@ -420,6 +457,86 @@ class SloEngine:
         if not frames:
             return pd.DataFrame(columns=[*self._SUM_COLUMNS])
         return pd.concat(frames, ignore_index=True)
+
+    def _window_buckets(self, prep: Prepared, at: datetime, secs: list[int]) -> pd.DataFrame:
+        """``slo_window_status.sql``'s rows (region, model, arm, k, bad, total, slices)
+        for windows ``secs`` (ascending) ending at ``at``.
+
+        With the slice cache (and a slice length dividing an hour), every hour inside
+        the longest window that no window edge cuts comes from the cache's hourly sums
+        (its ring ``k`` is that of its last slice); the rest (the hours edges cut, the
+        part of the first hour before it) from the slices query, all ranges in one
+        query.  Sums of the same slices: the result equals the plain query's (integer
+        counts exactly; float sums up to rounding of the addition order).
+        """
+        slice_s = int(prep.slice.total_seconds())
+        lo = at - timedelta(seconds=secs[-1])
+        ranges = [(lo - prep.slice, at)]
+        cached = pd.DataFrame()
+        if self.cache is not None and 3600 % slice_s == 0 and prep.source.signals:
+            hours, ranges = _cacheable_hours(lo, at, secs, prep.slice)
+            if hours:
+                cached = self._cached_rings(prep, at, secs, hours)
+        parts = [cached] if len(cached) else []
+        if ranges:
+            parts.append(self._ranges_query(prep, at, secs, ranges))
+        if len(parts) == 1:
+            return parts[0]
+        if not parts:  # whole hours only, none with slices
+            return pd.DataFrame(columns=["region", "model", "arm", "k", "bad", "total", "slices"])
+        both = pd.concat(parts, ignore_index=True)
+        return both.groupby(["region", "model", "arm", "k"], as_index=False)[
+            ["bad", "total", "slices"]
+        ].sum()
+
+    def _ranges_query(
+        self,
+        prep: Prepared,
+        at: datetime,
+        secs: list[int],
+        ranges: list[tuple[datetime, datetime]],
+    ) -> pd.DataFrame:
+        """``slo_window_status.sql`` over the slices of the steps in ``ranges`` (each
+        ``(start, end]``, hour-aligned except the first start and the last end), each
+        range reading only its dates' partitions (the table's view without a cache)."""
+        params: dict[str, Any] = {**prep.params, "at": at, "w_secs": secs}
+        branches = []
+        for i, (a, b) in enumerate(ranges):
+            source = None
+            if self.cache is not None:
+                files = partition_files(self.store, prep.source, days_in(a, b))
+                source = self.store.parquet_source(prep.source.table, files)
+            branches.append(f"SELECT * FROM (\n{prep.over(source, f'_{i}')}\n)")
+            params[f"start_{i}"], params[f"end_{i}"] = a, b
+        sql = _compose(_sql("slo_window_status"), "slices", "\nUNION ALL\n".join(branches))
+        return self.store.query(sql, params)
+
+    def _cached_rings(
+        self, prep: Prepared, at: datetime, secs: list[int], hours: list[datetime]
+    ) -> pd.DataFrame:
+        """The cached hours' sums per group and window ring ``k`` (as
+        ``slo_window_status.sql``'s rows)."""
+        assert self.cache is not None
+        key = cache_key(prep.sql, prep.params)
+
+        def compute(start: datetime, end: datetime) -> pd.DataFrame:
+            files = partition_files(self.store, prep.source, days_in(start, end))
+            source = self.store.parquet_source(prep.source.table, files)
+            sql = _compose(_sql("slo_hourly"), "slices", prep.over(source))
+            return self.store.query(sql, {**prep.params, "start": start, "end": end})
+
+        days = sorted({(h - timedelta(hours=1)).date() for h in hours})
+        rows = self.cache.hours(key, prep.source, days, compute)
+        want = pd.DatetimeIndex(hours).as_unit("us")
+        hour = pd.DatetimeIndex(rows["hour_utc"]).as_unit("us")
+        rows = rows[hour.isin(want)]
+        age = (np.datetime64(at, "us") - rows["hour_utc"].to_numpy(dtype="datetime64[us]")) / (
+            np.timedelta64(1, "s")
+        )
+        rows = rows.assign(k=np.searchsorted(np.asarray(secs, dtype=np.float64), age, side="right"))
+        return rows.groupby(["region", "model", "arm", "k"], as_index=False)[
+            ["bad", "total", "slices"]
+        ].sum()
 
     def _maintenance(self, slo: SloDefinition, region: str | None = None) -> list[Maintenance]:
         """The engine's and the SLO's maintenance windows (those of ``region`` if given)."""
@@ -897,7 +1014,7 @@ class SloEngine:
                 start, slo.calendar.duration, slo.calendar.start, slo.calendar.tz
             )
             grid_start = min(grid_start, _floor(first_period, slice_s))
-        sql = _compose(_sql("slo_window_history"), "slices", prep.sql)
+        sql = _compose(_sql("slo_window_history"), "slices", prep.over())
         params = {
             **prep.params,
             "start": grid_start,
@@ -1022,6 +1139,40 @@ def alert_timeline(slo: SloDefinition, history: pd.DataFrame) -> pd.DataFrame:
             "peak_burn",
         ],
     )
+
+
+def _cacheable_hours(
+    lo: datetime, at: datetime, secs: list[int], slice_: timedelta
+) -> tuple[list[datetime], list[tuple[datetime, datetime]]]:
+    """Which hours of the window ``(lo, at]`` the slice cache answers, and the rest.
+
+    An hour ``(h - 1h, h]`` qualifies when it lies inside the window and no window
+    edge ``at - w`` falls strictly inside it (its slices are then all in one ring).
+
+    Returns:
+        the qualifying hour ends, ascending; and the step ranges ``(start, end]`` left
+        for the slices query, adjacent ones joined: the first starts one slice before
+        ``lo`` (so the slices ending just after ``lo`` are whole), the last ends at
+        ``at``; ranges holding no slice of the window are left out.
+    """
+    hour = timedelta(hours=1)
+    edges = [at - timedelta(seconds=w) for w in secs]
+    split = {_ceil_hour(e) for e in edges if e != _ceil_hour(e)}
+    hours = []
+    h = _ceil_hour(lo) + hour
+    while h <= at:
+        if h not in split:
+            hours.append(h)
+        h += hour
+    ranges = []
+    cursor = lo - slice_
+    for h in hours:
+        if h - hour > cursor:
+            ranges.append((cursor, h - hour))
+        cursor = h
+    if at > cursor:
+        ranges.append((cursor, at))
+    return hours, [(a, b) for a, b in ranges if b > lo]
 
 
 def _ceil_hour(t: datetime) -> datetime:

@@ -10,6 +10,8 @@
 --   $m_start, $m_end, $m_region   maintenance intervals (m_start[i], m_end[i]] of
 --                  region m_region[i] (NULL: every region): steps ending inside are
 --                  excluded from numerator AND denominator
+--   {source}      the counters view, or a read_parquet of some of its partitions (the
+--                  engine fills it in: observatory/slo_engine.py, Prepared.over)
 -- Output: ts_utc, region, model, arm, bad, total (events, exact counter increases).
 SELECT ts_utc, region, model, arm,
        CASE WHEN $allow_step IS NOT NULL THEN num
@@ -22,7 +24,7 @@ FROM (
            CASE WHEN $by_arm THEN arm ELSE '*' END AS arm,
            coalesce(sum(value) FILTER (WHERE signal = $num_signal), 0) AS num,
            coalesce(sum(value) FILTER (WHERE signal = $total_signal), 0) AS tot
-    FROM counters
+    FROM {source} AS counters
     WHERE signal IN ($num_signal, coalesce($total_signal, $num_signal))
       AND ts_utc > $start AND ts_utc <= $end
       AND ($regions IS NULL OR list_contains($regions, region))

@@ -8,6 +8,8 @@
 --                  the allowance $allow_step of one step
 --   $op, $value    lt, lte, gt, gte and the bound (mode threshold)
 --   filters, grouping and maintenance as in slo_events_counter.sql
+--   {source}      the gauges view, or a read_parquet of some of its partitions (the
+--                  engine fills it in: observatory/slo_engine.py, Prepared.over)
 -- Output: ts_utc, region, model, arm, bad, total.
 SELECT ts_utc,
        CASE WHEN $by_region THEN region ELSE '*' END AS region,
@@ -25,7 +27,7 @@ SELECT ts_utc,
 FROM (
     SELECT ts_utc, region, model, arm, step_s,
            CASE $stat WHEN 'max' THEN "max" WHEN 'last' THEN "last" ELSE "mean" END AS v
-    FROM gauges
+    FROM {source} AS gauges
     WHERE signal = $signal AND samples > 0
       AND ts_utc > $start AND ts_utc <= $end
       AND ($regions IS NULL OR list_contains($regions, region))

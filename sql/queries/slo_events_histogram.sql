@@ -10,6 +10,8 @@
 --                  observation counts as good (histogram_quantile caps there)
 --   $num_is_bad    the threshold side counts bad events (else good)
 --   filters, grouping and maintenance as in slo_events_counter.sql
+--   {source}      the histograms view, or a read_parquet of some of its partitions (the
+--                  engine fills it in: observatory/slo_engine.py, Prepared.over)
 -- Output: ts_utc, region, model, arm, bad, total.
 SELECT ts_utc, region, model, arm,
        CASE WHEN $num_is_bad THEN good ELSE tot - good END AS bad,
@@ -25,7 +27,7 @@ FROM (
                coalesce(sum(value) FILTER (WHERE le = $lower), 0) AS c_lo,
                coalesce(sum(value) FILTER (WHERE le = $upper), 0) AS c_up,
                coalesce(sum(value) FILTER (WHERE le = 'infinity'::DOUBLE), 0) AS tot
-        FROM histograms
+        FROM {source} AS histograms
         WHERE signal = $signal
           AND (le IN ($lower, $upper) OR le = 'infinity'::DOUBLE)
           AND ts_utc > $start AND ts_utc <= $end

@@ -17,11 +17,16 @@ queries compute over the minute rows (``overview_time_bounds``, ``overview_regio
   modification time (ns), size and inode: a partition is replaced atomically, so only
   the files written since the last read (today's, in a live store) are read again.
 
+``observatory serve`` calls :func:`warm_in_background` when the server starts: one
+read in a background thread fills that per-process memory, so the first page a
+viewer opens lists the filters from it instead of reading every file.
+
 No Streamlit here: :func:`read_catalogue` takes a :class:`~observatory.store.Store`.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -29,7 +34,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from observatory.store import ROLLUP_OF, Store
+from observatory.store import ROLLUP_OF, Store, StoreError
+
+log = logging.getLogger(__name__)
 
 #: The request signal: its regions, arms and time bounds are the filters'.
 REQUESTS = "requests"
@@ -199,9 +206,22 @@ def _regions(store: Store, with_data: list[str]) -> pd.DataFrame:
 def read_catalogue(store: Store) -> FilterCatalogue:
     """The shared filters' catalogue of ``store`` (see the module docstring for how).
 
+    One read at a time per process (:data:`_READ_LOCK`): a page that asks while the
+    server's warm-up is reading waits for it and then reads only what changed,
+    instead of reading every file a second time beside it.
+
     Raises:
         StoreError: a file of the store cannot be read.
     """
+    with _READ_LOCK:
+        return _read_catalogue(store)
+
+
+#: Serialises :func:`read_catalogue` (the warm-up thread and the sessions' runs).
+_READ_LOCK = threading.Lock()
+
+
+def _read_catalogue(store: Store) -> FilterCatalogue:
     requests = _partitions(store, "counters", REQUESTS)
     labels = _request_labels(store)
     return FilterCatalogue(
@@ -211,3 +231,31 @@ def read_catalogue(store: Store) -> FilterCatalogue:
         models=sorted({model for _, model, _ in labels} | _other_models(store)),
         arms=sorted({arm for _, _, arm in labels}),
     )
+
+
+def warm_in_background(root: str | Path) -> threading.Thread:
+    """Read the catalogue of the store at ``root`` once, in a daemon thread, so that
+    every file's labels are remembered (:data:`_SEEN`) before the first page asks.
+
+    What the pages then show is unchanged: they still call :func:`read_catalogue`,
+    which re-reads any file changed since (a new modification time or inode).  A
+    missing or empty store is skipped; a read error is logged (the first page reads
+    the store itself and shows the error).
+
+    Returns:
+        the started thread (``join`` it to wait for the warm-up).
+    """
+
+    def warm() -> None:
+        store = Store(root)
+        try:
+            if store.has_data():
+                read_catalogue(store)
+        except (StoreError, OSError) as exc:
+            log.warning("filter catalogue warm-up of %s failed: %s", root, exc)
+        finally:
+            store.refresh()  # closes its DuckDB connection
+
+    thread = threading.Thread(target=warm, name="observatory-catalogue-warm-up", daemon=True)
+    thread.start()
+    return thread

@@ -19,6 +19,11 @@ the collector's write path does.  Measured twice per region:
 
 The baseline is the step length, 60 s: the ratio (seconds per step / 60) must stay
 below 1, with head-room for fetching from Prometheus (not measured here).
+
+``--compare-tiers N`` then repeats the end-of-day step N times with the store writing
+the hourly roll-ups only and with both tiers (hourly + 5-minute, the product),
+alternating (ABBA) on the same store (a step rewrites the same minute: idempotent), and
+prints the medians: what the 5-minute tier costs the write path.
 """
 
 from __future__ import annotations
@@ -53,6 +58,7 @@ from collectors.transform import (
     matrix_block,
     series_to_matrix,
 )
+from observatory import store as store_module
 from observatory.large_fleet import MODELS, REGIONS, SIGNALS_OF_TABLE, FleetSize, build, sized
 from observatory.store import Store
 
@@ -176,6 +182,9 @@ def main() -> None:
     ap.add_argument("--regions", type=int, default=20, help="regions of the step (large: 20)")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/observatory-collector-step"))
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument(
+        "--compare-tiers", type=int, default=0, help="end-of-day runs per tier set (0: none)"
+    )
     args = ap.parse_args()
     size = sized("large", regions=args.regions, days=1)
     if args.workdir.exists():
@@ -219,6 +228,40 @@ def main() -> None:
         )
         if int(total["rows"]) != expected * args.regions:
             print(f"  note: {int(total['rows']):,} rows, expected {expected * args.regions:,}")
+    if args.compare_tiers:
+        compare_tiers(Store(full), size, args.regions, last_step, args.seed, args.compare_tiers)
+
+
+def compare_tiers(
+    store: Store, size: FleetSize, regions: int, end: datetime, seed: int, repeat: int
+) -> None:
+    """The end-of-day step with the hourly tier only and with both tiers, alternating
+    ``repeat`` times; prints median seconds of the write (what the 5-minute tier costs)."""
+    import statistics
+
+    tiers = dict(store_module.ROLLUP_TIERS)
+    times: dict[str, list[float]] = defaultdict(list)
+    try:
+        settings = [("hourly only", [3600]), ("hourly + 5-min", list(tiers))]
+        for i in range(repeat):  # ABBA order: neither setting always runs first
+            for label, periods in settings if i % 2 == 0 else settings[::-1]:
+                store_module.ROLLUP_TIERS.clear()
+                store_module.ROLLUP_TIERS.update({p: tiers[p] for p in periods})
+                with store.writer():
+                    t, cpu = time.perf_counter(), time.process_time()
+                    for r in range(regions):
+                        step(store, size, REGIONS[r].name, end, seed)
+                    times[label].append(time.perf_counter() - t)
+                    times[label + ", CPU s"].append(time.process_time() - cpu)
+    finally:
+        store_module.ROLLUP_TIERS.clear()
+        store_module.ROLLUP_TIERS.update(tiers)
+    print(
+        f"\nend-of-day step, median of {repeat} alternating runs (transform + write), "
+        "wall-clock s and this process's CPU s (less sensitive to other jobs)"
+    )
+    for label, secs in times.items():
+        print(f"{label:32} {statistics.median(secs):>8.2f}  runs {[round(x, 2) for x in secs]}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,16 @@ its queries, analytics, and the Plotly figures and tables it builds), with
   OS page cache is whatever it is; run twice to see it warm);
 - warm: a second run in the same process (Streamlit's caches hit).
 
+What precedes the cold run (``--modes``, one fresh process each): ``start`` nothing
+(the first page right after the server started, before its filter-catalogue warm-up
+finished: the worst case); ``warmed`` the catalogue warm-up that ``observatory serve``
+starts in the background, run to its end first (timed as ``warmup_s``: a server that
+has been up a few seconds); ``in-server`` another page run first in the same process
+(Latency, or GPUs & Energy for Latency: the first visit of this page in a server in
+use; not Overview, whose SLO engine takes several seconds at the large size).
+``--rollup 1 hourly 0`` repeats each measurement with ``OBSERVATORY_ROLLUP`` set to
+each value, interleaved (every roll-up tier; the hourly tier only; minute rows only).
+
 Every query the run executes is timed too (``Store.query`` and ``Store.named``
 wrapped): "SQL s" is the cold run's total time in DuckDB, and the table names the
 slowest named query of each page (the rest of a page's time is pandas, analytics and
@@ -79,8 +89,19 @@ for pkg in ("app", "analytics", "observatory"):  # a running server has these im
             except Exception:
                 pass
 import plotly.express, plotly.graph_objects
-at = AppTest.from_file(sys.argv[1], default_timeout=float(sys.argv[2]))
 out = {}
+mode = sys.argv[3]
+if mode == "warmed":  # the server started a while ago: its catalogue warm-up is done
+    import os
+    from app.filter_catalogue import warm_in_background
+    t = time.perf_counter()
+    warm_in_background(os.environ["OBSERVATORY_STORE"]).join()
+    out["warmup_s"] = time.perf_counter() - t
+elif mode.startswith("after:"):  # first run of this page in a server that ran another
+    t = time.perf_counter()
+    AppTest.from_file(mode[len("after:"):], default_timeout=float(sys.argv[2])).run()
+    out["previous_page_s"] = time.perf_counter() - t
+at = AppTest.from_file(sys.argv[1], default_timeout=float(sys.argv[2]))
 for run in ("cold", "warm"):
     calls.clear(); counts.clear(); sql_time[:] = [0.0, 0]
     t = time.perf_counter()
@@ -193,10 +214,31 @@ def catalogue_table(stores: dict[str, Path], repeat: int) -> None:
     )
 
 
-def measure(page: Path, store: Path, timeout: float) -> dict[str, Any]:
-    """Run ``page`` cold then warm on ``store`` in a fresh process; the child's figures."""
+#: What "cold" means per ``--modes`` entry (each a fresh process).
+MODES = {
+    "start": "first page right after server start (catalogue warm-up not done)",
+    "warmed": "first page after the server's catalogue warm-up finished",
+    "in-server": "first run of this page after another page (Latency; for Latency: GPUs & "
+    "Energy) ran in the process",
+}
+
+
+def _child_mode(mode: str, page: Path) -> str:
+    """The child's mode argument: ``in-server`` runs another page first."""
+    if mode != "in-server":
+        return mode
+    other = "gpus_energy.py" if page.name == "latency.py" else "latency.py"
+    return "after:" + str(VIEWS / other)
+
+
+def measure(
+    page: Path, store: Path, timeout: float, mode: str = "start", rollup: str | None = None
+) -> dict[str, Any]:
+    """Run ``page`` cold then warm on ``store`` in a fresh process (after what ``mode``
+    of :data:`MODES` says; ``rollup``: ``OBSERVATORY_ROLLUP`` for it); the child's figures."""
     env = {
         **os.environ,
+        **({"OBSERVATORY_ROLLUP": rollup} if rollup is not None else {}),
         "OBSERVATORY_STORE": str(store),
         "PYTHONPATH": str(ROOT),
         "OBSERVATORY_EXPERIMENTS": os.environ.get(
@@ -205,7 +247,7 @@ def measure(page: Path, store: Path, timeout: float) -> dict[str, Any]:
     }
     try:
         proc = subprocess.run(
-            [sys.executable, "-c", CHILD, str(page), str(timeout)],
+            [sys.executable, "-c", CHILD, str(page), str(timeout), _child_mode(mode, page)],
             capture_output=True,
             text=True,
             env=env,
@@ -240,6 +282,21 @@ def main() -> None:
         "--catalogue", action="store_true", help="time only the filter catalogue, before/after"
     )
     ap.add_argument("--repeat", type=int, default=3, help="--catalogue: runs per store and side")
+    ap.add_argument(
+        "--modes",
+        nargs="*",
+        default=["start"],
+        choices=list(MODES),
+        help="what precedes the cold run, one fresh process each (default: start)",
+    )
+    ap.add_argument(
+        "--rollup",
+        nargs="*",
+        default=["1"],
+        choices=["1", "hourly", "0"],
+        help="OBSERVATORY_ROLLUP settings to compare, interleaved (1: every tier; hourly: "
+        "the hourly tier only; 0: minute rows)",
+    )
     args = ap.parse_args()
     if args.catalogue:
         catalogue_table({"small": args.small, "large": args.large}, args.repeat)
@@ -249,14 +306,25 @@ def main() -> None:
         if args.pages
         else sorted(p for p in VIEWS.glob("*.py") if p.name != "__init__.py")
     )
-    results: dict[str, dict[str, dict[str, Any]]] = {}
+    runs = [(m, r) for m in args.modes for r in args.rollup]
+    every: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
     for page in pages:
-        results[page.name] = {}
-        for label, store in (("small", args.small), ("large", args.large)):
-            results[page.name][label] = measure(page, store, args.timeout)
-            print(f"{page.name} {label}: {results[page.name][label]}", file=sys.stderr, flush=True)
+        for mode, rollup in runs:  # interleaved: every setting sees the same load
+            key = f"{mode}, OBSERVATORY_ROLLUP={rollup}"
+            by = every.setdefault(key, {}).setdefault(page.name, {})
+            for label, store in (("small", args.small), ("large", args.large)):
+                by[label] = measure(page, store, args.timeout, mode, rollup)
+                print(f"{page.name} {label} {key}: {by[label]}", file=sys.stderr, flush=True)
     if args.json:
-        args.json.write_text(json.dumps(results, indent=2), encoding="utf-8")
+        args.json.write_text(json.dumps(every, indent=2), encoding="utf-8")
+    for key, results in every.items():
+        mode, rollup = key.split(", ")
+        print(f"\ncold = {MODES[mode]}; {rollup}")
+        print_table(results)
+
+
+def print_table(results: dict[str, dict[str, dict[str, Any]]]) -> None:
+    """The table of one mode: per page, small and large cold/warm seconds."""
     head = (
         f"{'page':22} {'small cold':>10} {'large cold':>10} {'ratio':>6} {'<2s':>4} {'<2x':>4} "
         f"{'small warm':>10} {'large warm':>10} {'SQL s':>6} {'RSS MiB':>8}  "

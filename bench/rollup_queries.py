@@ -18,8 +18,9 @@ and row groups read of the baseline, from DuckDB's ``EXPLAIN ANALYZE``.
 
 ``--named`` times the dashboard's converted named queries instead (Latency, GPUs &
 Energy, Cost & Carbon, Overview), each through :meth:`Store.named` with
-``use_rollup=False`` (minute rows only: the baseline) and ``True`` (whole hours from
-the roll-ups, cut hours and stale partitions from minute rows), alternating, first
+``OBSERVATORY_ROLLUP=0`` (minute rows only: the baseline), ``hourly`` (the hourly
+tier only, as before the 5-minute tier) and ``1`` (every tier: whole hours, whole
+5-minute periods, cut periods and stale partitions from minute rows), alternating, first
 and second run, over the pages' default window (the last 24 h up to the latest step,
 whose edges cut hours; series in 5-minute buckets) and the last 7 days (hourly
 buckets), with every region, model and arm; "max rel diff" compares the two results::
@@ -117,9 +118,15 @@ def _max_rel_diff(a: Any, b: Any) -> float:
 
 
 def named_main(roots: list[str]) -> None:
-    """Time every converted named query over minute rows and through the roll-ups."""
+    """Time every converted named query over minute rows, the hourly tier only and
+    every tier (``OBSERVATORY_ROLLUP`` = 0, hourly, 1), alternating."""
+    import os
+
+    modes = {"minute": "0", "hourly": "hourly", "tiers": "1"}
     print(f"{'store':10} {'window':5} {'query':28} {'minute s':>9} {'2nd':>6} "
-          f"{'rollup s':>9} {'2nd':>6} {'x':>5} {'max rel diff':>12}")  # fmt: skip
+          f"{'hourly s':>9} {'2nd':>6} {'tiers s':>9} {'2nd':>6} {'x':>5} "
+          f"{'max rel diff':>12}")  # fmt: skip
+    before = os.environ.get("OBSERVATORY_ROLLUP")
     for root in roots:
         store = Store(root)
         last = store.latest_step("counters", ["requests"])
@@ -136,18 +143,26 @@ def named_main(roots: list[str]) -> None:
             params = {"start": last - span, "end": last, **every}
             for name, extra in NAMED.items():
                 extra = {**extra, **({"bucket_s": bucket} if name in SERIES else {})}
-                times: dict[bool, list[float]] = {False: [], True: []}
+                times: dict[str, list[float]] = {m: [] for m in modes}
                 frames = {}
-                for _ in range(2):
-                    for use in (False, True):
-                        t0 = time.perf_counter()
-                        frames[use] = store.named(name, use_rollup=use, **params, **extra)
-                        times[use].append(time.perf_counter() - t0)
-                m, r = times[False], times[True]
-                diff = _max_rel_diff(frames[True], frames[False])
+                try:
+                    for _ in range(2):
+                        for mode, env in modes.items():
+                            os.environ["OBSERVATORY_ROLLUP"] = env
+                            t0 = time.perf_counter()
+                            frames[mode] = store.named(name, **params, **extra)
+                            times[mode].append(time.perf_counter() - t0)
+                finally:
+                    if before is None:
+                        os.environ.pop("OBSERVATORY_ROLLUP", None)
+                    else:
+                        os.environ["OBSERVATORY_ROLLUP"] = before
+                m, h, r = times["minute"], times["hourly"], times["tiers"]
+                diff = _max_rel_diff(frames["tiers"], frames["minute"])
                 print(
                     f"{Path(root).name:10} {label:5} {name:28} {m[0]:>9.3f} {m[1]:>6.3f} "
-                    f"{r[0]:>9.3f} {r[1]:>6.3f} {m[0] / r[0]:>5.1f} {diff:>12.1e}"
+                    f"{h[0]:>9.3f} {h[1]:>6.3f} {r[0]:>9.3f} {r[1]:>6.3f} "
+                    f"{m[0] / r[0]:>5.1f} {diff:>12.1e}"
                 )
 
 

@@ -262,10 +262,7 @@ def serve(config_path: str | None, store_path: str | None, host: str, port: int)
     root = Path(__file__).resolve().parent.parent  # holds .streamlit/config.toml
     app = root / "app" / "main.py"
     click.echo(f"Observatory dashboard: http://{host}:{port}  (store: {store})", err=False)
-    cmd = [
-        sys.executable,
-        "-m",
-        "streamlit",
+    args = [
         "run",
         str(app),
         "--server.address",
@@ -279,8 +276,16 @@ def serve(config_path: str | None, store_path: str | None, host: str, port: int)
     ]
     sys.stdout.flush()
     os.chdir(root)
-    # exec, not a child process: a supervisor's SIGTERM must reach Streamlit itself.
-    os.execve(sys.executable, cmd, env)
+    os.environ.update(env)
+    # The filters' catalogue is read once in the background now, so the first page a
+    # viewer opens does not pay for it (app/filter_catalogue.py, docs/scaling.md).
+    from streamlit.web import cli as streamlit_cli
+
+    from app.filter_catalogue import warm_in_background
+
+    warm_in_background(store.resolve())
+    # Streamlit runs in this process (not a child): a supervisor's SIGTERM reaches it.
+    streamlit_cli.main(args, prog_name="streamlit")
 
 
 def _json_value(value: Any) -> Any:

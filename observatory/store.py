@@ -5,6 +5,7 @@ This is the only module that imports DuckDB.  Layout under the store folder::
     lake/<table>/signal=<signal>/date=<YYYY-MM-DD>/region=<region>/part.parquet
     lake/<table>_hourly/signal=.../part.parquet   hourly roll-up of counters,
                                         histograms and gauges, one per data partition
+    lake/<table>_5m/signal=.../part.parquet       the same per 5-minute period
     lake/gpu_steps_hourly/signal=gpu_steps/date=/region=/part.parquet
                                         GPU-steps (utilisation + power) per hour and
                                         whole utilisation percent, one per date/region
@@ -31,7 +32,9 @@ Tables (``ts_utc`` is the END of a right-closed step ``(ts_utc - step, ts_utc]``
   the three above (:func:`hourly_rollup`), rewritten with their data partition and
   stamped with its modification time; a stale one is never read
   (:meth:`Store.hourly_plan`) and is rebuilt by the next writer
-  (:meth:`Store.housekeeping`).
+  (:meth:`Store.housekeeping`).  ``counters_5m``, ``histograms_5m``, ``gauges_5m``:
+  the same per 5-minute period (:data:`ROLLUP_TIERS`), for 5-minute series and the
+  edges of a window's whole hours.
 - ``gpu_steps_hourly``: GPU-steps of a date and region per hour and whole percent of
   utilisation (:func:`gpu_steps_rollup`), stamped with the newer of its two
   partitions' modification times (:meth:`Store.gpu_steps_plan`).
@@ -103,6 +106,13 @@ ROLLUP_OF: dict[str, str] = {
     "histograms": "histograms_hourly",
     "gauges": "gauges_hourly",
 }
+#: The 5-minute tier: the same roll-ups per 5-minute period (``lake/<table>_5m/``; the
+#: period's end is in ``hour_utc`` too, so one SQL text reads either tier).  It serves
+#: series in buckets of a multiple of 5 minutes (the 24 h presets) and the edges of a
+#: window's whole hours (:meth:`Store.window_rows`).
+ROLLUP_5M_OF: dict[str, str] = {t: t + "_5m" for t in ROLLUP_OF}
+#: Roll-up tiers, coarsest first: period (seconds) -> {data table: roll-up table}.
+ROLLUP_TIERS: dict[int, dict[str, str]] = {3600: ROLLUP_OF, 300: ROLLUP_5M_OF}
 _ROLLUP_COMMON = [
     ("hour_utc", pa.timestamp("us")),
     ("model", pa.string()),
@@ -133,6 +143,7 @@ ROLLUP_SCHEMAS: dict[str, pa.Schema] = {
         ]
     ),
 }
+ROLLUP_SCHEMAS.update({ROLLUP_5M_OF[t]: ROLLUP_SCHEMAS[h] for t, h in ROLLUP_OF.items()})
 #: The GPU-step roll-up (``lake/gpu_steps_hourly/signal=gpu_steps/date=/region=``): one
 #: file per date and region, built from that date's and region's ``gpu_utilization``
 #: and ``gpu_power`` partitions together (:data:`GPU_STEP_SIGNALS`).  A GPU-step is one
@@ -177,6 +188,9 @@ GPU_STEPS_SQL = (
         FROM {src} WHERE signal IN ('gpu_utilization', 'gpu_power') AND ({where})
         GROUP BY ALL))"""
 )
+#: :meth:`Store.housekeeping` builds missing 5-minute roll-ups on this many newest
+#: dates only (the 24 h and 7 d presets); writers write both tiers of every partition.
+FINE_TIER_DAYS = 8
 #: Temporary files of an atomic replace start with this (``.tmp-*.parquet.tmp``).
 TMP_PREFIX = ".tmp-"
 #: A temporary file older than this is left over by a killed writer (the writer lock
@@ -256,8 +270,9 @@ def _atomic_write_table(path: Path, table: pa.Table, mtime_ns: int | None = None
         pq.write_table(table, tmp, compression="zstd", row_group_size=256_000, store_schema=False)
 
 
-def hourly_rollup(table: str, rows: pa.Table) -> pa.Table:
-    """The hourly roll-up of one partition's rows (schema :data:`ROLLUP_SCHEMAS`).
+def hourly_rollup(table: str, rows: pa.Table, period_s: int = 3600) -> pa.Table:
+    """The hourly (or ``period_s``) roll-up of one partition's rows (schema
+    :data:`ROLLUP_SCHEMAS`).
 
     Rows are summed per hour ``hour_utc`` (the END of the right-closed hour
     ``(hour_utc - 1h, hour_utc]`` holding the step end ``ts_utc``), ``model``, ``arm``
@@ -273,43 +288,95 @@ def hourly_rollup(table: str, rows: pa.Table) -> pa.Table:
     minute grid).  Float sums are exact up to the order of additions (a relative
     1e-15), as two DuckDB scans of the same rows are.
 
+    With ``period_s`` = 300 the same sums per 5-minute period (:data:`ROLLUP_5M_OF`;
+    ``hour_utc`` is then the period's end, and a gauge row's ``minutes`` still has
+    the bits of its minutes of the hour).
+
     Args:
         table: ``counters``, ``histograms`` or ``gauges``.
         rows: the partition's rows (the table's schema).
+        period_s: a key of :data:`ROLLUP_TIERS` (3600 or 300).
+
+    Raises:
+        StoreError: ``period_s`` is not a roll-up tier.
     """
-    name = ROLLUP_OF[table]
-    schema = ROLLUP_SCHEMAS[name]
-    if rows.num_rows == 0:
+    return _period_sums(table, rows, period_s, from_rollup=False)
+
+
+_HOUR_OF = "date_trunc('hour', ts_utc - INTERVAL 1 microsecond) + INTERVAL 1 hour"
+
+
+def _period_end(period_s: int, column: str = "ts_utc") -> str:
+    """SQL: the end of the epoch-aligned right-closed ``period_s`` period holding ``column``."""
+    us = period_s * 1_000_000
+    return f"make_timestamp((epoch_us({column}) + {us - 1}) // {us} * {us})"
+
+
+def coarser_rollup(table: str, finer: pa.Table, period_s: int) -> pa.Table:
+    """The ``period_s`` roll-up of ``table`` from its roll-up ``finer`` of a shorter
+    period that divides ``period_s`` (e.g. hours from 5-minute periods): sums of sums
+    and counts, max of maxima, OR of minute masks.  Equal to :func:`hourly_rollup` of
+    the minute rows (integer counts exactly; float sums up to the order of additions,
+    a relative 1e-15), and cheaper: the finer roll-up has fewer rows.
+
+    Raises:
+        StoreError: ``period_s`` is not a roll-up tier.
+    """
+    return _period_sums(table, finer, period_s, from_rollup=True)
+
+
+def _period_sums(table: str, src: pa.Table, period_s: int, from_rollup: bool) -> pa.Table:
+    """:func:`hourly_rollup` (``src``: minute rows) or :func:`coarser_rollup` (``src``:
+    a finer roll-up, whose ``rows`` are summed instead of counted)."""
+    if period_s not in ROLLUP_TIERS:
+        raise StoreError(f"no {period_s}-second roll-up tier; expected one of {list(ROLLUP_TIERS)}")
+    schema = ROLLUP_SCHEMAS[ROLLUP_TIERS[period_s][table]]
+    if src.num_rows == 0:
         return schema.empty_table()
+    time_col = "hour_utc" if from_rollup else "ts_utc"
     if table == "gauges":
-        return _duckdb_rollup(_GAUGES_ROLLUP_SQL, {"rows_": rows}, schema)
-    hour = pc.ceil_temporal(rows["ts_utc"], multiple=1, unit="hour")
+        sql = _GAUGES_COARSER_SQL if from_rollup else _GAUGES_ROLLUP_SQL
+        return _duckdb_rollup(
+            sql.format(period_end=_period_end(period_s, time_col)), {"rows_": src}, schema
+        )
+    hour = pc.ceil_temporal(src[time_col], multiple=period_s, unit="second")
     keys = [k for k in schema.names if k not in ("hour_utc", "value", "rows")]
+    columns = {"hour_utc": hour, **{k: src[k] for k in keys}, "value": src["value"]}
+    if from_rollup:
+        columns["rows"] = src["rows"]
+        count: tuple[Any, ...] = ("rows", "sum")
+    else:
+        count = ("value", "count", pc.CountOptions(mode="all"))
     grouped = (
-        pa.table({"hour_utc": hour, **{k: rows[k] for k in keys}, "value": rows["value"]})
+        pa.table(columns)
         .group_by(["hour_utc", *keys], use_threads=False)
-        .aggregate([("value", "sum"), ("value", "count", pc.CountOptions(mode="all"))])
+        .aggregate([("value", "sum"), count])
     )
     out = pa.table(
         {
             "hour_utc": grouped["hour_utc"],
             **{k: grouped[k] for k in keys},
             "value": grouped["value_sum"],
-            "rows": grouped["value_count"],
+            "rows": grouped["rows_sum" if from_rollup else "value_count"],
         }
     ).cast(schema)
     return out.sort_by([("hour_utc", "ascending")])
 
 
-_HOUR_OF = "date_trunc('hour', ts_utc - INTERVAL 1 microsecond) + INTERVAL 1 hour"
 #: ``minutes`` bit of a step: its minute of the (right-closed) hour, 0-59.
 _MINUTE_BIT = "(1::UBIGINT << (((epoch_us(ts_utc) - 1) % 3600000000) // 60000000)::INTEGER)"
 _GAUGES_ROLLUP_SQL = f"""
-SELECT {_HOUR_OF} AS hour_utc, model, arm, instance,
+SELECT {{period_end}} AS hour_utc, model, arm, instance,
        sum(mean * step_s) AS weighted,
        sum(step_s) FILTER (WHERE mean IS NOT NULL) AS seconds,
        max(step_s) AS step_max, max(max) AS max, sum(samples) AS samples,
        count(*) AS "rows", bit_or({_MINUTE_BIT}) AS minutes
+FROM rows_ GROUP BY ALL ORDER BY ALL"""
+_GAUGES_COARSER_SQL = """
+SELECT {period_end} AS hour_utc, model, arm, instance,
+       sum(weighted) AS weighted, sum(seconds) AS seconds, max(step_max) AS step_max,
+       max(max) AS max, sum(samples) AS samples, sum("rows") AS "rows",
+       bit_or(minutes) AS minutes
 FROM rows_ GROUP BY ALL ORDER BY ALL"""
 _GPU_STEPS_ROLLUP_SQL = f"""
 SELECT {_HOUR_OF} AS hour_utc, model, arm, pct,
@@ -322,15 +389,27 @@ FROM ({{steps}}) GROUP BY ALL ORDER BY ALL"""
 
 def _duckdb_rollup(sql: str, tables: dict[str, pa.Table], schema: pa.Schema) -> pa.Table:
     """Run a roll-up ``sql`` over Arrow ``tables`` (registered by name) on a private
-    one-thread DuckDB (sums add in row order) and cast the result to ``schema``."""
-    con = duckdb.connect(":memory:", config={"threads": 1})
-    try:
+    one-thread DuckDB (sums add in row order) and cast the result to ``schema``.
+
+    The connection is kept per thread (opening one costs 10-50 ms, more than a
+    partition's roll-up); the tables are unregistered after each call.
+    """
+    con: duckdb.DuckDBPyConnection | None = getattr(_ROLLUP_DUCKDB, "con", None)
+    if con is None:
+        con = duckdb.connect(":memory:", config={"threads": 1})
         con.execute("SET TimeZone='UTC'")
+        _ROLLUP_DUCKDB.con = con
+    try:
         for name, table in tables.items():
             con.register(name, table)
         return con.sql(sql).to_arrow_table().select(schema.names).cast(schema)
     finally:
-        con.close()
+        for name in tables:
+            con.unregister(name)
+
+
+#: One private DuckDB connection per writing thread (:func:`_duckdb_rollup`).
+_ROLLUP_DUCKDB = threading.local()
 
 
 def gpu_steps_rollup(files: list[Path]) -> pa.Table:
@@ -428,46 +507,56 @@ def _split_by_signal_and_date(new: pa.Table, schema: pa.Schema) -> dict[tuple[st
     return out
 
 
-def _ceil_hour(t: datetime) -> datetime:
-    """The end of the right-closed hour holding ``t``: ``t`` itself on the hour."""
-    floor = t.replace(minute=0, second=0, microsecond=0)
-    return floor if floor == t else floor + timedelta(hours=1)
-
-
 def _split_dates(split_hours: Iterable[datetime]) -> set[date]:
     """Dates holding steps of the hours ending at ``split_hours``."""
     return {d for h in split_hours for d in _dates_in(_to_utc_naive(h) - timedelta(hours=1), h)}
 
 
-def _edge_ranges(start: datetime, end: datetime) -> list[tuple[datetime, datetime]]:
-    """The parts ``(lo, hi]`` of the window ``(start, end]`` in hours it cuts (at most
-    two; one when both edges cut the same hour); the rest is whole hours."""
-    h1, h2 = _ceil_hour(start), _ceil_hour(end)
-    if start != h1 and end != h2 and h1 == h2:
-        return [(start, end)]
-    out = []
-    if start != h1:
-        out.append((start, min(h1, end)))
-    if end != h2:
-        out.append((max(start, h2 - timedelta(hours=1)), end))
-    return out
+_EPOCH = datetime(1970, 1, 1)
 
 
-def _edge_reads(
-    plan: HourlyPlan, edges: list[tuple[datetime, datetime]]
-) -> list[tuple[list[Path], str]]:
-    """Per cut part ``(lo, hi]``: the plan's ``minutes_split`` files of its dates and a
-    filter on ``ts_utc`` that row-group statistics can prune with (literal bounds)."""
-    out = []
-    for lo, hi in edges:
-        days = {f"date={d.isoformat()}" for d in _dates_in(lo, hi)}
-        files = [f for f in plan.minutes_split if f.parent.parent.name in days]
-        where = (
-            f"ts_utc > TIMESTAMP '{lo.isoformat(sep=' ')}' "
-            f"AND ts_utc <= TIMESTAMP '{hi.isoformat(sep=' ')}'"
-        )
-        out.append((files, where))
-    return out
+def _align(t: datetime, period_s: int, up: bool) -> datetime:
+    """``t`` (naive UTC) rounded down (or ``up``) to an epoch-aligned ``period_s`` boundary."""
+    us = (t - _EPOCH) // timedelta(microseconds=1)
+    step = period_s * 1_000_000
+    q = -(-us // step) if up else us // step
+    return _EPOCH + timedelta(microseconds=q * step)
+
+
+def _tier_pieces(
+    start: datetime, end: datetime, periods: tuple[int, ...]
+) -> list[tuple[int, datetime, datetime]]:
+    """``(start, end]`` cut into ``(period, lo, hi)`` pieces: the whole periods of the
+    coarsest tier of ``periods`` (descending), then recursively the edges left over
+    with the finer tiers; period 0 marks the minute rows of what no tier covers."""
+    if start >= end:
+        return []
+    if not periods:
+        return [(0, start, end)]
+    a, b = _align(start, periods[0], True), _align(end, periods[0], False)
+    if a >= b:
+        return _tier_pieces(start, end, periods[1:])
+    rest = periods[1:]
+    return [*_tier_pieces(start, a, rest), (periods[0], a, b), *_tier_pieces(b, end, rest)]
+
+
+@dataclass(frozen=True)
+class _Partition:
+    """One partition of :meth:`Store.window_rows`: its date, data files (one; two for
+    GPU-steps) and fresh roll-up file per tier period."""
+
+    day: date
+    data: list[Path]
+    tiers: dict[int, Path]
+
+
+#: GPU-steps of minute rows as :meth:`Store.window_rows` columns (``FROM (`` steps ``)``).
+_GPU_STEPS_MINUTE_SQL = (
+    "SELECT ts_utc, region, model, arm, pct, util * step_s AS util_weighted, "
+    "step_s::BIGINT AS seconds, power_w * step_s AS power_energy_j, "
+    "(CASE WHEN power_w IS NOT NULL THEN step_s END)::BIGINT AS power_seconds, "
+    "1::BIGINT AS n FROM "
+)
 
 
 _LABELS = "signal, region, model, arm"
@@ -493,14 +582,12 @@ _WINDOW_COLUMNS: dict[str, tuple[str, str]] = {
 #: ``{{rows:<kind>}}``, ``{{rows:<kind>:sig1,sig2}}`` or ``{{rows:<kind>:$param}}`` in a
 #: named query: :meth:`Store.window_rows` of those signals over ``($start, $end]``.
 _ROWS_PLACEHOLDER = re.compile(r"\{\{rows:(\w+)(?::([^}]*))?\}\}")
-#: A named query's time buckets (``$bucket_s``) can take roll-up hours only when they
-#: are whole hours.
-_HOUR_S = 3600
 
 
 @dataclass(frozen=True)
 class Housekeeping:
-    """What :meth:`Store.housekeeping` did."""
+    """What :meth:`Store.housekeeping` did: temporary files removed, and partitions
+    whose roll-ups (one tier or both; a GPU-step roll-up counts one) were rebuilt."""
 
     tmp_removed: int
     rollups_rebuilt: int
@@ -581,7 +668,9 @@ class Store:
                 self._housekept = True
             yield
 
-    def housekeeping(self, tmp_age: timedelta = STALE_TMP_AGE) -> Housekeeping:
+    def housekeeping(
+        self, tmp_age: timedelta = STALE_TMP_AGE, fine_days: int = FINE_TIER_DAYS
+    ) -> Housekeeping:
         """Clean up after a killed writer; call it holding the writer lock.
 
         :meth:`writer` runs it once per :class:`Store` object, when it first takes
@@ -594,6 +683,10 @@ class Store:
         - Hourly roll-ups whose data partition changed after them (a writer killed
           between the two replaces), or that are missing, are rebuilt from the
           partition.  Readers never use a stale roll-up (see :meth:`hourly_plan`).
+          The 5-minute tier is rebuilt so only on the newest ``fine_days`` dates of
+          each table (a store from an older version gets it where the short presets
+          read; older dates read hours plus minute rows, still exact, and get the tier
+          when a writer rewrites them).
 
         Returns:
             what was done: temporary files removed, roll-ups rebuilt.
@@ -612,13 +705,17 @@ class Store:
                             removed += 1
         rebuilt = 0
         for table in ROLLUP_OF:
+            dates = {p.name for p in (self.lake / table).glob("signal=*/date=*")}
+            recent = set(sorted(dates)[-fine_days:]) if fine_days > 0 else set()
             for path in (self.lake / table).glob("signal=*/date=*/region=*/part.parquet"):
-                if self._rollup_fresh(table, path) is None:
+                tiers = [p for p in ROLLUP_TIERS if p == 3600 or path.parent.parent.name in recent]
+                stale = [p for p in tiers if self._rollup_fresh(table, path, p) is None]
+                if stale:
                     try:
                         rows = pq.read_table(path, schema=SCHEMAS[table])
                     except (OSError, pa.ArrowException) as exc:
                         raise StoreError(f"cannot read {path}: {exc}") from exc
-                    self._write_rollup(table, path, rows)
+                    self._write_rollup(table, path, rows, stale)
                     rebuilt += 1
         pairs = {
             (p.parent.parent.name, p.parent.name)
@@ -633,27 +730,41 @@ class Store:
                 rebuilt += 1
         return Housekeeping(tmp_removed=removed, rollups_rebuilt=rebuilt)
 
-    def rollup_path(self, table: str, path: Path) -> Path:
-        """The hourly roll-up file of the data partition ``path`` of ``table``."""
-        return self.lake / ROLLUP_OF[table] / path.relative_to(self.lake / table)
+    def rollup_path(self, table: str, path: Path, period_s: int = 3600) -> Path:
+        """The hourly (or ``period_s``, :data:`ROLLUP_TIERS`) roll-up file of the data
+        partition ``path`` of ``table``."""
+        return self.lake / ROLLUP_TIERS[period_s][table] / path.relative_to(self.lake / table)
 
-    def _rollup_fresh(self, table: str, path: Path) -> Path | None:
+    def _rollup_fresh(self, table: str, path: Path, period_s: int = 3600) -> Path | None:
         """The roll-up of ``path`` when it was derived from the file there now, else None.
 
         A roll-up carries its data file's modification time (nanoseconds) as its own:
         every rewrite of the data file gives it a new time, so a roll-up left behind by
         a writer killed between the two replaces does not match.
         """
-        rollup = self.rollup_path(table, path)
+        rollup = self.rollup_path(table, path, period_s)
         try:
             fresh = rollup.stat().st_mtime_ns == path.stat().st_mtime_ns
         except FileNotFoundError:
             return None
         return rollup if fresh else None
 
-    def _write_rollup(self, table: str, path: Path, rows: pa.Table) -> None:
+    def _write_rollup(
+        self, table: str, path: Path, rows: pa.Table, periods: Iterable[int] = ROLLUP_TIERS
+    ) -> None:
+        """Write the roll-ups (every tier of ``periods``) of data partition ``path``
+        from its ``rows``, stamped with the data file's modification time.  The finest
+        tier is summed from the rows, each coarser one from the finer roll-up
+        (:func:`coarser_rollup`): one pass over the rows."""
         stamp = path.stat().st_mtime_ns
-        _atomic_write_table(self.rollup_path(table, path), hourly_rollup(table, rows), stamp)
+        finer: tuple[int, pa.Table] | None = None
+        for period in sorted(periods):
+            if finer is not None and period % finer[0] == 0:
+                rollup = coarser_rollup(table, finer[1], period)
+            else:
+                rollup = hourly_rollup(table, rows, period)
+            _atomic_write_table(self.rollup_path(table, path, period), rollup, stamp)
+            finer = (period, rollup)
 
     def _write_partition(
         self, table: str, path: Path, rows: pa.Table, gpu_steps: set[tuple[date, str]]
@@ -731,18 +842,24 @@ class Store:
         start, end = _to_utc_naive(start), _to_utc_naive(end)
         split_dates = _split_dates(split_hours)
         plan = HourlyPlan([], [], [])
+        for day, path in self._data_partitions(table, signals, _dates_in(start, end)):
+            rollup = self._rollup_fresh(table, path) if use_rollup else None
+            plan.add(rollup, [path], day in split_dates)
+        return plan
+
+    def _data_partitions(
+        self, table: str, signals: Iterable[str], dates: list[date]
+    ) -> Iterator[tuple[date, Path]]:
+        """``(date, data file)`` of every partition of ``table``, ``signals`` and ``dates``."""
         for sig in signals:
-            for day in _dates_in(start, end):
+            for day in dates:
                 folder = self.lake / table / f"signal={sig}" / f"date={day.isoformat()}"
                 if not folder.is_dir():
                     continue
                 for region_dir in sorted(folder.iterdir()):
                     path = region_dir / "part.parquet"
-                    if not region_dir.name.startswith("region=") or not path.exists():
-                        continue
-                    rollup = self._rollup_fresh(table, path) if use_rollup else None
-                    plan.add(rollup, [path], day in split_dates)
-        return plan
+                    if region_dir.name.startswith("region=") and path.exists():
+                        yield day, path
 
     def gpu_steps_plan(
         self,
@@ -770,6 +887,42 @@ class Store:
                 plan.add(rollup, files, day in split_dates)
         return plan
 
+    def _window_partitions(
+        self,
+        kind: str,
+        signals: Iterable[str],
+        start: datetime,
+        end: datetime,
+        periods: list[int],
+        use_rollup: bool,
+    ) -> list[_Partition]:
+        """The partitions of ``kind`` (``signals``) on the dates of ``(start, end]``,
+        each with its fresh roll-ups among the tiers ``periods``."""
+        out: list[_Partition] = []
+        dates = _dates_in(start, end)
+        if kind == "gpu_steps":
+            for day in dates:
+                regions = {
+                    p.name.removeprefix("region=")
+                    for sig in GPU_STEP_SIGNALS
+                    for p in (self.lake / "gauges" / f"signal={sig}" / f"date={day}").glob(
+                        "region=*"
+                    )
+                }
+                for region in sorted(regions):
+                    fresh = self._gpu_steps_fresh(day, region) if use_rollup else None
+                    tiers = {3600: fresh} if fresh is not None and 3600 in periods else {}
+                    out.append(_Partition(day, self._gpu_step_files(day, region), tiers))
+            return out
+        for day, path in self._data_partitions(kind, signals, dates):
+            tiers = {}
+            for period in periods if use_rollup else []:
+                rollup = self._rollup_fresh(kind, path, period)
+                if rollup is not None:
+                    tiers[period] = rollup
+            out.append(_Partition(day, [path], tiers))
+        return out
+
     def window_rows(
         self,
         kind: str,
@@ -777,17 +930,24 @@ class Store:
         start: datetime,
         end: datetime,
         use_rollup: bool = True,
+        bucket_s: int | None = None,
+        tiers: Iterable[int] | None = None,
     ) -> str:
         """SQL (a parenthesised subquery) for "the rows of ``signals`` of ``kind`` in
-        the window ``($start, $end]``": whole hours from the fresh hourly roll-ups, the
-        steps of the hours a window edge cuts and of partitions without a fresh
-        roll-up from the minute rows.  Exact: an hour's roll-up row holds the sums of
-        that hour's steps.
+        the window ``(start, end]``", read from the coarsest exact roll-up tier that
+        fits each part of it (:data:`ROLLUP_TIERS`): per partition, its whole hours
+        from the fresh hourly roll-up, the whole 5-minute periods of the hours an edge
+        cuts from the fresh 5-minute roll-up, only the 5-minute periods an edge cuts
+        from the minute rows; a tier a partition lacks fresh is skipped for it (no
+        fresh roll-up at all: its minute rows).  Exact: a roll-up row holds the sums
+        of its period's steps.
 
-        The subquery references ``$start`` and ``$end`` (the same window, bound by the
-        caller).  Its ``ts_utc`` is a step's end, or for a roll-up row its hour's end
-        ``hour_utc``: group by a time bucket only when every bucket is a whole number
-        of hours (epoch-aligned), or pass ``use_rollup=False`` (minute rows only).
+        The bounds are SQL literals (no parameters), so Parquet row-group statistics
+        prune the minute rows.  A row's ``ts_utc`` is a step's end or its roll-up
+        period's end (``hour_utc``): a query may group rows into epoch-aligned time
+        buckets of ``bucket_s`` seconds when it passes ``bucket_s``, which restricts
+        the tiers to periods dividing it (e.g. 300 s buckets: the 5-minute tier and
+        minute rows; 90 s: minute rows only).
 
         Columns (``n``: minute rows summed, 1 for a step row):
 
@@ -795,63 +955,91 @@ class Store:
         - ``histograms``: the same plus le;
         - ``gauges``: ts_utc, signal, region, model, arm, instance, weighted
           (mean * step_s), seconds (step_s where mean is not NULL), step_max, max,
-          samples, n, minutes (:data:`ROLLUP_SCHEMAS` ``gauges_hourly``);
-        - ``gpu_steps`` (no signals): ts_utc, region, model (``''`` for none), arm,
-          pct (:data:`PCT_SQL`), util_weighted, seconds, power_energy_j,
-          power_seconds, n (:data:`GPU_STEPS_SCHEMA`).
+          samples, n, minutes (:data:`ROLLUP_SCHEMAS` ``gauges_hourly``; the minute
+          bits of the hour, in either tier);
+        - ``gpu_steps`` (no signals; hourly tier only): ts_utc, region, model (``''``
+          for none), arm, pct (:data:`PCT_SQL`), util_weighted, seconds,
+          power_energy_j, power_seconds, n (:data:`GPU_STEPS_SCHEMA`).
 
         Args:
             kind: ``counters``, ``histograms``, ``gauges`` or ``gpu_steps``.
             signals: the signals to read (None: every signal stored in the table).
-            start, end: the window, to choose files (naive UTC or aware).
+            start, end: the window (naive UTC or aware).
+            use_rollup: False reads minute rows only (the baseline).
+            bucket_s: the caller's time bucket in seconds (None: no time buckets).
+            tiers: the tier periods allowed (None: all; ``[3600]``: hourly only, the
+                former behaviour, for benchmarks).
 
         Raises:
-            StoreError: unknown ``kind``.
+            StoreError: unknown ``kind``, or ``bucket_s`` not a positive integer.
         """
-        start, end = _to_utc_naive(start), _to_utc_naive(end)
-        edges = _edge_ranges(start, end)
-        split = [_ceil_hour(hi) for _lo, hi in edges]
-        in_window = "ts_utc > $start AND ts_utc <= $end"
-        whole = "hour_utc >= $start::TIMESTAMP + INTERVAL 1 hour AND hour_utc <= $end"
-        if kind == "gpu_steps":
-            plan = self.gpu_steps_plan(start, end, split, use_rollup)
-            minute = (
-                "SELECT ts_utc, region, model, arm, pct, util * step_s AS util_weighted, "
-                "step_s::BIGINT AS seconds, power_w * step_s AS power_energy_j, "
-                "(CASE WHEN power_w IS NOT NULL THEN step_s END)::BIGINT AS power_seconds, "
-                "1::BIGINT AS n FROM (" + GPU_STEPS_SQL + ")"
-            )
-            parts = [
-                minute.format(
-                    src=self.parquet_source("gauges", files), where=where, region="region,"
-                )
-                for files, where in [*_edge_reads(plan, edges), (plan.minutes_all, in_window)]
-            ]
-            parts.append(
-                "SELECT hour_utc AS ts_utc, region, model, arm, pct, util_weighted, seconds, "
-                'power_energy_j, power_seconds, "rows" AS n FROM '
-                f"{self.parquet_source(GPU_STEPS, plan.hourly)} WHERE {whole}"
-            )
-            return "(" + "\n UNION ALL ".join(parts) + ")"
-        if kind not in ROLLUP_OF:
+        if kind not in (*ROLLUP_OF, "gpu_steps"):
             raise StoreError(
                 f"window rows of {kind!r}: expected one of {[*ROLLUP_OF, 'gpu_steps']}"
             )
-        if signals is None:
+        if bucket_s is not None and (int(bucket_s) != bucket_s or bucket_s <= 0):
+            raise StoreError(
+                f"window rows of {kind}: bucket_s must be a positive integer, got {bucket_s!r}"
+            )
+        start, end = _to_utc_naive(start), _to_utc_naive(end)
+        allowed = (3600,) if kind == "gpu_steps" else tuple(ROLLUP_TIERS)
+        periods = [
+            p
+            for p in allowed
+            if (bucket_s is None or int(bucket_s) % p == 0) and (tiers is None or p in tiers)
+        ]
+        if signals is None and kind != "gpu_steps":
             signals = sorted(
                 p.name.removeprefix("signal=") for p in (self.lake / kind).glob("signal=*")
             )
-        plan = self.hourly_plan(kind, signals, start, end, split, use_rollup)
-        minute_cols, hour_cols = _WINDOW_COLUMNS[kind]
-        parts = [
-            f"SELECT {minute_cols} FROM {self.parquet_source(kind, files)} WHERE {where}"
-            for files, where in [*_edge_reads(plan, edges), (plan.minutes_all, in_window)]
-        ]
-        parts.append(
-            f"SELECT {hour_cols} FROM {self.parquet_source(ROLLUP_OF[kind], plan.hourly)} "
-            f"WHERE {whole}"
+        partitions = self._window_partitions(kind, signals or [], start, end, periods, use_rollup)
+        groups: dict[tuple[int, ...], list[_Partition]] = {}
+        for part in partitions:
+            groups.setdefault(tuple(sorted(part.tiers, reverse=True)), []).append(part)
+        selects = []
+        for group_tiers, members in groups.items():
+            for period, lo, hi in _tier_pieces(start, end, group_tiers):
+                days = set(_dates_in(lo, hi))
+                chosen = [m for m in members if m.day in days]
+                if chosen:
+                    selects.append(self._piece_select(kind, period, chosen, lo, hi))
+        if not selects:
+            selects.append(self._piece_select(kind, 0, [], start, end))
+        return "(" + "\n UNION ALL ".join(selects) + ")"
+
+    def _piece_select(
+        self, kind: str, period: int, parts: list[_Partition], lo: datetime, hi: datetime
+    ) -> str:
+        """One SELECT of :meth:`window_rows`: the rows of ``parts`` in ``(lo, hi]``,
+        from their ``period`` roll-ups (0: their minute rows)."""
+        col = "hour_utc" if period else "ts_utc"
+        where = (
+            f"{col} > TIMESTAMP '{lo.isoformat(sep=' ')}' "
+            f"AND {col} <= TIMESTAMP '{hi.isoformat(sep=' ')}'"
         )
-        return "(" + "\n UNION ALL ".join(parts) + ")"
+        if period:
+            files = [m.tiers[period] for m in parts]
+            if kind == "gpu_steps":
+                return (
+                    "SELECT hour_utc AS ts_utc, region, model, arm, pct, util_weighted, "
+                    'seconds, power_energy_j, power_seconds, "rows" AS n FROM '
+                    f"{self.parquet_source(GPU_STEPS, files)} WHERE {where}"
+                )
+            source = self.parquet_source(ROLLUP_TIERS[period][kind], files)
+            return f"SELECT {_WINDOW_COLUMNS[kind][1]} FROM {source} WHERE {where}"
+        data = [f for m in parts for f in m.data]
+        if kind == "gpu_steps":
+            source = self.parquet_source("gauges", data)
+            return (
+                _GPU_STEPS_MINUTE_SQL
+                + "("
+                + GPU_STEPS_SQL.format(
+                    src=source, where=where if data else "FALSE", region="region,"
+                )
+                + ")"
+            )
+        source = self.parquet_source(kind, data)
+        return f"SELECT {_WINDOW_COLUMNS[kind][0]} FROM {source} WHERE {where if data else 'FALSE'}"
 
     def bucket_bounds(self, signal: str) -> list[float]:
         """The distinct ``le`` bounds stored for a histogram signal, ascending.
@@ -1208,10 +1396,11 @@ class Store:
 
         Only the parameters the query references are bound (a page may pass its
         whole filter set).  ``{{rows:<kind>[:signals]}}`` placeholders become
-        :meth:`window_rows` for ``$start``/``$end``: whole hours from the roll-ups
-        (exact), unless ``use_rollup`` is False, the environment sets
-        ``OBSERVATORY_ROLLUP=0`` (benchmarks' baseline) or ``$bucket_s`` is not a whole
-        number of hours (then minute rows only).
+        :meth:`window_rows` for ``$start``/``$end`` and ``$bucket_s``: the coarsest
+        exact roll-up tier whose period divides ``$bucket_s`` (hours, 5 minutes),
+        minute rows for the rest, unless ``use_rollup`` is False or the environment
+        sets ``OBSERVATORY_ROLLUP=0`` (minute rows only, the benchmarks' baseline);
+        ``OBSERVATORY_ROLLUP=hourly`` allows the hourly tier only (the former path).
 
         Raises:
             StoreError: no such named query, a placeholder without ``start``/``end``
@@ -1222,19 +1411,26 @@ class Store:
             raise StoreError(f"no named query {name!r} in {path.parent}")
         sql = path.read_text(encoding="utf-8")
         if _ROWS_PLACEHOLDER.search(sql):
-            use_rollup = use_rollup and os.environ.get("OBSERVATORY_ROLLUP", "1") != "0"
-            sql = self._expand_rows(name, sql, params, use_rollup)
+            mode = os.environ.get("OBSERVATORY_ROLLUP", "1")
+            use_rollup = use_rollup and mode != "0"
+            tiers = [3600] if mode == "hourly" else None
+            sql = self._expand_rows(name, sql, params, use_rollup, tiers)
         code = "\n".join(x for x in sql.split("\n") if not x.lstrip().startswith("--"))
         used = {k: v for k, v in params.items() if re.search(rf"\${re.escape(k)}\b", code)}
         return self.query(sql, used)
 
-    def _expand_rows(self, name: str, sql: str, params: dict[str, Any], use_rollup: bool) -> str:
+    def _expand_rows(
+        self,
+        name: str,
+        sql: str,
+        params: dict[str, Any],
+        use_rollup: bool,
+        tiers: list[int] | None = None,
+    ) -> str:
         """``sql`` with its ``{{rows:...}}`` placeholders replaced (:meth:`named`)."""
         if "start" not in params or "end" not in params:
             raise StoreError(f"named query {name}: {{{{rows:...}}}} needs $start and $end")
         bucket = params.get("bucket_s")
-        if bucket is not None and int(bucket) % _HOUR_S:
-            use_rollup = False
 
         def expand(match: re.Match[str]) -> str:
             kind, listed = match.group(1), match.group(2)
@@ -1248,7 +1444,15 @@ class Store:
             elif listed:
                 signals = [x.strip() for x in listed.split(",") if x.strip()]
             try:
-                return self.window_rows(kind, signals, params["start"], params["end"], use_rollup)
+                return self.window_rows(
+                    kind,
+                    signals,
+                    params["start"],
+                    params["end"],
+                    use_rollup,
+                    None if bucket is None else int(bucket),
+                    tiers,
+                )
             except StoreError as exc:
                 raise StoreError(f"named query {name}: {exc}") from None
 

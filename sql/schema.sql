@@ -35,6 +35,11 @@ CREATE TABLE _empty_gauges_hourly (
     hour_utc TIMESTAMP, model VARCHAR, arm VARCHAR, instance VARCHAR, weighted DOUBLE,
     seconds BIGINT, step_max INTEGER, max DOUBLE, samples BIGINT, "rows" BIGINT,
     minutes UBIGINT, signal VARCHAR, date DATE, region VARCHAR);
+-- The 5-minute tier (lake/counters_5m, lake/histograms_5m, lake/gauges_5m): the same
+-- sums per 5-minute period, hour_utc holding the period's END (Store.window_rows).
+CREATE TABLE _empty_counters_5m AS SELECT * FROM _empty_counters_hourly;
+CREATE TABLE _empty_histograms_5m AS SELECT * FROM _empty_histograms_hourly;
+CREATE TABLE _empty_gauges_5m AS SELECT * FROM _empty_gauges_hourly;
 -- gpu_steps_hourly: GPU-steps (utilisation and power of one instance and step) per
 -- hour, model, arm and whole-percent utilisation pct (observatory/store.py, PCT_SQL).
 CREATE TABLE _empty_gpu_steps_hourly (

@@ -8,6 +8,7 @@ through the store's own write path, real Parquet files and DuckDB).
 
 from __future__ import annotations
 
+import os
 import shutil
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -18,6 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 from app_support import demo_store
 
+import app.filter_catalogue as fc
 from app.filter_catalogue import FilterCatalogue, read_catalogue
 from observatory.store import SCHEMAS, Store
 
@@ -156,3 +158,63 @@ def test_emptied_first_partition(store: Store) -> None:
     want = reference(store)
     assert want.first is not None and want.first.date() > date.fromisoformat(earliest.name[5:])
     assert_same(read_catalogue(store), want)
+
+
+def test_warm_up_reads_every_label_file_and_changes_nothing(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server's warm-up (a background thread) leaves every label file remembered:
+    the first page then reads no labels, and lists what it would have listed without
+    the warm-up (the minute-row reference); a file changed after the warm-up is read
+    again, so its new labels show."""
+    fc._SEEN.clear()
+    fc.warm_in_background(store.root).join(timeout=120)
+    assert fc._SEEN  # the warm-up read the labels
+    sql: list[str] = []
+    query = store.query
+    monkeypatch.setattr(store, "query", lambda text, params=None: sql.append(text) or query(text))
+    first_page = read_catalogue(store)
+    assert not [q for q in sql if "file_index" in q]  # no label file read again
+    monkeypatch.undo()
+    assert_same(first_page, reference(store))
+    files = sorted((store.lake / "counters" / "signal=requests").glob("date=*/region=*/*.parquet"))
+    _add_request_row(files[0], "after-warm-up", "late")
+    later = read_catalogue(store)
+    assert "after-warm-up" in later.models and "late" in later.arms
+    assert_same(later, reference(store))
+
+
+def test_warm_up_of_a_missing_or_empty_store_does_nothing(tmp_path: Path) -> None:
+    fc.warm_in_background(tmp_path / "nowhere").join(timeout=30)
+    (tmp_path / "empty").mkdir()
+    fc.warm_in_background(tmp_path / "empty").join(timeout=30)
+    assert not (tmp_path / "nowhere").exists()  # a reader creates nothing
+
+
+def test_serve_warms_the_catalogue_then_runs_streamlit_in_process(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``observatory serve`` starts the warm-up for its store before Streamlit, and runs
+    Streamlit's CLI in its own process (a supervisor's SIGTERM reaches the server)."""
+    from click.testing import CliRunner
+    from streamlit.web import cli as streamlit_cli
+
+    from observatory.cli import main
+
+    calls: list[tuple[str, object]] = []
+    monkeypatch.setattr(fc, "warm_in_background", lambda root: calls.append(("warm", root)))
+    monkeypatch.setattr(
+        streamlit_cli, "main", lambda args, prog_name: calls.append(("streamlit", args))
+    )
+    monkeypatch.setattr("os.chdir", lambda path: None)
+    monkeypatch.setattr("os.environ", dict(os.environ))
+    result = CliRunner().invoke(main, ["serve", "--store", str(demo), "--port", "8599"])
+    assert result.exit_code == 0, result.output
+    assert [c[0] for c in calls] == ["warm", "streamlit"]
+    assert calls[0][1] == demo.resolve()
+    args = calls[1][1]
+    assert isinstance(args, list) and args[:2] == [
+        "run",
+        str(Path(fc.__file__).resolve().parent / "main.py"),
+    ]
+    assert "8599" in args and os.environ["OBSERVATORY_STORE"] == str(demo.resolve())

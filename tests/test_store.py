@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from observatory.store import Store, StoreError
+from observatory.store import SCHEMAS, Store, StoreError, coarser_rollup, hourly_rollup
 
 ROOT = Path(__file__).resolve().parent.parent
 DAY = datetime(2024, 3, 1)
@@ -521,7 +521,7 @@ def test_arrow_path_writes_what_the_pandas_path_writes(tmp_path: Path) -> None:
     files = sorted(
         p.relative_to(tmp_path / "pandas") for p in (tmp_path / "pandas").rglob("*.parquet")
     )
-    assert len(files) == 4 + 4  # data files and their roll-ups
+    assert len(files) == 4 + 4 + 4  # data files, their hourly and 5-minute roll-ups
     for rel in files:
         want, got = (
             pq.read_table(tmp_path / "pandas" / rel),
@@ -553,11 +553,54 @@ def test_rollup_written_from_dictionary_rows_equals_the_one_rebuilt_from_the_fil
     store.replace_window("counters", "eu", ["requests"], start, end, _dictionary_strings(frame))
     path = store.partition_path("counters", "requests", DAY.date(), "eu")
     rollup = store.rollup_path("counters", path)
-    written = pq.read_table(rollup)
+    fine = store.rollup_path("counters", path, 300)
+    written, written_fine = pq.read_table(rollup), pq.read_table(fine)
     assert written.num_rows == 5 * 3  # hours x models
+    assert written_fine.num_rows == 5 * 12 * 3  # 5-minute periods x models
     os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1))  # now stale
-    assert Store(tmp_path).housekeeping().rollups_rebuilt == 1
+    assert Store(tmp_path).housekeeping().rollups_rebuilt == 1  # one partition, both tiers
     assert pq.read_table(rollup).equals(written)
+    assert pq.read_table(fine).equals(written_fine)
+
+
+def test_coarser_rollup_equals_the_rollup_of_the_rows(tmp_path: Path) -> None:
+    """Hours summed from the 5-minute roll-up equal hours summed from the minute rows:
+    counts exactly, float sums to a relative 1e-15; gauges' maxima and minute masks
+    exactly.  Windows start mid-hour; one step per minute."""
+    start, end = DAY + timedelta(minutes=17), DAY + timedelta(hours=3, minutes=43)
+    counters = _counter_frame(start, end, value=0.1, models=("a", "b")).assign(instance="n1")
+    counters["value"] = np.arange(len(counters)) * 0.37
+    table = pa.Table.from_pandas(counters[SCHEMAS["counters"].names], preserve_index=False)
+    table = table.cast(SCHEMAS["counters"])
+    order = [("hour_utc", "ascending"), ("model", "ascending")]
+    fine = hourly_rollup("counters", table, 300)
+    direct = hourly_rollup("counters", table).sort_by(order)
+    derived = coarser_rollup("counters", fine, 3600).sort_by(order)
+    assert derived["rows"].to_pylist() == direct["rows"].to_pylist()
+    assert direct["rows"].to_pylist() == [43, 43, 60, 60, 60, 60, 43, 43]  # 2 models
+    np.testing.assert_allclose(derived["value"], direct["value"], rtol=1e-15)
+    steps = pd.date_range(start + timedelta(minutes=1), end, freq="1min")
+    gauges = pa.table(
+        {
+            "ts_utc": pa.array(steps.to_pydatetime(), pa.timestamp("us")),
+            "model": ["a"] * len(steps),
+            "arm": [None] * len(steps),
+            "instance": ["g0"] * len(steps),
+            "mean": [None if i % 7 == 0 else 0.1 * i for i in range(len(steps))],
+            "max": [float(i % 13) for i in range(len(steps))],
+            "last": [0.0] * len(steps),
+            "samples": [4] * len(steps),
+            "step_s": [60] * len(steps),
+            "unit": ["x"] * len(steps),
+        },
+        schema=SCHEMAS["gauges"],
+    )
+    direct = hourly_rollup("gauges", gauges)
+    derived = coarser_rollup("gauges", hourly_rollup("gauges", gauges, 300), 3600)
+    for col in ("hour_utc", "seconds", "step_max", "max", "samples", "rows", "minutes"):
+        assert derived[col].to_pylist() == direct[col].to_pylist(), col
+    assert direct["minutes"][0].as_py() == sum(1 << m for m in range(17, 60))
+    np.testing.assert_allclose(derived["weighted"], direct["weighted"], rtol=1e-15)
 
 
 def test_store_and_collector_modules_do_not_import_pandas() -> None:

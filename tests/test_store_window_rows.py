@@ -267,8 +267,16 @@ WINDOWS = {
         DAY2 + timedelta(hours=2, minutes=10),
         DAY2 + timedelta(hours=2, minutes=50),
     ),
+    "5-minute edges": (
+        DAY1 + timedelta(hours=22, minutes=35),
+        DAY2 + timedelta(hours=1, minutes=5),
+    ),
+    "inside one 5-minute period": (
+        DAY2 + timedelta(hours=3, minutes=11),
+        DAY2 + timedelta(hours=3, minutes=14),
+    ),
 }
-BUCKETS = [300, 3600, 7200, 86400]
+BUCKETS = [60, 300, 900, 3600, 7200, 86400]
 KEYS = {
     "latency_by_group": ["signal", "region", "model", "le"],
     "latency_series": ["series", "bucket_end", "le"],
@@ -344,6 +352,18 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
         path = s.partition_path(table, sig, DAY2.date(), "us-east-1")
         t = time.time_ns()  # rewritten now, after every file of the build
         os.utime(path, ns=(t, t))
+    # One tier stale, the other fresh (a writer killed between the two roll-ups): the
+    # 5-minute roll-up of one partition, the hourly roll-up of another.
+    for table, sig, period in (
+        ("counters", "requests", 300),
+        ("histograms", "latency", 3600),
+        ("gauges", "gpu_power", 300),
+        ("gauges", "gpu_utilization", 3600),
+    ):
+        path = s.partition_path(table, sig, DAY1.date(), "us-west-2")
+        rollup = s.rollup_path(table, path, period)
+        old = rollup.stat().st_mtime_ns - 1_000_000
+        os.utime(rollup, ns=(old, old))
     s.refresh()
     return s
 
@@ -461,6 +481,41 @@ def test_plans_read_rollups_and_minute_rows(store: Store) -> None:
     )
 
 
+def test_window_rows_take_the_coarsest_tier_per_piece(store: Store) -> None:
+    """Whole hours from the hourly tier, whole 5-minute periods of the edge hours from
+    the 5-minute tier, the cut 5-minute periods from minute rows; 5-minute buckets
+    never read hours; a stale tier is skipped for its partition only."""
+    start, end = DAY1 + timedelta(hours=7, minutes=17), DAY2 + timedelta(hours=5, minutes=43)
+    sql = store.window_rows("histograms", ["latency"], start, end)
+    assert "lake/histograms_hourly/" in sql and "lake/histograms_5m/" in sql
+    assert (
+        "hour_utc > TIMESTAMP '2026-03-02 08:00:00' AND hour_utc <= TIMESTAMP '2026-03-03 05:00:00'"
+        in sql
+    )
+    assert (
+        "hour_utc > TIMESTAMP '2026-03-02 07:20:00' AND hour_utc <= TIMESTAMP '2026-03-02 08:00:00'"
+        in sql
+    )
+    assert (
+        "ts_utc > TIMESTAMP '2026-03-02 07:17:00' AND ts_utc <= TIMESTAMP '2026-03-02 07:20:00'"
+        in sql
+    )
+    assert (
+        "ts_utc > TIMESTAMP '2026-03-03 05:40:00' AND ts_utc <= TIMESTAMP '2026-03-03 05:43:00'"
+        in sql
+    )
+    five = store.window_rows("histograms", ["latency"], start, end, bucket_s=300)
+    assert "_hourly/" not in five
+    assert "lake/histograms_5m/" in five
+    # us-west-2's DAY1 hourly latency roll-up is stale: its whole hours come from 5-min rows
+    stale_hourly = "histograms_hourly/signal=latency/date=2026-03-02/region=us-west-2"
+    assert stale_hourly not in sql
+    assert "histograms_5m/signal=latency/date=2026-03-02/region=us-west-2" in sql
+    assert store.window_rows("counters", ["requests"], start, end, bucket_s=90).count("_5m/") == 0
+    with pytest.raises(StoreError, match="bucket_s must be a positive integer"):
+        store.window_rows("counters", ["requests"], start, end, bucket_s=0)
+
+
 def test_housekeeping_rebuilds_stale_gauge_and_gpu_step_rollups(tmp_path: Path) -> None:
     s = Store(tmp_path)
     with s.writer():
@@ -481,7 +536,7 @@ def test_housekeeping_rebuilds_stale_gauge_and_gpu_step_rollups(tmp_path: Path) 
     os.utime(util, ns=(t, t))
     assert s.gpu_steps_plan(DAY2, DAY2 + timedelta(hours=5)).hourly == []
     done = s.housekeeping()
-    assert done.rollups_rebuilt == 2  # the gauge roll-up and the GPU-step roll-up
+    assert done.rollups_rebuilt == 2  # the gauge partition (both tiers), the GPU-step one
     assert s.gpu_steps_plan(DAY2, DAY2 + timedelta(hours=5)).hourly == [steps]
 
 

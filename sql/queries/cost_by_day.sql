@@ -3,9 +3,10 @@
 -- requests and tokens per region and UTC day in ($start, $end]. A day is
 -- right-closed like a step: (day, day + 1 day], labelled by its start date.
 -- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store.py, window_rows)
--- with the rows of ($start, $end]: whole hours from the exact hourly roll-ups, the
--- hours a window edge cuts and partitions without a fresh roll-up from minute rows;
--- ts_utc is a step end or an hour end (docs/architecture.md, "Hourly roll-up").
+-- with the rows of ($start, $end]: whole hours from the exact hourly roll-ups, whole
+-- 5-minute periods from the 5-minute roll-ups, the 5-minute periods a window edge
+-- cuts and partitions without a fresh roll-up from minute rows; ts_utc is a step end
+-- or a period end (docs/architecture.md, "Hourly roll-up").
 -- Params: $start, $end (TIMESTAMP, UTC); $regions, $models, $arms (VARCHAR[]);
 --         $all_arms (VARCHAR[]): every arm the filter knows; a row whose arm it
 --         does not know (e.g. GPU gauges without an arm label) is kept.

@@ -4,10 +4,11 @@
 -- bucket_end], aligned to the Unix epoch, like overview_series_counters.
 -- value: observations <= le (le in seconds), summed over the bucket's steps.
 -- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store.py, window_rows)
--- with the rows of ($start, $end]: whole hours from the exact hourly roll-ups, the
--- hours a window edge cuts and partitions without a fresh roll-up from minute rows;
--- ts_utc is a step end or an hour end (docs/architecture.md, "Hourly roll-up").
--- Roll-up hours are used only when $bucket_s is a whole number of hours.
+-- with the rows of ($start, $end]: whole hours from the exact hourly roll-ups, whole
+-- 5-minute periods from the 5-minute roll-ups, the 5-minute periods a window edge
+-- cuts and partitions without a fresh roll-up from minute rows; ts_utc is a step end
+-- or a period end (docs/architecture.md, "Hourly roll-up"). Only tiers whose period
+-- divides $bucket_s are used (5-minute buckets: no hours; 1-minute: minute rows).
 -- Params: $signal (VARCHAR: latency, ttft, itl); $split (VARCHAR: region | model);
 --         $start, $end (TIMESTAMP, UTC); $regions, $models, $arms (VARCHAR[]);
 --         $bucket_s (INTEGER, seconds).

@@ -10,7 +10,6 @@ archive is the folder named by ``OBSERVATORY_DRIFT_REPORTS`` (default
 from __future__ import annotations
 
 import dataclasses
-import os
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,19 +19,18 @@ import streamlit as st
 
 from app import data
 from app.filters import Filters
+from observatory.drift_archive import archive_folder
 from observatory.drift_engine import DriftReport, Reference, compute_drift
 from observatory.drift_report import list_reports
 from observatory.store import Store
 
-DEFAULT_ARCHIVE = Path("reports/drift")
-
-__all__ = ["archive", "archive_path", "archive_table", "report", "selected"]
+__all__ = ["archive", "archive_path", "archive_table", "report", "selected", "store"]
 
 
 def archive_path() -> Path:
-    """The report archive folder (``OBSERVATORY_DRIFT_REPORTS``, default ``reports/drift``)."""
-    value = os.environ.get("OBSERVATORY_DRIFT_REPORTS", "").strip()
-    return Path(value) if value else DEFAULT_ARCHIVE
+    """The report archive folder (``OBSERVATORY_DRIFT_REPORTS``, default ``reports/drift``;
+    :func:`observatory.drift_archive.archive_folder`)."""
+    return archive_folder()
 
 
 @st.cache_data(ttl=300, show_spinner="Computing drift ...", max_entries=8)
@@ -55,6 +53,13 @@ def report(window: timedelta, reference: str, end: datetime | None = None) -> Dr
     path = data.store_path()
     version = Store(path).data_version()
     return _report(str(path.resolve()), version, int(window.total_seconds()), reference, end)
+
+
+def store() -> Store:
+    """The dashboard's shared, connected :class:`Store` of the current data version
+    (for the saved reports' freshness digests: no new DuckDB connection per check)."""
+    path = data.store_path()
+    return data._store(str(path.resolve()), Store(path).data_version())
 
 
 def selected(report: DriftReport, filters: Filters) -> DriftReport:

@@ -11,6 +11,20 @@ reports have the same name.  This runs the page on one store with its own archiv
 process, the cold run again with the time spent in the page's main parts
 (the sidebar's filters, reading and checking the saved report, computing drift,
 figures, the archive preview).  Prints one JSON object.
+
+A live store (the page's default view while the collector writes)::
+
+    python bench/drift_page_times.py --store /work/scale-data/small --archive /tmp/live-a \
+        --live /tmp/live-small --cut 2026-11-28T00:00
+
+builds ``--live`` as the store collected up to ``--cut`` (symbolic links to the
+store's files of the days before the cut's, its data files of the cut's day copied
+and cut there, nothing later: the store is never written), writes the scheduled
+report of the 24 h ending at the cut into ``--archive`` (timed), appends the next
+step to every file of the cut's day as the collector would (new files, renamed over),
+then measures the page there: its default view ends at the new latest step, which no
+report names, so it shows the newest fresh scheduled report after checking its
+freshness (the digests of the rewritten files' rows inside the window).
 """
 
 from __future__ import annotations
@@ -20,6 +34,7 @@ import json
 import os
 import subprocess
 import sys
+from datetime import datetime, timedelta
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,6 +69,7 @@ def timed(mod, name):
             times[key] = times.get(key, 0.0) + time.perf_counter() - t
     setattr(mod, name, run)
 for mod, name in [(app.filters, "shared_filters"), (da, "load_report"), (da, "covers"),
+                  (da, "latest_fresh"),
                   (app.drift_data, "report"), (dr, "dist_figure"), (dr, "over_time_figure"),
                   (app.ui, "show_report_file")]:
     timed(mod, name)
@@ -85,17 +101,104 @@ def parts(store: Path, timeout: float) -> dict[str, object]:
     return {"failed": (proc.stderr or proc.stdout)[-400:]}
 
 
+def _write(path: Path, table: object) -> None:
+    """``table`` into ``path`` as the store writes a partition (new file renamed over)."""
+    import pyarrow.parquet as pq
+
+    tmp = path.with_name(path.name + ".tmp")
+    pq.write_table(table, tmp, compression="zstd", row_group_size=256_000, store_schema=False)
+    os.replace(tmp, path)
+
+
+def _upto(path: Path, end: datetime) -> object:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    return table.filter(pc.less_equal(table["ts_utc"], pa.scalar(end, pa.timestamp("us"))))
+
+
+def _write_partition(store: object, table: str, path: Path, rows: object) -> None:
+    """A data partition and, where the store keeps one for its table, its hourly roll-up
+    stamped with the partition's mtime, as the collector writes them (so the other
+    queries of the page read the roll-up, as on a live store)."""
+    import pyarrow.parquet as pq
+
+    from observatory.store import ROLLUP_OF, SCHEMAS, Store, hourly_rollup
+
+    assert isinstance(store, Store)
+    _write(path, rows)
+    rollup = Path(store.rollup_path(table, path))
+    if table in ROLLUP_OF and (store.lake / ROLLUP_OF[table]).is_dir():
+        rollup.parent.mkdir(parents=True, exist_ok=True)
+        _write(rollup, hourly_rollup(table, pq.read_table(path, schema=SCHEMAS[table])))
+        stamp = path.stat().st_mtime_ns
+        os.utime(rollup, ns=(stamp, stamp))
+
+
+def prepare_live(store: Path, live: Path, cut: datetime, archive: Path) -> dict[str, object]:
+    """``live``: ``store`` collected up to ``cut``; the scheduled report of the 24 h
+    ending at ``cut`` in ``archive``; then the next step appended (module docstring).
+
+    Returns the report's seconds and the number of files rewritten by the append.
+    """
+    import time
+
+    from observatory.drift_engine import compute_drift
+    from observatory.drift_report import write_report
+    from observatory.store import Store
+
+    day = f"date={cut.date().isoformat()}"
+    data = ("counters", "gauges", "histograms")
+    cut_day: list[tuple[Path, Path]] = []
+    for src in store.rglob("*"):
+        dst = live / src.relative_to(store)
+        if src.is_dir():
+            continue
+        parts = src.relative_to(store).parts
+        date_part = next((p for p in parts if p.startswith("date=")), None)
+        if date_part is not None and date_part >= day and (date_part > day or parts[1] not in data):
+            continue  # not yet collected, or a roll-up of a day the cut splits
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if date_part == day:
+            cut_day.append((src, dst))
+        else:
+            dst.symlink_to(src)
+    target = Store(live)
+    for src, dst in cut_day:  # collected up to the cut
+        _write_partition(target, dst.relative_to(live).parts[1], dst, _upto(src, cut))
+    began = time.perf_counter()
+    report = compute_drift(target, window=timedelta(hours=24), end=cut)
+    write_report(report, archive, "json")
+    seconds = time.perf_counter() - began
+    for src, dst in cut_day:  # the collector's next run
+        step = _upto(src, cut + timedelta(minutes=1))
+        _write_partition(target, dst.relative_to(live).parts[1], dst, step)
+    return {"report_s": round(seconds, 1), "appended_files": len(cut_day)}
+
+
 def main() -> None:
     """Measure the page on ``--store`` with ``--archive`` and print the figures."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", type=Path, required=True, help="the store")
     ap.add_argument("--archive", type=Path, required=True, help="its drift report folder")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per page run")
+    ap.add_argument("--live", type=Path, help="build a live copy here (must not exist)")
+    ap.add_argument("--cut", help="the live copy's last step before the append (ISO 8601 UTC)")
     args = ap.parse_args()
+    out: dict[str, object] = {"store": str(args.store), "archive": str(args.archive)}
+    if args.live is not None:
+        if args.cut is None or args.live.exists():
+            ap.error("--live needs --cut and a folder that does not exist yet")
+        args.archive.mkdir(parents=True, exist_ok=True)
+        out["live"] = prepare_live(
+            args.store.resolve(), args.live, datetime.fromisoformat(args.cut), args.archive
+        )
+        args.store = args.live
     os.environ["OBSERVATORY_DRIFT_REPORTS"] = str(args.archive.resolve())
     page = measure(PAGE, args.store, args.timeout)
     keep = ("cold", "cold_sql_s", "cold_queries", "warm", "exceptions", "errors", "rss_mib")
-    out: dict[str, object] = {"store": str(args.store), "archive": str(args.archive)}
     out.update({k: page[k] for k in (*keep, "failed") if k in page})
     out["parts_run"] = parts(args.store, args.timeout)
     print(json.dumps(out, indent=1))

@@ -17,11 +17,16 @@ def build_store(
     end: datetime | None = None,
     regions: list[str] | None = None,
     force: bool = False,
+    drift_reports: Path | None = None,
 ) -> str:
     """Simulate the demo fleet and write it into the store at ``root``.
 
     Skips the work when the store already holds data, unless ``force``.  Writes
-    ``ground_truth.json`` beside the lake.  Returns a one-line summary.
+    ``ground_truth.json`` beside the lake and, with ``drift_reports`` (the Drift page's
+    archive, :func:`observatory.drift_archive.archive_folder`), the JSON drift report
+    of the last 24 hours against the 7 days before, as a scheduled job would write it,
+    so the page opens on it instead of computing (docs/drift.md).  Returns a one-line
+    summary.
 
     Raises:
         ValueError: unknown region or bad span.
@@ -45,10 +50,20 @@ def build_store(
         store.write_regions(demo_fleet.region_catalogue(regions))
         demo_fleet.write_truth(truth, root / "ground_truth.json")
         store.touch_version()
+    report = f"; drift report {_drift_report(store, drift_reports)}" if drift_reports else ""
     return (
         f"demo fleet: {len(sims)} regions, {days:g} days, {rows:,} rows into {root} "
-        f"in {time.monotonic() - began:.1f}s"
+        f"in {time.monotonic() - began:.1f}s{report}"
     )
+
+
+def _drift_report(store: Store, out: Path) -> Path:
+    """The page's default question (24 h against the previous 7 days, every default
+    signal, ending at the latest data) as a JSON report in ``out``."""
+    from observatory.drift_engine import compute_drift
+    from observatory.drift_report import write_report
+
+    return write_report(compute_drift(store), out, "json")
 
 
 def build_openmetrics(

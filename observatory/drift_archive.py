@@ -12,18 +12,21 @@ It covers the question when all of these hold (else the page computes on demand)
   the same store folder, reference, step, no region or model filter, and every
   default signal with the same kind, sources, reference, rule, alarm metric and
   minimum count;
-- it is fresh: no data file of its signals on the dates it read (reference start to
-  window end) was modified, or created, after its computation began
-  (``settings["read_started_utc"]``).  A late backfill of those days makes it stale.
+- it is fresh (:mod:`observatory.drift_fresh`): no data file of its signals on the
+  dates it read (reference start to window end) was modified, or created, after its
+  computation began (``settings["read_started_utc"]``), except files of the window
+  end's date whose rows inside the report's range still have the digest recorded
+  before it read them (the collector appending later steps).  A late backfill of
+  any row it read makes it stale.
+
+:func:`latest_fresh` finds the page's default view: the newest fresh report of the
+question ending at or before the latest data.
 
 Values come back exactly: JSON numbers are written with ``repr`` and read back to the
 same float; ``null`` (NaN, or an infinity: the JSON format has none) reads as NaN.
 The over-time frames are views of one frame per column layout (their index is not
 0-based; the engine's is not either, after sorting by time).
 
-The freshness test is by file: on a store still being written, the partition that
-holds a window's last step keeps changing after the report (the collector's later
-steps of that day), so such a report is refused (docs/drift.md, "What remains").
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,7 @@ import orjson
 import pandas as pd
 
 from analytics import drift as dm
+from observatory import drift_fresh
 from observatory.drift_engine import (
     DEFAULT_SIGNALS,
     DriftReport,
@@ -50,26 +54,21 @@ from observatory.drift_engine import (
     _utc_naive,
     settings_of,
 )
-from observatory.drift_report import SCHEMA, report_name
+from observatory.drift_report import NAME_RE, SCHEMA, report_head, report_name
 from observatory.store import Store
 
 __all__ = [
     "ArchiveHit",
+    "archive_folder",
     "candidate_path",
     "covering_report",
     "covers",
     "from_dict",
+    "latest_fresh",
     "load_report",
+    "same_question",
     "stale_files",
 ]
-
-#: The store table holding each kind of drift signal's sources.
-TABLE_OF_KIND = {
-    "histogram": "histograms",
-    "gauge": "gauges",
-    "ratio": "counters",
-    "labels": "counters",
-}
 
 
 @dataclass(frozen=True)
@@ -83,6 +82,17 @@ class ArchiveHit:
 
     path: Path
     report: DriftReport
+
+
+#: The archive the dashboard reads when ``OBSERVATORY_DRIFT_REPORTS`` is not set.
+DEFAULT_ARCHIVE = Path("reports/drift")
+
+
+def archive_folder() -> Path:
+    """The report archive the Drift page reads: ``OBSERVATORY_DRIFT_REPORTS``, default
+    ``reports/drift`` (relative to the working directory)."""
+    value = os.environ.get("OBSERVATORY_DRIFT_REPORTS", "").strip()
+    return Path(value) if value else DEFAULT_ARCHIVE
 
 
 def _float(x: Any) -> float:
@@ -202,48 +212,19 @@ def load_report(path: str | os.PathLike[str]) -> DriftReport:
         raise ValueError(f"{path}: cannot read the drift report: {exc}") from exc
 
 
-def _dates(lo: datetime, hi: datetime) -> list[date]:
-    days = (hi.date() - lo.date()).days
-    return [lo.date() + timedelta(days=i) for i in range(days + 1)]
+def stale_files(
+    store_root: str | os.PathLike[str], report: DriftReport, store: Store | None = None
+) -> list[Path]:
+    """Data files that make ``report`` stale (empty: it is fresh).
 
-
-def stale_files(store_root: str | os.PathLike[str], report: DriftReport) -> list[Path]:
-    """Data files ``report`` may have read that changed since it began reading.
-
-    The files of its signals' sources (tables by kind, :data:`TABLE_OF_KIND`) on every
-    date from its earliest reference start to its window's end, in every region,
-    modified (or created) at or after ``settings["read_started_utc"]``.  A report
-    without that time is stale as a whole (the store folder is returned).
+    :func:`observatory.drift_fresh.stale_files` on its settings: files of the window
+    end's date by the digest of their rows inside the report's range (when the report
+    carries a fingerprint), every other file read by its modification time.  A report
+    without ``read_started_utc`` is stale as a whole (the store folder is returned).
     """
-    root = Path(store_root)
-    began = report.settings.get("read_started_utc")
-    if not began:
-        return [root]
-    cutoff_ns = _epoch_ns(datetime.fromisoformat(began))
     lo = min([report.window_start, *(s.reference_start for s in report.slices)])
     hi = max([report.window_end, *(s.reference_end for s in report.slices)])
-    out = []
-    for sig in report.settings.get("signals", {}).values():
-        table = TABLE_OF_KIND[sig["kind"]]
-        for source in sig["sources"]:
-            for day in _dates(lo, hi):
-                folder = root / "lake" / table / f"signal={source}" / f"date={day.isoformat()}"
-                if not folder.is_dir():
-                    continue
-                for region in os.scandir(folder):
-                    path = Path(region.path) / "part.parquet"
-                    try:
-                        if path.stat().st_mtime_ns >= cutoff_ns:
-                            out.append(path)
-                    except FileNotFoundError:
-                        continue
-    return out
-
-
-def _epoch_ns(utc_naive: datetime) -> int:
-    """Nanoseconds since the epoch of a naive UTC time (file mtimes' scale)."""
-    delta = utc_naive - datetime(1970, 1, 1)
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    return drift_fresh.stale_files(store_root, report.settings, (lo, hi), store)
 
 
 def candidate_path(
@@ -272,15 +253,17 @@ def covers(
     end: datetime,
     signals: Sequence[DriftSignal] = DEFAULT_SIGNALS,
     step_s: int = 60,
+    store: Store | None = None,
 ) -> bool:
     """True when ``report`` equals what ``compute_drift(Store(store_root), window,
     reference, end, signals, step_s=step_s)`` gives now for the whole fleet (see the
-    module docstring: settings, window and freshness)."""
-    wanted = settings_of(store_root, reference, signals, None, None, step_s)
-    got = {k: v for k, v in report.settings.items() if k != "read_started_utc"}
-    if got != wanted or report.window_end != _minute(end) or report.window != window:
+    module docstring: settings, window and freshness).  ``store``: a reader of
+    ``store_root`` for the freshness digests (default: a new one)."""
+    if not same_question(report.settings, store_root, reference, signals, step_s):
         return False
-    return not stale_files(store_root, report)
+    if report.window_end != _minute(end) or report.window != window:
+        return False
+    return not stale_files(store_root, report, store)
 
 
 def covering_report(
@@ -313,6 +296,83 @@ def covering_report(
         return None
     return (
         ArchiveHit(path, report)
-        if covers(report, store.root, window, reference, end, signals, step_s)
+        if covers(report, store.root, window, reference, end, signals, step_s, store)
         else None
     )
+
+
+def same_question(
+    settings: dict[str, Any],
+    store_root: str | os.PathLike[str],
+    reference: Reference,
+    signals: Sequence[DriftSignal] = DEFAULT_SIGNALS,
+    step_s: int = 60,
+) -> bool:
+    """True when a report's ``settings`` are those of ``compute_drift`` on ``store_root``
+    with this reference, signals and step for the whole fleet
+    (:func:`observatory.drift_engine.settings_of`; other keys, such as when it began
+    reading or its fingerprint, are not compared)."""
+    wanted = settings_of(store_root, reference, signals, None, None, step_s)
+    return all(settings.get(k) == v for k, v in wanted.items())
+
+
+def _json_reports(archive: Path, window: timedelta) -> list[tuple[datetime, Path]]:
+    """``(window end, path)`` of the archive's JSON reports of this window length,
+    newest first (names only: :func:`observatory.drift_report.report_name`)."""
+    if not archive.is_dir():
+        return []
+    out = []
+    for entry in os.scandir(archive):
+        m = NAME_RE.match(entry.name)
+        if not m or m.group(4) != "json":
+            continue
+        end = datetime.strptime(f"{m.group(1)}T{m.group(2)}", "%Y-%m-%dT%H%M")
+        if entry.name == report_name(end, window, "json"):
+            out.append((end, Path(entry.path)))
+    return sorted(out, reverse=True)
+
+
+def latest_fresh(
+    archive: str | os.PathLike[str],
+    store_root: str | os.PathLike[str],
+    window: timedelta,
+    reference: Reference,
+    until: datetime,
+    signals: Sequence[DriftSignal] = DEFAULT_SIGNALS,
+    step_s: int = 60,
+    store: Store | None = None,
+    tries: int = 3,
+) -> Path | None:
+    """The newest archived JSON report of this question that is fresh now: the page's
+    default view ("drift as of <its window end>").
+
+    Args:
+        archive: the report folder.
+        store_root: the store the page reads.
+        window, reference, signals, step_s: the question (:func:`same_question`).
+        until: the latest window end wanted (UTC naive; the page's: the latest data).
+        store: a reader of ``store_root`` for the freshness digests (default: new).
+        tries: how many reports of the same question to check, newest first, before
+            giving up (a backfill that made the newest stale usually made the older
+            ones stale too).
+
+    Only reports with a freshness ``fingerprint`` (written by this version) are
+    considered; only their heads are read (:func:`observatory.drift_report.report_head`).
+    Unreadable files are skipped, never an error.
+    """
+    left = tries
+    for end, path in _json_reports(Path(archive), window):
+        if end > _minute(until) or left <= 0:
+            continue
+        try:
+            settings = report_head(path).get("settings") or {}
+        except (OSError, ValueError):
+            continue
+        if not same_question(settings, store_root, reference, signals, step_s):
+            continue
+        if not settings.get(drift_fresh.FINGERPRINT_KEY):
+            continue
+        left -= 1
+        if not drift_fresh.stale_files(store_root, settings, None, store):
+            return path
+    return None

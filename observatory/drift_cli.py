@@ -109,6 +109,11 @@ def report() -> None:
     help="Schedule file whose per-signal settings apply (see `observatory run`).",
 )
 @click.option("--end", help="Window end, UTC ISO 8601 (default: the latest stored step).")
+@click.option(
+    "--align",
+    help="Floor the window end to a multiple of this (1h, 24h: the hour, UTC midnight), "
+    "as a scheduled report does.",
+)
 @click.option("--region", "regions", multiple=True, help="Only this region (repeatable).")
 @click.option("--model", "models", multiple=True, help="Only this model (repeatable).")
 @click.option("--signal", "signals", multiple=True, help="Only this drift signal (repeatable).")
@@ -121,6 +126,7 @@ def drift(
     config_path: str | None,
     schedule_path: str | None,
     end: str | None,
+    align: str | None,
     regions: tuple[str, ...],
     models: tuple[str, ...],
     signals: tuple[str, ...],
@@ -148,6 +154,12 @@ def drift(
         _usage(f"--reference: {exc}")
     stop = _parse_end(end)
     try:
+        step = parse_duration(align) if align else None
+    except ValueError as exc:
+        _usage(f"--align: {exc}")
+    if step is not None and (step.total_seconds() % 60 or step.total_seconds() <= 0):
+        _usage("--align must be a positive whole number of minutes")
+    try:
         if config_path:
             root = load_config(config_path).store_path
         else:
@@ -169,8 +181,11 @@ def drift(
         click.echo(f"error: no store at {root}", err=True)
         sys.exit(EXIT_RUNTIME)
     try:
+        store = Store(root)
+        if step is not None:
+            stop = de.aligned_end(store, step, stop)
         result = de.compute_drift(
-            Store(root),
+            store,
             window=win,
             reference=ref,
             end=stop,

@@ -23,6 +23,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,6 +34,7 @@ import numpy as np
 import pandas as pd
 
 from analytics import drift as dm
+from observatory import drift_fresh
 from observatory.store import Store
 
 Kind = Literal["histogram", "gauge", "ratio", "labels"]
@@ -406,6 +408,30 @@ def last_step(store: Store) -> datetime | None:
     df = store.named("drift_time_bounds")
     ts = pd.to_datetime(df["last_ts"]).dropna()
     return None if ts.empty else ts.max().to_pydatetime()
+
+
+def aligned_end(store: Store, align: timedelta, end: datetime | None = None) -> datetime:
+    """``end`` (default: the latest stored step) floored to a whole multiple of ``align``
+    since 1970-01-01 00:00 UTC (``1h``: the hour; ``24h``: UTC midnight), UTC naive.
+
+    A scheduled report's window ends there, so it holds whole clock hours or days
+    and a report run a few minutes after the hour (when every region's collector has
+    written that hour) covers the same rows as one run later (docs/drift.md).
+
+    Raises:
+        ValueError: ``align`` is not a positive whole number of minutes, or the store
+            is empty and no ``end`` was given.
+    """
+    step = _seconds(align)
+    if step < 60 or step % 60:
+        raise ValueError(f"the alignment must be a whole number of minutes, got {align}")
+    if end is None:
+        end = last_step(store)
+        if end is None:
+            raise ValueError(f"the store {store.root} holds no data")
+    t = _utc_naive(end)
+    since = t - datetime(1970, 1, 1)
+    return t - timedelta(seconds=int(since.total_seconds()) % step, microseconds=t.microsecond)
 
 
 def _verdict(results: Sequence[dm.MetricResult], metric: str) -> tuple[dm.Verdict, str]:
@@ -906,6 +932,10 @@ def compute_drift(
         regions, models: only these (default all).
         step_s: bucket length of per-step values for gauges and ratios (seconds).
 
+    The report's ``settings`` hold :func:`settings_of`'s, ``read_started_utc``, the
+    freshness ``fingerprint`` (:func:`observatory.drift_fresh.fingerprint`, taken
+    before any row is read) and ``compute_s`` (wall seconds of the computation).
+
     Raises:
         ValueError: the window is not a whole number of minutes, or the store is empty
             and no ``end`` was given.
@@ -913,6 +943,7 @@ def compute_drift(
     """
     reference = reference or Reference()
     began = datetime.now(UTC).replace(tzinfo=None)  # before any file is read
+    t0 = time.monotonic()
     if _seconds(window) < 60 or _seconds(window) % 60:
         raise ValueError(f"the window must be a whole number of minutes, got {window}")
     if end is None:
@@ -923,6 +954,11 @@ def compute_drift(
     end = _utc_naive(end).replace(second=0, microsecond=0)
     start = end - window
     ask = _Ask(store, start, end, regions, models)
+    settings = settings_of(store.root, reference, signals, regions, models, step_s)
+    lo, hi = drift_fresh.read_span(
+        start, end, [(sig.reference or reference).period(start, end) for sig in signals]
+    )
+    fingerprint = drift_fresh.fingerprint(store, settings["signals"], lo, hi)  # before reading
     slices: list[SliceResult] = []
     missing: list[str] = []
     for sig in signals:
@@ -945,8 +981,10 @@ def compute_drift(
         slices=slices,
         without_data=missing,
         settings={
-            **settings_of(store.root, reference, signals, regions, models, step_s),
+            **settings,
             "read_started_utc": began.isoformat(),
+            drift_fresh.FINGERPRINT_KEY: fingerprint,
+            "compute_s": round(time.monotonic() - t0, 1),
         },
     )
 

@@ -101,12 +101,15 @@ class ReportJob(_Strict):
     window: Duration = timedelta(hours=24)
     reference: ReferenceText = "7d"
     formats: list[Format] = Field(default_factory=_default_formats, min_length=1)
+    #: The window ends at the latest data floored to this (``1h``, ``24h``); None: at
+    #: the latest step (:func:`observatory.drift_engine.aligned_end`).
+    align: Duration | None = None
 
-    @field_validator("window")
+    @field_validator("window", "align")
     @classmethod
-    def _minutes(cls, value: timedelta) -> timedelta:
-        if value.total_seconds() % 60:
-            raise ValueError("the window must be a whole number of minutes")
+    def _minutes(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and (value.total_seconds() % 60 or value.total_seconds() <= 0):
+            raise ValueError("must be a positive whole number of minutes")
         return value
 
 
@@ -295,8 +298,11 @@ def run_report(
     from observatory.drift_report import write_report
     from observatory.store import Store
 
+    store = Store(schedule.store_path)
+    if job.align is not None:
+        end = de.aligned_end(store, job.align, end)
     report = de.compute_drift(
-        Store(schedule.store_path),
+        store,
         window=job.window,
         reference=de.Reference.parse(job.reference),
         end=end,

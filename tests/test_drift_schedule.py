@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,7 @@ from drift_support import drift_store
 
 from observatory.cli import main
 from observatory.config import ConfigError
+from observatory.drift_engine import aligned_end
 from observatory.drift_schedule import (
     JobResult,
     Scheduler,
@@ -19,6 +20,7 @@ from observatory.drift_schedule import (
     parse_schedule,
     run_forever,
 )
+from observatory.store import Store
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "drift" / "schedule.yaml"
 
@@ -172,3 +174,39 @@ def test_run_once_writes_the_archive(tmp_path_factory: pytest.TempPathFactory) -
     assert names == ["drift-2026-11-30T0000Z-24h.json", "drift-2026-11-30T0000Z-24h.md"]
     bad = CliRunner().invoke(main, ["run", "--config", str(out / "nope.yaml")])
     assert bad.exit_code == 3
+
+
+def test_aligned_end_floors_the_latest_data(tmp_path_factory: pytest.TempPathFactory) -> None:
+    store = Store(drift_store(tmp_path_factory))
+    at = datetime(2026, 11, 29, 12, 37, 30)
+    assert aligned_end(store, timedelta(hours=1), at) == datetime(2026, 11, 29, 12, 0)
+    assert aligned_end(store, timedelta(hours=24), at) == datetime(2026, 11, 29)
+    assert aligned_end(store, timedelta(minutes=15), at) == datetime(2026, 11, 29, 12, 30)
+    aware = datetime(2026, 11, 29, 13, 37, tzinfo=timezone(timedelta(hours=1)))
+    assert aligned_end(store, timedelta(hours=1), aware) == datetime(2026, 11, 29, 12, 0)
+    # The demo store's latest step is 2026-11-30 00:00: already on the hour.
+    assert aligned_end(store, timedelta(hours=1)) == datetime(2026, 11, 30)
+    with pytest.raises(ValueError, match="whole number of minutes"):
+        aligned_end(store, timedelta(seconds=90), at)
+
+
+def test_a_job_and_the_command_align_the_window_end(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    store = drift_store(tmp_path_factory)
+    out = tmp_path_factory.mktemp("aligned")
+    text = (
+        f"store: {store}\nout: {out}\nregions: [sa-east-1]\n"
+        "reports:\n  - {name: d, cron: '5 * * * *', window: 6h, align: 1h, formats: [json]}\n"
+    )
+    job = parse_schedule(text, source="s.yaml").settings.reports[0]
+    assert job.align == timedelta(hours=1)
+    (msg,) = errors(text.replace("align: 1h", "align: 90s"))
+    assert msg.startswith("s.yaml:5: reports[0].align: ") and "whole number of minutes" in msg
+    args = ["report", "drift", "--store", str(store), "--out", str(out), "--format", "json"]
+    args += ["--region", "sa-east-1", "--signal", "accuracy"]
+    done = CliRunner().invoke(main, [*args, "--end", "2026-11-29T12:37Z", "--align", "1h"])
+    assert done.exit_code == 0, done.output
+    assert (out / "drift-2026-11-29T1200Z-24h.json").is_file()
+    bad = CliRunner().invoke(main, [*args, "--align", "90s"])
+    assert bad.exit_code == 3 and "--align must be a positive whole number" in bad.output

@@ -9,7 +9,10 @@ Every control, and the drilled-down slice, is kept in the URL
 view.  The fleet's report is read from the archive's saved JSON report of this window
 when one answers the question exactly (:mod:`observatory.drift_archive`: what
 ``observatory run`` computed off the request path; docs/drift.md, "The page at the
-large fleet"), else computed once for the whole fleet (cached); then narrowed to the
+large fleet"); for a preset time range (ending at the latest data, which moves with
+every collector run) the default view is the newest fresh scheduled report ("drift as
+of <its window end>"), with a button that computes the latest window instead; else
+drift is computed once for the whole fleet (cached).  Then it is narrowed to the
 selection (:func:`app.drift_data.selected`).
 """
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -27,7 +31,7 @@ import streamlit as st
 from analytics import drift as dm
 from app import data, drift_data
 from app.data import StoreError
-from app.filters import Filters, live, require_selection, shared_filters
+from app.filters import TIME_RANGES, Filters, live, require_selection, shared_filters
 from app.ui import md, plotly_text, show_report_file
 from observatory import drift_archive
 from observatory.drift_engine import OVER_TIME_METRICS, DriftReport, Reference
@@ -253,34 +257,104 @@ def _saved(path: str, mtime_ns: int, size: int) -> DriftReport:
     return drift_archive.load_report(path)
 
 
-def _fleet(window: timedelta, reference: str, end: datetime | None) -> tuple[DriftReport, str]:
+def _saved_report(path: Path) -> DriftReport | None:
+    """The archive's JSON report at ``path`` (cached per file version), None if unreadable."""
+    try:
+        stat = path.stat()
+        return _saved(str(path), stat.st_mtime_ns, stat.st_size)
+    except (OSError, ValueError):
+        return None
+
+
+def _exact(window: timedelta, reference: str, end: datetime) -> tuple[DriftReport, str] | None:
+    """The archive's report of exactly this window when it answers the question
+    (:func:`observatory.drift_archive.covers`), with the caption's source line."""
+    path = drift_archive.candidate_path(drift_data.archive_path(), window, end)
+    saved = _saved_report(path) if path is not None else None
+    if saved is None or path is None:
+        return None
+    ref = Reference.parse(reference)
+    if not drift_archive.covers(
+        saved, data.store_path(), window, ref, end, store=drift_data.store()
+    ):
+        return None
+    return saved, (
+        f"Read from the saved report {md(path.name)} (computed "
+        f"{saved.generated_utc:%Y-%m-%d %H:%M} UTC; no row it read has changed since)."
+    )
+
+
+def _scheduled(
+    window: timedelta, reference: str, until: datetime
+) -> tuple[Path, DriftReport] | None:
+    """The newest fresh scheduled report of this question ending at or before ``until``
+    (:func:`observatory.drift_archive.latest_fresh`), None without one."""
+    path = drift_archive.latest_fresh(
+        drift_data.archive_path(),
+        data.store_path(),
+        window,
+        Reference.parse(reference),
+        until,
+        store=drift_data.store(),
+    )
+    saved = _saved_report(path) if path is not None else None
+    return (path, saved) if path is not None and saved is not None else None
+
+
+def _compute_now_key(window: timedelta, reference: str) -> str:
+    return f"drift-compute-now-{int(window.total_seconds())}-{reference}"
+
+
+def _fleet(window: timedelta, reference: str, f: Filters) -> tuple[DriftReport, str]:
     """Drift of the whole fleet and where it came from (shown in the caption).
 
-    The archive's JSON report of this window when it answers the question exactly
-    (:func:`observatory.drift_archive.covers`: same store, reference, signal settings,
-    no data file of its days changed since it was computed); else computed now
-    (:func:`app.drift_data.report`, cached).  Both give the same report.
+    In this order: the archive's JSON report of exactly this window when it answers
+    the question; for a preset time range (which ends at the latest data, moving with
+    every collector run), the newest fresh scheduled report of the question, shown
+    "as of" its window end with a button that computes the latest window instead;
+    else computed now (:func:`app.drift_data.report`, cached).  A saved report's values
+    are those ``compute_drift`` gives for its window (docs/drift.md, "The page at the
+    large fleet").
 
     Raises:
         StoreError, ValueError: as :func:`app.drift_data.report`.
     """
-    path = drift_archive.candidate_path(drift_data.archive_path(), window, end)
-    if path is not None and end is not None:
-        try:
-            stat = path.stat()
-            saved = _saved(str(path), stat.st_mtime_ns, stat.st_size)
-        except (OSError, ValueError):
-            saved = None
-        if saved is not None and drift_archive.covers(
-            saved, data.store_path(), window, Reference.parse(reference), end
+    exact = _exact(window, reference, f.end)
+    if exact is not None:
+        return exact
+    key = _compute_now_key(window, reference)
+    found = _scheduled(window, reference, f.end) if f.range_label in TIME_RANGES else None
+    cost = found[1].settings.get("compute_s") if found is not None else None
+    expected = f"about {float(cost):.0f} s, as the scheduled report took" if cost else "a while"
+    if found is not None and not st.session_state.get(key):
+        path, saved = found
+        st.info(
+            f"**Drift as of {saved.window_end:%Y-%m-%d %H:%M} UTC**, scheduled report "
+            f"{md(path.name)} (computed {saved.generated_utc:%Y-%m-%d %H:%M} UTC); data "
+            f"since then (up to {f.end:%Y-%m-%d %H:%M} UTC) not included."
+        )
+        if not st.button(
+            "Compute now for the latest data",
+            key=f"{key}-button",
+            help=f"Computes drift for the window ending {f.end:%Y-%m-%d %H:%M} UTC over "
+            f"the whole fleet: {expected}.",
         ):
             return saved, (
-                f"Read from the saved report {md(path.name)} (computed "
-                f"{saved.generated_utc:%Y-%m-%d %H:%M} UTC; no data file it read has "
-                "changed since)."
+                f"Read from the scheduled report {md(path.name)}: no row it read has "
+                "changed since it was computed."
             )
-    return drift_data.report(window, reference, end=end), (
-        "Computed now (no saved report in the archive answers this window)."
+        st.session_state[key] = True
+    with st.spinner(
+        f"Computing drift for the window ending {f.end:%Y-%m-%d %H:%M} UTC ({expected}) ..."
+    ):
+        fleet = drift_data.report(window, reference, end=f.end)
+    if found is not None and st.button("Back to the scheduled report", key=f"{key}-back"):
+        st.session_state[key] = False
+        st.rerun(scope="fragment")
+    return fleet, (
+        "Computed now for the latest data."
+        if found is not None
+        else "Computed now (no saved report in the archive answers this window)."
     )
 
 
@@ -295,7 +369,7 @@ def render(f: Filters) -> None:
     metric_label = _url_select(c3, "Heatmap metric", list(METRICS), key="drift_metric")
     metric = METRICS[metric_label]
     try:
-        fleet, source = _fleet(WINDOWS[window_label], REFERENCES[reference_label], f.end)
+        fleet, source = _fleet(WINDOWS[window_label], REFERENCES[reference_label], f)
     except (StoreError, ValueError) as exc:
         st.error(f"Could not compute drift: {md(exc)}")
         return
@@ -308,8 +382,13 @@ def render(f: Filters) -> None:
         f"{report.window_start:%Y-%m-%d %H:%M} .. {report.window_end:%Y-%m-%d %H:%M} UTC."
     )
     st.caption(
-        f"The drift window is the {md(window_label)} ending at the end of the sidebar's "
-        f"time range ({report.window_end:%Y-%m-%d %H:%M} UTC); its length is this page's "
+        f"The drift window is the {md(window_label)} ending at "
+        + (
+            "the end of the sidebar's time range"
+            if report.window_end == f.end.replace(second=0, microsecond=0)
+            else "the scheduled report's window end, before the sidebar's"
+        )
+        + f" ({report.window_end:%Y-%m-%d %H:%M} UTC); its length is this page's "
         "Window control, not the range's. Regions, models and arms follow the sidebar "
         f"({len(report.slices)} of {len(fleet.slices)} slices). {source} " + EXPLAINER
     )

@@ -1,0 +1,227 @@
+"""Is a saved drift report still what the store says?  (The Drift page's fast path.)
+
+A report read rows ``(read_from, read_to]`` of its signals' data files (one file per
+table, signal, date and region; ``read_to`` is the window's end).  It is fresh when
+every one of those rows is as it was when the report began reading.  Two rules decide:
+
+- **files wholly before the window's end date** keep the modification-time rule: a
+  file modified (or created) at or after ``settings["read_started_utc"]`` makes the
+  report stale.  Only a backfill rewrites these, so this is exact in the safe
+  direction (a rewrite outside the report's rows also refuses it).
+- **files of the window end's date** (``read_to``'s date; the edge the collector keeps
+  appending to): the report records, before reading anything, a digest of each such
+  file's rows inside ``(read_from, read_to]`` (:func:`fingerprint`).  A file modified
+  since is still fresh when the digest of its rows inside the window is unchanged
+  (:func:`stale_files`): the collector appending later steps keeps the report fresh,
+  any changed, added or removed row inside the window makes it stale.
+
+The digest of a file's rows is ``[count, sum of h1, sum of h2]`` (sums modulo 2**64)
+with ``h1``, ``h2`` two DuckDB ``hash`` values of the whole row (every column of the
+table's schema, :data:`observatory.store.SCHEMAS`): order-independent (the collector
+may rewrite a file in another row order), duplicate rows count, and a changed row goes
+unseen only when both 64-bit sums collide.  The digest is taken before the report
+reads its rows, so a file that changes during the computation is seen as changed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from observatory.store import SCHEMAS, Store, StoreError
+
+__all__ = ["FINGERPRINT_KEY", "edge_digests", "fingerprint", "read_span", "stale_files"]
+
+#: The key of :func:`fingerprint`'s record in a report's ``settings``.
+FINGERPRINT_KEY = "fingerprint"
+
+#: The store table holding each kind of drift signal's sources.
+TABLE_OF_KIND = {
+    "histogram": "histograms",
+    "gauge": "gauges",
+    "ratio": "counters",
+    "labels": "counters",
+}
+
+_MOD = 1 << 64
+_DIGEST_SQL = """
+SELECT signal, region, CAST(date AS VARCHAR) AS day, count(*) AS n,
+       CAST(sum(CAST(hash({cols}) AS HUGEINT)) % {mod} AS UBIGINT) AS h1,
+       CAST(sum(CAST(hash({cols}, 'observatory-drift') AS HUGEINT)) % {mod} AS UBIGINT) AS h2
+FROM {source}
+WHERE ts_utc > $lo AND ts_utc <= $hi
+GROUP BY ALL
+"""
+
+
+def read_span(
+    start: datetime, end: datetime, periods: Iterable[tuple[datetime, datetime]]
+) -> tuple[datetime, datetime]:
+    """``(read_from, read_to)``: the rows a drift computation of the window
+    ``(start, end]`` with the given reference ``periods`` reads (UTC naive)."""
+    spans = [(start, end), *periods]
+    return min(a for a, _ in spans), max(b for _, b in spans)
+
+
+def _sources(signals: dict[str, Any]) -> dict[str, list[str]]:
+    """Table -> the source signals of the report's ``settings["signals"]``."""
+    out: dict[str, list[str]] = {}
+    for sig in signals.values():
+        table = TABLE_OF_KIND[sig["kind"]]
+        out.setdefault(table, [])
+        out[table] += [s for s in sig["sources"] if s not in out[table]]
+    return out
+
+
+def _files_on(root: Path, table: str, signal: str, day: date) -> list[Path]:
+    folder = root / "lake" / table / f"signal={signal}" / f"date={day.isoformat()}"
+    if not folder.is_dir():
+        return []
+    return [Path(e.path) / "part.parquet" for e in os.scandir(folder) if e.is_dir()]
+
+
+def _key(table: str, signal: str, day: str, region: str) -> str:
+    """A data file's name in the fingerprint: its path under ``lake/``."""
+    return f"{table}/signal={signal}/date={day}/region={region}/part.parquet"
+
+
+def edge_digests(
+    store: Store, files: dict[str, list[Path]], lo: datetime, hi: datetime
+) -> dict[str, list[int]]:
+    """The digest ``[count, h1, h2]`` of each file's rows in ``(lo, hi]`` (module doc).
+
+    Args:
+        store: the store the files belong to.
+        files: table -> its data files (any that vanished are skipped).
+        lo, hi: the rows' range, UTC naive.
+
+    Returns:
+        ``{"<table>/signal=/date=/region=/part.parquet": [n, h1, h2]}`` for the files
+        holding at least one row in the range.
+
+    Raises:
+        StoreError: a file could not be read (e.g. another schema).
+    """
+    out: dict[str, list[int]] = {}
+    for table, paths in files.items():
+        present = [p for p in paths if p.is_file()]
+        if not present:
+            continue
+        cols = ", ".join(f'"{name}"' for name in SCHEMAS[table].names)
+        sql = _DIGEST_SQL.format(cols=cols, mod=_MOD, source=store.parquet_source(table, present))
+        df = store.query(sql, {"lo": lo, "hi": hi})
+        for row in df.itertuples(index=False):
+            key = _key(table, str(row.signal), str(row.day), str(row.region))
+            out[key] = [int(row.n), int(row.h1), int(row.h2)]
+    return out
+
+
+def _edge_files(root: Path, sources: dict[str, list[str]], day: date) -> dict[str, list[Path]]:
+    return {
+        table: [p for s in signals for p in _files_on(root, table, s, day)]
+        for table, signals in sources.items()
+    }
+
+
+def fingerprint(
+    store: Store, signals: dict[str, Any], lo: datetime, hi: datetime
+) -> dict[str, Any]:
+    """What :func:`stale_files` checks later, recorded before a report reads its rows.
+
+    Args:
+        store: the store about to be read.
+        signals: the report's ``settings["signals"]``
+            (:func:`observatory.drift_engine.settings_of`).
+        lo, hi: the rows it reads, ``(lo, hi]`` (:func:`read_span`), UTC naive.
+
+    Returns:
+        ``{"read_from", "read_to" (ISO 8601), "edge": {file: [n, h1, h2]}}``: the
+        digests of the files of ``hi``'s date (:func:`edge_digests`).
+
+    Raises:
+        StoreError: an edge file could not be read.
+    """
+    files = _edge_files(store.root, _sources(signals), hi.date())
+    return {
+        "read_from": lo.isoformat(),
+        "read_to": hi.isoformat(),
+        "edge": edge_digests(store, files, lo, hi),
+    }
+
+
+def _epoch_ns(utc_naive: datetime) -> int:
+    """Nanoseconds since the epoch of a naive UTC time (file mtimes' scale)."""
+    delta = utc_naive - datetime(1970, 1, 1)
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+
+
+def _dates(lo: datetime, hi: datetime) -> list[date]:
+    return [lo.date() + timedelta(days=i) for i in range((hi.date() - lo.date()).days + 1)]
+
+
+def stale_files(
+    store_root: str | os.PathLike[str],
+    settings: dict[str, Any],
+    span: tuple[datetime, datetime] | None = None,
+    store: Store | None = None,
+) -> list[Path]:
+    """The data files that make a report with these ``settings`` stale (empty: fresh).
+
+    Args:
+        store_root: the store folder.
+        settings: the report's ``settings`` (with ``read_started_utc``; with
+            :data:`FINGERPRINT_KEY` for the edge rule, see the module docstring).
+        span: ``(read_from, read_to)`` of a report written without a fingerprint
+            (then every file uses the modification-time rule).
+        store: a reader of ``store_root`` for the digests (default: a new one).
+
+    Returns:
+        The files modified (or created) since the report began reading whose rows
+        inside the report's range may differ: outside the window end's date, every
+        such file; on it, those whose digest changed, and recorded files now gone.
+        A report without ``read_started_utc`` or a span gives ``[store_root]``.
+    """
+    root = Path(store_root)
+    began = settings.get("read_started_utc")
+    fp = settings.get(FINGERPRINT_KEY)
+    if fp:
+        span = (datetime.fromisoformat(fp["read_from"]), datetime.fromisoformat(fp["read_to"]))
+    if not began or span is None:
+        return [root]
+    lo, hi = span
+    cutoff = _epoch_ns(datetime.fromisoformat(began))
+    sources = _sources(settings.get("signals", {}))
+    stale: list[Path] = []
+    changed_edge: dict[str, list[Path]] = {}
+    for table, signals in sources.items():
+        for signal in signals:
+            for day in _dates(lo, hi):
+                for path in _files_on(root, table, signal, day):
+                    try:
+                        if path.stat().st_mtime_ns < cutoff:
+                            continue
+                    except FileNotFoundError:
+                        continue
+                    if fp and day == hi.date():
+                        changed_edge.setdefault(table, []).append(path)
+                    else:
+                        stale.append(path)
+    if not fp:
+        return stale
+    recorded: dict[str, list[int]] = fp.get("edge", {})
+    gone = [k for k in recorded if not (root / "lake" / k).is_file()]
+    stale += [root / "lake" / k for k in gone]
+    if changed_edge and not stale:  # no digest needed once stale
+        try:
+            now = edge_digests(store or Store(root), changed_edge, lo, hi)
+        except StoreError:
+            return [p for paths in changed_edge.values() for p in paths]
+        lake = root / "lake"
+        for path in (p for paths in changed_edge.values() for p in paths):
+            key = path.relative_to(lake).as_posix()
+            if now.get(key) != recorded.get(key):
+                stale.append(path)
+    return stale

@@ -140,6 +140,20 @@ class SignalOverride(_Strict):
         return self
 
 
+class PrecomputeJob(_Strict):
+    """The dashboard's derived state on a cron expression (:mod:`observatory.precompute`):
+    the SLO slice cache, experiment moments and regressions findings the heavy pages
+    read instead of computing on a request.  Paths are relative to the schedule file."""
+
+    cron: Cron
+    #: SLO spec files or folders whose slice cache to keep warm (none: no SLO part).
+    slo_specs: list[str] = Field(default_factory=list)
+    #: The experiments file (none: the experiments discovered from the data).
+    experiments: str | None = None
+    #: Lookbacks of the Regressions page's findings (the page's default is 24h).
+    regressions: list[Duration] = Field(default_factory=lambda: [timedelta(hours=24)])
+
+
 class ScheduleSettings(_Strict):
     """The whole schedule file."""
 
@@ -149,6 +163,7 @@ class ScheduleSettings(_Strict):
     timezone: str = "UTC"
     collect: Cron | None = None
     reports: list[ReportJob] = Field(default_factory=list)
+    precompute: PrecomputeJob | None = None
     signals: list[SignalOverride] = Field(default_factory=list)
     regions: list[str] | None = None
     models: list[str] | None = None
@@ -168,9 +183,11 @@ class ScheduleSettings(_Strict):
             raise ValueError("give exactly one of 'config' (a configuration file) and 'store'")
         if self.collect is not None and self.config is None:
             raise ValueError("'collect' needs 'config' (the regions to collect from)")
-        if self.collect is None and not self.reports:
-            raise ValueError("nothing to schedule: add 'collect' or 'reports'")
+        if self.collect is None and not self.reports and self.precompute is None:
+            raise ValueError("nothing to schedule: add 'collect', 'reports' or 'precompute'")
         names = [r.name for r in self.reports]
+        if "collect" in names or "precompute" in names:
+            raise ValueError("'collect' and 'precompute' are job names of their own")
         if len(set(names)) != len(names):
             raise ValueError(f"report names must be unique, got {names}")
         seen = [s.name for s in self.signals]
@@ -334,8 +351,44 @@ def run_collect(schedule: Schedule) -> str:
     return text
 
 
+def run_precompute(schedule: Schedule) -> str:
+    """The ``precompute`` job: :func:`observatory.precompute.precompute` on the schedule's
+    store; returns its one-line summary.
+
+    Raises:
+        RuntimeError: every part failed (the summary says why).
+        ConfigError: the main configuration or the experiments file is invalid.
+    """
+    from observatory.experiments_config import load_experiments
+    from observatory.precompute import precompute, summary
+    from observatory.slo_engine import maintenance_from_config
+    from observatory.store import Store
+
+    job = schedule.settings.precompute
+    assert job is not None
+    maintenance = (
+        maintenance_from_config(load_config(schedule.config_path).settings.maintenance)
+        if schedule.config_path is not None
+        else ()
+    )
+    results = precompute(
+        Store(schedule.store_path),
+        slo_specs=[schedule._resolve(p) for p in job.slo_specs],
+        maintenance=maintenance,
+        experiments=load_experiments(schedule._resolve(job.experiments))
+        if job.experiments
+        else None,
+        regressions=job.regressions,
+    )
+    text = summary(results)
+    if results and not any(r.ok for r in results):
+        raise RuntimeError(text)
+    return text
+
+
 class Scheduler:
-    """Cron-driven jobs: ``collect`` (if configured) and each report.
+    """Cron-driven jobs: ``collect`` (if configured), ``precompute`` (if configured) and
+    each report.
 
     Args:
         schedule: the loaded schedule.
@@ -344,6 +397,7 @@ class Scheduler:
     """
 
     COLLECT = "collect"
+    PRECOMPUTE = "precompute"
 
     def __init__(
         self,
@@ -358,6 +412,8 @@ class Scheduler:
         self.crons: dict[str, str] = {}
         if schedule.settings.collect:
             self.crons[self.COLLECT] = schedule.settings.collect
+        if schedule.settings.precompute:
+            self.crons[self.PRECOMPUTE] = schedule.settings.precompute.cron
         for job in schedule.settings.reports:
             self.crons[job.name] = job.cron
         self.next: dict[str, datetime] = {
@@ -374,7 +430,7 @@ class Scheduler:
         return min(self.next.values())
 
     def due(self, now: datetime) -> list[str]:
-        """Jobs due at ``now``: collection first, then reports in file order."""
+        """Jobs due at ``now``: collection first, then precompute, then reports in file order."""
         return [name for name, t in self.next.items() if t <= now]
 
     def run_job(self, name: str) -> JobResult:
@@ -386,6 +442,9 @@ class Scheduler:
         try:
             if name == self.COLLECT:
                 msg = run_collect(self.schedule)
+                return JobResult(name, started, time.monotonic() - began, True, msg)
+            if name == self.PRECOMPUTE:
+                msg = run_precompute(self.schedule)
                 return JobResult(name, started, time.monotonic() - began, True, msg)
             job = next(j for j in self.schedule.settings.reports if j.name == name)
             from observatory.drift_report import exit_code

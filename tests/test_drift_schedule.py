@@ -34,11 +34,14 @@ def errors(text: str) -> list[str]:
 def test_example_schedule_is_valid() -> None:
     schedule = load_schedule(EXAMPLE)
     assert [j.name for j in schedule.settings.reports] == ["daily", "weekly"]
-    names = [s.name for s in schedule.signals()]
-    assert "ttft" not in names and "latency" in names
-    latency = next(s for s in schedule.signals() if s.name == "latency")
-    assert latency.min_count == 2000
+    # no overrides: the Drift page only opens on reports with the default signals
+    assert schedule.settings.signals == [] and schedule.settings.reports[0].align == timedelta(
+        hours=24
+    )
     repo = EXAMPLE.parent.parent.parent
+    pre = schedule.settings.precompute
+    assert pre is not None and pre.cron == "*/5 * * * *" and pre.regressions == [timedelta(hours=24)]
+    assert schedule._resolve(pre.slo_specs[0]).resolve() == (repo / "examples" / "slo").resolve()
     assert schedule.out_path.resolve() == (repo / "reports" / "drift").resolve()
     assert schedule.store_path.resolve() == (repo / "data" / "demo").resolve()
 
@@ -129,6 +132,35 @@ def test_failed_job_does_not_stop_the_loop(tmp_path: Path) -> None:
     stop = threading.Event()
     stop.set()
     run_forever(sched, stop)  # returns at once when stopped
+
+
+def test_precompute_job_runs_on_its_cron_and_reports_each_part(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    store = drift_store(tmp_path_factory)
+    folder = tmp_path_factory.mktemp("precompute-schedule")
+    cfg = folder / "schedule.yaml"
+    specs = Path(__file__).resolve().parent.parent / "examples" / "slo"
+    cfg.write_text(
+        f"store: {store}\nprecompute:\n  cron: '*/5 * * * *'\n  slo_specs: [{specs}]\n"
+    )
+    schedule = load_schedule(cfg)
+    clock = FakeClock(datetime(2026, 11, 30, 4, 31, tzinfo=UTC))
+    sched = Scheduler(schedule, clock)
+    assert sched.next == {"precompute": datetime(2026, 11, 30, 4, 35, tzinfo=UTC)}
+    result = sched.run_job("precompute")
+    assert result.ok, result.message
+    parts = [p.split(" ", 1)[0] for p in result.message.split("; ")]
+    assert parts == ["slo", "experiments", "regressions"], result.message
+    assert "9 SLOs evaluated" in result.message and "FAILED" not in result.message
+    # a second run finds the regressions findings current
+    assert "regressions 1 day, 0:00:00 " in sched.run_job("precompute").message
+    assert "up to date" in sched.run_job("precompute").message
+    # a job may not take the precompute job's name; nothing at all is refused too
+    with pytest.raises(ConfigError, match="job names of their own"):
+        parse_schedule("store: s\nreports:\n  - {name: precompute, cron: '0 0 * * *'}\n")
+    with pytest.raises(ConfigError, match="add 'collect', 'reports' or 'precompute'"):
+        parse_schedule("store: s\n")
 
 
 def test_late_labels_refuse_metric_and_rule() -> None:

@@ -40,7 +40,8 @@ def test_example_schedule_is_valid() -> None:
     )
     repo = EXAMPLE.parent.parent.parent
     pre = schedule.settings.precompute
-    assert pre is not None and pre.cron == "*/5 * * * *" and pre.regressions == [timedelta(hours=24)]
+    assert pre is not None and pre.cron == "*/5 * * * *"
+    assert pre.regressions == [timedelta(hours=24)]
     assert schedule._resolve(pre.slo_specs[0]).resolve() == (repo / "examples" / "slo").resolve()
     assert schedule.out_path.resolve() == (repo / "reports" / "drift").resolve()
     assert schedule.store_path.resolve() == (repo / "data" / "demo").resolve()
@@ -141,9 +142,7 @@ def test_precompute_job_runs_on_its_cron_and_reports_each_part(
     folder = tmp_path_factory.mktemp("precompute-schedule")
     cfg = folder / "schedule.yaml"
     specs = Path(__file__).resolve().parent.parent / "examples" / "slo"
-    cfg.write_text(
-        f"store: {store}\nprecompute:\n  cron: '*/5 * * * *'\n  slo_specs: [{specs}]\n"
-    )
+    cfg.write_text(f"store: {store}\nprecompute:\n  cron: '*/5 * * * *'\n  slo_specs: [{specs}]\n")
     schedule = load_schedule(cfg)
     clock = FakeClock(datetime(2026, 11, 30, 4, 31, tzinfo=UTC))
     sched = Scheduler(schedule, clock)

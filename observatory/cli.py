@@ -212,6 +212,8 @@ def demo(
             for p in paths:
                 click.echo(str(p))
             return
+        from observatory.drift_archive import archive_folder
+
         store = Path(store_path)
         summary = demo_build.build_store(
             store,
@@ -220,6 +222,7 @@ def demo(
             end=_parse_time(end, "--end"),
             regions=list(regions) or None,
             force=force,
+            drift_reports=archive_folder(),  # the Drift page opens on it
         )
     except ValueError as exc:
         click.echo(f"error: {exc}", err=True)
@@ -248,6 +251,7 @@ def serve(config_path: str | None, store_path: str | None, host: str, port: int)
     from observatory.store import Store
 
     env = dict(os.environ)
+    root = Path(__file__).resolve().parent.parent  # holds .streamlit/config.toml
     if config_path:
         config = _config_or_exit(config_path)
         store = Path(store_path) if store_path else config.store_path
@@ -257,9 +261,15 @@ def serve(config_path: str | None, store_path: str | None, host: str, port: int)
         if store_path is None:
             if not Store(store).has_data():
                 click.echo(f"Building the demo fleet into {store} (about a minute, once)...")
-            click.echo(demo_build.build_store(store))
+            from observatory.drift_archive import archive_folder
+
+            reports = archive_folder()  # read by the app, which runs in the repository root
+            click.echo(
+                demo_build.build_store(
+                    store, drift_reports=reports if reports.is_absolute() else root / reports
+                )
+            )
     env["OBSERVATORY_STORE"] = str(store.resolve())
-    root = Path(__file__).resolve().parent.parent  # holds .streamlit/config.toml
     app = root / "app" / "main.py"
     click.echo(f"Observatory dashboard: http://{host}:{port}  (store: {store})", err=False)
     args = [

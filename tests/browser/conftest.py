@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from browser_store import build
+from browser_store import build, reports_of
 from playwright.sync_api import Browser, Playwright, sync_playwright
 from streamlit_page import ROOT, SAVED, Dashboard, Tab
 
@@ -88,7 +88,7 @@ def dashboard(
         for k, v in os.environ.items()
         if k not in ("OBSERVATORY_CONFIG", "OBSERVATORY_EXPERIMENTS", "OBSERVATORY_SLO_SPECS")
     }
-    env["OBSERVATORY_DRIFT_REPORTS"] = str(work / "drift-reports")  # not the repository's
+    env["OBSERVATORY_DRIFT_REPORTS"] = str(reports_of(demo_store))  # not the repository's
     # Live refresh off: a page rerunning on a timer in the middle of a check would make
     # the waits racy (these tests are about what a page shows, not the timer).
     env["OBSERVATORY_REFRESH"] = "Off"

@@ -69,6 +69,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from filelock import FileLock
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
 
 if TYPE_CHECKING:  # pandas is imported where it is used: a collector run never needs
     import pandas as pd  # it, and importing it costs about 0.4 CPU-seconds at start-up
@@ -205,6 +206,23 @@ REGION_SCHEMA = pa.schema(
         ("url", pa.string()),
     ]
 )
+
+
+#: A query that fails because a Parquet file it reads was replaced while it ran is run
+#: this many times in all (see :func:`_torn_read`).
+TORN_READ_ATTEMPTS = 3
+#: What DuckDB reports when a file's footer and pages came from two versions of it: a
+#: writer's ``os.replace`` landed between DuckDB's opens of the same path (seen under
+#: the 10-session load test, docs/scaling.md).  Readers take no lock, so the query is
+#: run again and then reads the new file whole.
+_TORN_READ_MESSAGES = re.compile(
+    r"TProtocolException|No magic bytes found|Invalid Input Error: .*parquet", re.IGNORECASE
+)
+
+
+def _torn_read(exc: BaseException) -> bool:
+    """True for a DuckDB error that a concurrent atomic replace of a read file explains."""
+    return isinstance(exc, duckdb.Error) and bool(_TORN_READ_MESSAGES.search(str(exc)))
 
 
 class StoreError(RuntimeError):
@@ -1370,13 +1388,22 @@ class Store:
         Raises:
             StoreError: DuckDB rejected the query; the message holds its text.
         """
-        cur = self.connect().cursor()
         try:
-            return cur.execute(sql, params or {}).df()
+            for attempt in Retrying(
+                retry=retry_if_exception(_torn_read),
+                stop=stop_after_attempt(TORN_READ_ATTEMPTS),
+                wait=wait_fixed(0.05),
+                reraise=True,
+            ):
+                with attempt:
+                    cur = self.connect().cursor()
+                    try:
+                        return cur.execute(sql, params or {}).df()
+                    finally:
+                        cur.close()
         except duckdb.Error as exc:
             raise StoreError(f"query failed: {exc}") from exc
-        finally:
-            cur.close()
+        raise AssertionError("unreachable: Retrying returns or raises")
 
     def sandbox(self, limits: SandboxLimits | None = None) -> SafeSQL:
         """The sandbox that runs untrusted SQL over this store (:class:`SafeSQL`).

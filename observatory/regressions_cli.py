@@ -316,6 +316,10 @@ def verdict(
         raise click.UsageError("give --baseline and --canary, or --arms CONTROL,EXPERIMENT")
     if arms is not None and (base is not None or can is not None):
         raise click.UsageError("--arms compares arms over --during; drop --baseline/--canary")
+    if arms is not None and arm is not None:
+        raise click.UsageError("--arm narrows --baseline/--canary; with --arms both arms are named")
+    if arms is None and during is not None:
+        raise click.UsageError("--during goes with --arms; ranges are --baseline and --canary")
     store = _store(store_path, config_path)
     _known_regions(store, (region,) if region else ())
     _check_bin(bin_s)

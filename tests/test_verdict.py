@@ -149,3 +149,24 @@ def test_judge_half_without_data_fails() -> None:
     v = judge(exp, control, [SignalSpec("a"), SignalSpec("b")])
     assert v.verdict == "Fail"
     assert "no data" in v.reason
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--arms", "v1,v2", "--arm", "v2"], "--arm narrows --baseline/--canary"),
+        (
+            ["--baseline", "2026-11-01..2026-11-02", "--canary", "2026-11-02..2026-11-03",
+             "--during", "2026-11-01..2026-11-02"],
+            "--during goes with --arms",
+        ),
+    ],
+)  # fmt: skip
+def test_verdict_refuses_options_it_would_ignore(args: list[str], message: str) -> None:
+    from click.testing import CliRunner
+
+    from observatory.cli import main
+
+    result = CliRunner().invoke(main, ["regressions", "verdict", *args, "--store", "/nonexistent"])
+    assert result.exit_code == 2, result.output
+    assert message in result.output

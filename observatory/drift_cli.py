@@ -10,7 +10,8 @@ Exit codes of ``report drift`` (docs/drift.md; distinct from the other commands'
 
 ``run`` exits 0 when stopped by SIGINT/SIGTERM (or after ``--once``), 3 for a bad
 schedule or configuration file.  With ``--once`` it runs every job once and exits
-with the worst report code.
+4 when a job failed, else with the worst report code: 2 (critical) before 1
+(warning) before 5 (nothing judged) before 0.
 """
 
 from __future__ import annotations
@@ -159,6 +160,8 @@ def drift(
         _usage(f"--align: {exc}")
     if step is not None and (step.total_seconds() % 60 or step.total_seconds() <= 0):
         _usage("--align must be a positive whole number of minutes")
+    if step is not None and 86_400 % int(step.total_seconds()):
+        _usage("--align must divide a day (1h, 6h, 24h): windows end on clock times")
     try:
         if config_path:
             root = load_config(config_path).store_path
@@ -224,8 +227,8 @@ def drift(
 )
 @click.option("--once", is_flag=True, help="Run every job once now, then exit.")
 def run(schedule_path: str, once: bool) -> None:
-    """Collect and write drift reports on cron expressions, until stopped (SIGTERM)."""
-    from observatory.drift_schedule import Scheduler, load_schedule, run_forever
+    """Collect, precompute and write drift reports on cron expressions, until stopped (SIGTERM)."""
+    from observatory.drift_schedule import Scheduler, load_schedule, once_exit_code, run_forever
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
     try:
@@ -249,9 +252,7 @@ def run(schedule_path: str, once: bool) -> None:
         results = [scheduler.run_job(name) for name in scheduler.crons]
         for r in results:
             show(r)
-        if any(not r.ok for r in results):
-            sys.exit(EXIT_RUNTIME)
-        sys.exit(max((r.exit_code for r in results), default=0))
+        sys.exit(once_exit_code(results))
     stop = threading.Event()
 
     def _stop(signum: int, frame: Any) -> None:

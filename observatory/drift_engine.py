@@ -419,12 +419,15 @@ def aligned_end(store: Store, align: timedelta, end: datetime | None = None) -> 
     written that hour) covers the same rows as one run later (docs/drift.md).
 
     Raises:
-        ValueError: ``align`` is not a positive whole number of minutes, or the store
+        ValueError: ``align`` is not a whole number of minutes dividing a day, or the store
             is empty and no ``end`` was given.
     """
     step = _seconds(align)
-    if step < 60 or step % 60:
-        raise ValueError(f"the alignment must be a whole number of minutes, got {align}")
+    if step < 60 or step % 60 or 86_400 % step:
+        raise ValueError(
+            "the alignment must be a whole number of minutes that divides a day "
+            f"(1h, 6h, 24h), got {align}"
+        )
     if end is None:
         end = last_step(store)
         if end is None:

@@ -112,6 +112,13 @@ class ReportJob(_Strict):
             raise ValueError("must be a positive whole number of minutes")
         return value
 
+    @field_validator("align")
+    @classmethod
+    def _divides_a_day(cls, value: timedelta | None) -> timedelta | None:
+        if value is not None and 86_400 % int(value.total_seconds()):
+            raise ValueError("must divide a day (1h, 6h, 24h): windows end on clock times")
+        return value
+
 
 class SignalOverride(_Strict):
     """Per-signal settings; a signal not listed keeps its defaults."""
@@ -152,6 +159,13 @@ class PrecomputeJob(_Strict):
     experiments: str | None = None
     #: Lookbacks of the Regressions page's findings (the page's default is 24h).
     regressions: list[Duration] = Field(default_factory=lambda: [timedelta(hours=24)])
+
+    @field_validator("regressions")
+    @classmethod
+    def _lookbacks(cls, value: list[timedelta]) -> list[timedelta]:
+        if any(v.total_seconds() <= 0 for v in value):
+            raise ValueError("lookbacks must be positive")
+        return list(dict.fromkeys(value))  # each once
 
 
 class ScheduleSettings(_Strict):
@@ -287,7 +301,30 @@ def load_schedule(path: str | os.PathLike[str]) -> Schedule:
     schedule = parse_schedule(text, source=str(file), path=file.resolve())
     if schedule.config_path is not None:
         load_config(schedule.config_path)  # fail now, not at the first collection
+    _check_precompute_paths(schedule, file)
     return schedule
+
+
+def _check_precompute_paths(schedule: Schedule, file: Path) -> None:
+    """The precompute job's files exist and its experiments file is valid: fail when
+    the schedule loads, not at every run of the job."""
+    job = schedule.settings.precompute
+    if job is None:
+        return
+    errors = [
+        f"{file}: precompute.slo_specs[{i}]: no such file or folder: {schedule._resolve(p)}"
+        for i, p in enumerate(job.slo_specs)
+        if not schedule._resolve(p).exists()
+    ]
+    if errors:
+        raise ConfigError(errors)
+    if job.experiments:
+        from observatory.experiments_config import load_experiments
+
+        path = schedule._resolve(job.experiments)
+        if not path.is_file():
+            raise ConfigError([f"{file}: precompute.experiments: no such file: {path}"])
+        load_experiments(path)  # its own errors name its file, line and key
 
 
 # --------------------------------------------------------------------------- jobs
@@ -356,7 +393,8 @@ def run_precompute(schedule: Schedule) -> str:
     store; returns its one-line summary.
 
     Raises:
-        RuntimeError: every part failed (the summary says why).
+        RuntimeError: a part failed (the summary says which and why; the other parts
+            still ran).
         ConfigError: the main configuration or the experiments file is invalid.
     """
     from observatory.experiments_config import load_experiments
@@ -381,7 +419,7 @@ def run_precompute(schedule: Schedule) -> str:
         regressions=job.regressions,
     )
     text = summary(results)
-    if results and not any(r.ok for r in results):
+    if not all(r.ok for r in results):
         raise RuntimeError(text)
     return text
 
@@ -475,6 +513,18 @@ class Scheduler:
             results.append(self.run_job(name))
             self.next[name] = self._after(self.crons[name], max(now, self.clock()))
         return results
+
+
+def once_exit_code(results: list[JobResult]) -> int:
+    """The exit code of ``observatory run --once``: 4 when a job failed, else the worst
+    report code, ranked 2 (critical) > 1 (warning) > 5 (nothing judged) > 0: a report
+    with too little data must not hide another's critical drift."""
+    from observatory.drift_codes import EXIT_CRITICAL, EXIT_NO_DATA, EXIT_RUNTIME, EXIT_WARNING
+
+    if any(not r.ok for r in results):
+        return EXIT_RUNTIME
+    codes = {r.exit_code for r in results}
+    return next((c for c in (EXIT_CRITICAL, EXIT_WARNING, EXIT_NO_DATA) if c in codes), 0)
 
 
 def run_forever(

@@ -13,8 +13,8 @@ file") brings up to date what the heavy pages read instead of computing on a req
   version did not change since they were computed.
 
 Every part is exact: what is kept equals what the page would compute (each module's
-tests compare the two).  One part failing does not stop the others; the job fails
-only when every part failed.
+tests compare the two).  One part failing does not stop the others; the scheduler's
+job is then failed (:func:`observatory.drift_schedule.run_precompute`).
 """
 
 from __future__ import annotations
@@ -102,8 +102,20 @@ def precompute(
             found, _ = regressions_findings.save(store, lookback=lookback, bin_s=regressions_bin_s)
             return f"{len(found.regressions)} changes in {len(found.regions)} regions"
 
-        out.append(_timed(f"regressions {lookback}", findings))
+        out.append(_timed(f"regressions {duration_text(lookback)}", findings))
     return out
+
+
+def duration_text(span: timedelta) -> str:
+    """``span`` as the configuration writes it: ``7d``, ``24h``, ``90m`` or ``45s``."""
+    seconds = int(span.total_seconds())
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds % size == 0 and seconds >= size:
+            # a whole day is written in hours (24h, as the dashboard's ranges)
+            if unit == "d" and seconds == size:
+                continue
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def summary(results: Sequence[PartResult]) -> str:

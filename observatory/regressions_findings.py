@@ -43,7 +43,7 @@ from analytics import regressions as rg
 from observatory import regressions as reg
 from observatory.regressions_state import VERSION as STATE_VERSION
 from observatory.regressions_state import folder as state_folder
-from observatory.store import Store, atomic_write_bytes
+from observatory.store import Store, StoreMissing, atomic_write_bytes
 
 #: Changes whenever the files' layout or what they mean changes.
 VERSION = f"findings-1/{STATE_VERSION}"
@@ -371,6 +371,8 @@ def save(
         OSError: the store's folder is not writable.
     """
     where = findings_folder(store.root, bin_s, lookback)
+    if not store.has_data():  # nothing to analyse: create no folder in a wrong path
+        raise StoreMissing(f"no data in store {store.root}")
     where.mkdir(parents=True, exist_ok=True)
     gen = uuid.uuid4().hex[:12]
     files: dict[str, str] = {}

@@ -17,6 +17,7 @@ from observatory.drift_schedule import (
     JobResult,
     Scheduler,
     load_schedule,
+    once_exit_code,
     parse_schedule,
     run_forever,
 )
@@ -153,7 +154,7 @@ def test_precompute_job_runs_on_its_cron_and_reports_each_part(
     assert parts == ["slo", "experiments", "regressions"], result.message
     assert "9 SLOs evaluated" in result.message and "FAILED" not in result.message
     # a second run finds the regressions findings current
-    assert "regressions 1 day, 0:00:00 " in sched.run_job("precompute").message
+    assert "regressions 24h " in sched.run_job("precompute").message
     assert "up to date" in sched.run_job("precompute").message
     # a job may not take the precompute job's name; nothing at all is refused too
     with pytest.raises(ConfigError, match="job names of their own"):
@@ -241,3 +242,53 @@ def test_a_job_and_the_command_align_the_window_end(
     assert (out / "drift-2026-11-29T1200Z-24h.json").is_file()
     bad = CliRunner().invoke(main, [*args, "--align", "90s"])
     assert bad.exit_code == 3 and "--align must be a positive whole number" in bad.output
+
+
+def test_align_must_divide_a_day(tmp_path_factory: pytest.TempPathFactory) -> None:
+    store = drift_store(tmp_path_factory)
+    text = "store: s\nreports:\n  - {name: d, cron: '5 * * * *', align: 7m}\n"
+    (msg,) = errors(text)
+    assert msg.startswith("s.yaml:3: reports[0].align: ") and "must divide a day" in msg
+    assert parse_schedule(text.replace("7m", "6h")).settings.reports[0].align == timedelta(hours=6)
+    args = ["report", "drift", "--store", str(store), "--out", str(store.parent / "x")]
+    bad = CliRunner().invoke(main, [*args, "--align", "7d"])
+    assert bad.exit_code == 3 and "--align must divide a day" in bad.output, bad.output
+
+
+def test_precompute_paths_are_checked_when_the_schedule_loads(tmp_path: Path) -> None:
+    cfg = tmp_path / "schedule.yaml"
+    cfg.write_text("store: s\nprecompute:\n  cron: '*/5 * * * *'\n  slo_specs: [no-such]\n")
+    with pytest.raises(ConfigError, match=r"precompute\.slo_specs\[0\]: no such file or folder"):
+        load_schedule(cfg)
+    cfg.write_text("store: s\nprecompute:\n  cron: '*/5 * * * *'\n  experiments: bad.yaml\n")
+    (tmp_path / "bad.yaml").write_text("experiments: [\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml"):
+        load_schedule(cfg)
+
+
+def test_a_precompute_part_failing_fails_the_job(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    store = drift_store(tmp_path_factory)
+    folder = tmp_path_factory.mktemp("precompute-fails")
+    specs = folder / "specs"
+    specs.mkdir()
+    (specs / "broken.yaml").write_text("version: prometheus/v1\nservice: x\nslos: 3\n")
+    cfg = folder / "schedule.yaml"
+    cfg.write_text(f"store: {store}\nprecompute:\n  cron: '*/5 * * * *'\n  slo_specs: [{specs}]\n")
+    result = Scheduler(load_schedule(cfg)).run_job("precompute")
+    assert not result.ok and "slo" in result.message and "FAILED" in result.message
+    assert "experiments" in result.message and "regressions 24h" in result.message  # still ran
+
+
+def test_once_exit_code_ranks_critical_before_nothing_judged() -> None:
+    at = datetime(2026, 11, 30, tzinfo=UTC)
+
+    def job(code: int, ok: bool = True) -> JobResult:
+        return JobResult("j", at, 1.0, ok, "", [], code)
+
+    assert once_exit_code([job(2), job(5)]) == 2  # too little data must not hide critical
+    assert once_exit_code([job(5), job(1)]) == 1
+    assert once_exit_code([job(0), job(5)]) == 5
+    assert once_exit_code([job(0), job(0)]) == 0 and once_exit_code([]) == 0
+    assert once_exit_code([job(2), job(0, ok=False)]) == 4

@@ -57,7 +57,8 @@ WAIT_RUN = (
     '[data-testid="stApp"][data-test-connection-state="CONNECTED"]'
     '[data-test-script-state="notRunning"]'
 )
-CHARTS_DRAWN = """() => Array.from(document.querySelectorAll('[data-testid="stPlotlyChart"]'))
+CHARTS_DRAWN = """() => document.querySelectorAll('[data-testid="stSkeleton"]').length === 0
+    && Array.from(document.querySelectorAll('[data-testid="stPlotlyChart"]'))
     .every(c => { const p = c.querySelector('.js-plotly-plot');
                   return p && Array.isArray(p._fullData); })"""
 

@@ -108,7 +108,8 @@ def wait_for_run(page: Page, timeout_ms: int = RUN_TIMEOUT_MS) -> None:
 
     Streamlit marks the app root with ``data-test-script-state`` (``initial`` until
     the first run, then ``running``/``notRunning``); Plotly charts are loaded lazily
-    after the run, so each chart element is also awaited until Plotly drew it.
+    after the run (a skeleton stands in meanwhile), so the skeletons are awaited gone
+    and each chart element until Plotly drew it.
 
     Raises:
         AssertionError: not done within ``timeout_ms``; says which step and where.
@@ -119,8 +120,11 @@ def wait_for_run(page: Page, timeout_ms: int = RUN_TIMEOUT_MS) -> None:
             '[data-test-script-state="notRunning"]',
             timeout=timeout_ms,
         )
+        # Lazily loaded elements (charts, some widgets) show a skeleton until their code
+        # arrived: a fast run can finish before they exist, so wait for none left too.
         page.wait_for_function(
-            """() => Array.from(document.querySelectorAll('[data-testid="stPlotlyChart"]'))
+            """() => document.querySelectorAll('[data-testid="stSkeleton"]').length === 0
+                  && Array.from(document.querySelectorAll('[data-testid="stPlotlyChart"]'))
                     .every(c => { const p = c.querySelector('.js-plotly-plot');
                                   return p && Array.isArray(p._fullData); })""",
             timeout=timeout_ms,

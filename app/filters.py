@@ -46,6 +46,8 @@ REFRESH_CHOICES: dict[str, int | None] = {
 }
 #: The refresh a light page starts with; heavy pages start with "Off".
 DEFAULT_REFRESH = "1 min"
+#: Keyword arguments that bind a widget to the URL and keep it across pages.
+URL_STATE: dict[str, Any] = {"bind": "query-params", "persist_state": "session"}
 
 
 @dataclass(frozen=True)
@@ -161,8 +163,7 @@ def _custom_window(sb: Any, latest: datetime, first: datetime | None) -> tuple[d
         min_value=lo,
         max_value=hi,
         key="dates",
-        bind="query-params",
-        persist_state="session",
+        **URL_STATE,
         help="Whole days in UTC; the last day ends at the latest data.",
     )
     days: Sequence[date] = picked if isinstance(picked, tuple | list) else (picked,)
@@ -200,8 +201,7 @@ def sidebar_filters(
         [*TIME_RANGES, CUSTOM_RANGE],
         index=list(TIME_RANGES).index(DEFAULT_RANGE),
         key="range",
-        bind="query-params",
-        persist_state="session",
+        **URL_STATE,
         help="Presets end at the latest data in the store; custom dates are whole UTC days.",
     )
     if label == CUSTOM_RANGE:
@@ -221,16 +221,14 @@ def sidebar_filters(
         regions,
         default=regions,
         key="regions",
-        bind="query-params",
-        persist_state="session",
+        **URL_STATE,
     )
     chosen_models = sb.multiselect(
         "Models",
         models,
         default=models,
         key="models",
-        bind="query-params",
-        persist_state="session",
+        **URL_STATE,
         format_func=model_label,
     )
     all_arms = list(arms or [])
@@ -240,8 +238,7 @@ def sidebar_filters(
             all_arms,
             default=all_arms,
             key="arms",
-            bind="query-params",
-            persist_state="session",
+            **URL_STATE,
             format_func=arm_label,
             help="The arm label (e.g. a model version under test).",
         )
@@ -350,8 +347,7 @@ def url_choice(
         label,
         list(options),
         key=key,
-        bind="query-params",
-        persist_state="session",
+        **URL_STATE,
         help=help,
         format_func=format_func,
     )
@@ -382,8 +378,7 @@ def refresh_seconds(heavy: bool = False) -> int | None:
         labels,
         index=labels.index("Off" if heavy else default),
         key=key,
-        bind="query-params",
-        persist_state="session",
+        **URL_STATE,
         help="Rerun this page's figures at this interval (the sidebar stays as it is). "
         + ("Off by default here: this page runs heavy queries." if heavy else ""),
     )

@@ -72,6 +72,17 @@ def parse_duration(value: Any) -> timedelta:
     return timedelta(seconds=seconds)
 
 
+def format_duration(span: timedelta) -> str:
+    """``span`` as :func:`parse_duration` reads it: ``24h``, ``7d``, ``90m``, ``45s``;
+    days from two days up, hours below (a day is written ``24h``, as the dashboard's
+    time ranges are)."""
+    s = int(span.total_seconds())
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s % n == 0 and (unit != "d" or s >= 2 * 86400):
+            return f"{s // n}{unit}"
+    return f"{s}s"
+
+
 PresetName = Literal[
     "vllm",
     "dcgm",

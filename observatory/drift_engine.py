@@ -35,6 +35,7 @@ import pandas as pd
 
 from analytics import drift as dm
 from observatory import drift_fresh
+from observatory.config import format_duration
 from observatory.store import Store
 
 Kind = Literal["histogram", "gauge", "ratio", "labels"]
@@ -123,13 +124,7 @@ class Reference:
 WEEK_AGO = Reference(mode="week_ago")
 
 
-def _fmt_span(span: timedelta) -> str:
-    """``24h``, ``7d``, ``90m``: days from two days up, hours below."""
-    s = int(span.total_seconds())
-    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
-        if s % n == 0 and (unit != "d" or s >= 2 * 86400):
-            return f"{s // n}{unit}"
-    return f"{s}s"
+_fmt_span = format_duration  # the name the drift modules use
 
 
 # --------------------------------------------------------------------------- signals

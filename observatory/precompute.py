@@ -26,6 +26,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from observatory.config import format_duration
 from observatory.store import Store
 
 
@@ -102,20 +103,8 @@ def precompute(
             found, _ = regressions_findings.save(store, lookback=lookback, bin_s=regressions_bin_s)
             return f"{len(found.regressions)} changes in {len(found.regions)} regions"
 
-        out.append(_timed(f"regressions {duration_text(lookback)}", findings))
+        out.append(_timed(f"regressions {format_duration(lookback)}", findings))
     return out
-
-
-def duration_text(span: timedelta) -> str:
-    """``span`` as the configuration writes it: ``7d``, ``24h``, ``90m`` or ``45s``."""
-    seconds = int(span.total_seconds())
-    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
-        if seconds % size == 0 and seconds >= size:
-            # a whole day is written in hours (24h, as the dashboard's ranges)
-            if unit == "d" and seconds == size:
-                continue
-            return f"{seconds // size}{unit}"
-    return f"{seconds}s"
 
 
 def summary(results: Sequence[PartResult]) -> str:

@@ -20,7 +20,7 @@ from analytics.carbon import CarbonModel
 from analytics.cost import DEFAULT_CAPACITY_CEILING, carbon_by_region, shift_savings, unit_costs
 from analytics.energy import gpu_table
 from app.charts import bar_chart, palette
-from app.filters import Filters, live, require_selection, shared_filters, url_choice
+from app.filters import URL_STATE, Filters, live, require_selection, shared_filters, url_choice
 from app.ui import md, metric_tiles, run_query
 from observatory.config import ConfigError
 from observatory.experiments_config import ENV_FILE, load_experiments
@@ -207,8 +207,7 @@ def render(f: Filters) -> None:
         20,
         step=5,
         key="shift_pct",
-        bind="query-params",
-        persist_state="session",
+        **URL_STATE,
     )
     util = dict(zip(regions["region"], regions["gpu_utilization"], strict=True))
     shift = shift_savings(carbon, util, source, share / 100.0, DEFAULT_CAPACITY_CEILING)

@@ -31,7 +31,7 @@ import streamlit as st
 from analytics import drift as dm
 from app import data, drift_data
 from app.data import StoreError
-from app.filters import TIME_RANGES, Filters, live, require_selection, shared_filters
+from app.filters import TIME_RANGES, URL_STATE, Filters, live, require_selection, shared_filters
 from app.ui import md, plotly_text, show_report_file
 from observatory import drift_archive
 from observatory.drift_engine import OVER_TIME_METRICS, DriftReport, Reference
@@ -86,8 +86,7 @@ def _url_select(
         list(options),
         index=index,
         key=key,
-        bind="query-params",
-        persist_state="session",
+        **URL_STATE,
     )
     return str(choice if choice is not None else options[index])
 

@@ -15,7 +15,15 @@ import streamlit as st
 from analytics.energy import DEFAULT_IDLE_FLOOR, gpu_table, power_series
 from analytics.overview import choose_bucket_seconds, format_number
 from app.charts import bar_chart, palette, series_chart
-from app.filters import Filters, live, model_label, require_selection, shared_filters, url_choice
+from app.filters import (
+    URL_STATE,
+    Filters,
+    live,
+    model_label,
+    require_selection,
+    shared_filters,
+    url_choice,
+)
 from app.ui import md, metric_tiles, run_query
 
 SPLITS = {"region": "Region", "model": "Model"}
@@ -195,8 +203,7 @@ floor_pct = st.sidebar.number_input(
     value=round(100 * DEFAULT_IDLE_FLOOR),
     step=1,
     key="idle_floor",
-    bind="query-params",
-    persist_state="session",
+    **URL_STATE,
     help="A GPU-step whose mean utilisation is below this counts as idle.",
 )
 live(lambda f: render(f, int(floor_pct) / 100), filters, heavy=False)

@@ -26,7 +26,7 @@ from analytics.regressions import SIGNALS
 from app import regressions_view_data
 from app.charts import palette
 from app.data import StoreError
-from app.filters import Filters, live, require_selection, shared_filters
+from app.filters import URL_STATE, Filters, live, require_selection, shared_filters
 from app.ui import md, plotly_text
 from observatory import regressions as reg
 from observatory.regressions_findings import Findings
@@ -63,22 +63,19 @@ def _choices() -> Choices:
         list(SIGNALS),
         default=list(SIGNALS),
         key="reg_signals",
-        bind="query-params",
-        persist_state="session",
+        **URL_STATE,
     )
     improvements = c2.checkbox(
         "Show improvements",
         value=False,
         key="reg_improvements",
-        bind="query-params",
-        persist_state="session",
+        **URL_STATE,
     )
     only_open = c2.checkbox(
         "Only open regressions",
         value=False,
         key="reg_open",
-        bind="query-params",
-        persist_state="session",
+        **URL_STATE,
     )
     pass_score = c3.number_input(
         "Verdict: Pass at score ≥",
@@ -87,8 +84,7 @@ def _choices() -> Choices:
         95.0,
         step=1.0,
         key="reg_pass",
-        bind="query-params",
-        persist_state="session",
+        **URL_STATE,
     )
     marginal_score = c4.number_input(
         "Verdict: Marginal at score ≥",
@@ -97,8 +93,7 @@ def _choices() -> Choices:
         75.0,
         step=1.0,
         key="reg_marginal",
-        bind="query-params",
-        persist_state="session",
+        **URL_STATE,
     )
     if marginal_score > pass_score:
         st.caption(f"Marginal above Pass: using Marginal at ≥ {pass_score:g}.")
@@ -295,8 +290,7 @@ def _range_text(where: Any, label: str, key: str, a: pd.Timestamp, b: pd.Timesta
             label,
             f"{a:{TIME_FORMAT}}..{b:{TIME_FORMAT}}",
             key=key,
-            bind="query-params",
-            persist_state="session",
+            **URL_STATE,
         )
     )
 
@@ -338,8 +332,7 @@ def _verdicts(
         COMPARE,
         horizontal=True,
         key="verdict_mode",
-        bind="query-params",
-        persist_state="session",
+        **URL_STATE,
     )
     last_bin = pd.Timestamp(fs.end.replace(tzinfo=None)).floor("h")
     hour, day = pd.Timedelta(hours=1), pd.Timedelta(days=1)
@@ -372,16 +365,14 @@ def _verdicts(
             arms,
             index=0,
             key="reg_control",
-            bind="query-params",
-            persist_state="session",
+            **URL_STATE,
         )
         experiment = c2.selectbox(
             "Experiment arm",
             arms,
             index=min(1, len(arms) - 1),
             key="reg_experiment",
-            bind="query-params",
-            persist_state="session",
+            **URL_STATE,
         )
         during = _span(
             _range_text(c3, "During (UTC)", "reg_during", last_bin - day, last_bin), "During"

@@ -7,9 +7,11 @@ The collector writes beside the lake (docs/architecture.md, observatory/store.py
   for one bad line) and parsed by :func:`analytics.collection_health.parse_run_log`,
   which skips and reports truncated or malformed lines.
 - ``state.json``: per region, per signal, where the next run resumes.
-- ``lake/<table>/signal=<s>/date=<d>/region=<r>/part.parquet``: the newest stored
-  step of each (region, signal) is the ``ts_utc`` maximum in the Parquet footer
-  statistics of its newest date partition (no data pages read).
+- the data partitions ``lake/<table>/signal=<s>/date=<d>/region=<r>/`` (hour files,
+  :meth:`observatory.store.Store.partitions`): the newest stored step of each (region,
+  signal) is the ``ts_utc`` maximum in the Parquet footer statistics of the files of
+  its newest date partition holding rows (no data pages read): the folders of 30 days
+  are listed, but only the newest partition's newest hour file is opened.
 
 Results are cached per file modification time (run log, state) or data version.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 import os
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -31,6 +33,7 @@ from analytics.collection_health import RunLog, parse_run_log
 from app import data
 from app.data import store_path
 from observatory.config import ConfigError, load_config
+from observatory.hour_files import LEGACY_FILE
 from observatory.store import Store, StoreError
 
 RUN_LOG = "runs.jsonl"
@@ -153,24 +156,36 @@ def _footer_max(path: Path) -> datetime | None:
         return None
 
 
+def _partition_max(files: list[Path]) -> datetime | None:
+    """The newest step in the footers of one partition's data files (None: no rows):
+    the highest hour file with rows holds the newest hour, and a ``part.parquet``
+    written before hour files may hold any hour, so both are read."""
+    best: datetime | None = None
+    for path in sorted(files, key=lambda f: f.name, reverse=True):  # part, h24 .. h00
+        found = _footer_max(path)
+        if found is not None:
+            best = found if best is None else max(best, found)
+            if path.name != LEGACY_FILE:
+                break
+    return best
+
+
 @st.cache_data(max_entries=8, show_spinner=False)
 def _newest_steps(root: str, version: float) -> dict[tuple[str, str], datetime]:
     del version
-    newest_day: dict[tuple[str, str], list[tuple[str, Path]]] = defaultdict(list)
-    lake = Path(root) / "lake"
-    for table in _TABLES:
-        for path in (lake / table).glob("signal=*/date=*/region=*/part.parquet"):
-            signal = path.parent.parent.parent.name.removeprefix("signal=")
-            day = path.parent.parent.name.removeprefix("date=")
-            region = path.parent.name.removeprefix("region=")
-            newest_day[(region, signal)].append((day, path))
+    store = Store(root)
     out: dict[tuple[str, str], datetime] = {}
-    for key, files in newest_day.items():
-        for _day, path in sorted(files, reverse=True):  # newest date partition first
-            found = _footer_max(path)
-            if found is not None:
-                out[key] = found
-                break
+    for table in _TABLES:
+        for signal in store.stored_signals(table):
+            days: dict[str, list[date]] = defaultdict(list)  # folder listings only
+            for part in store.partitions(table, [signal]):
+                days[part.region].append(part.day)
+            for region, stored in days.items():
+                for day in sorted(stored, reverse=True):  # newest date partition first
+                    found = _partition_max(store.partition_files(table, signal, day, region))
+                    if found is not None:
+                        out[(region, signal)] = found
+                        break
     return out
 
 

@@ -72,11 +72,8 @@ class FilterCatalogue:
 def _partitions(store: Store, table: str, signal: str) -> dict[date, list[Path]]:
     """The data files of one signal, by partition date."""
     by_date: dict[date, list[Path]] = {}
-    for path in sorted(
-        (store.lake / table / f"signal={signal}").glob("date=*/region=*/part.parquet")
-    ):
-        day = date.fromisoformat(path.parent.parent.name.removeprefix("date="))
-        by_date.setdefault(day, []).append(path)
+    for part in store.partitions(table, [signal]):
+        by_date.setdefault(part.day, []).extend(part.files())
     return by_date
 
 
@@ -87,11 +84,7 @@ def _label_files(
     if table not in ROLLUP_OF:
         files = [p for sig in signals for ps in _partitions(store, table, sig).values() for p in ps]
         return [(table, files)]
-    days = sorted(
-        date.fromisoformat(folder.name.removeprefix("date="))
-        for sig in signals
-        for folder in (store.lake / table / f"signal={sig}").glob("date=*")
-    )
+    days = store.stored_dates(table, signals)
     if not days:
         return []
     # hourly_plan takes the window (start, end]: these bounds cover the dates found.

@@ -8,17 +8,27 @@ models x 2 arms, 8 GPUs per model) is: one minute of raw exporter samples per re
 labels, two samples per counter series so increases are defined), turned into rows by
 the collector's transform (``collectors.transform.matrix_block`` per preset mapping,
 ``blocks_table``) and written with ``Store.replace_window``, region after region, as
-the collector's write path does.  Measured twice per region:
+the collector's write path does.  Measured per case:
 
 - start of day: the step opens new day partitions (cheapest);
-- end of the first hour: the partitions hold the day's first 59 minutes (what every
-  step would cost at worst if partitions were per hour instead of per day);
+- end of the first hour: the partitions hold the day's first 59 minutes;
 - end of day: the step is the last minute of a day whose partitions already hold
-  the 1 439 earlier minutes (each touched partition is read, filtered and rewritten:
-  the worst case, it grows through the day).
+  the 1 439 earlier minutes (the worst case before hour files: it grew through the day).
 
-The baseline is the step length, 60 s: the ratio (seconds per step / 60) must stay
-below 1, with head-room for fetching from Prometheus (not measured here).
+Each case with a partial day runs on two layouts of the same rows, in the same run:
+
+- **hour files** (the store now: one file per hour of the day, observatory/hour_files.py):
+  the step rewrites the current hour's file and patches the day's roll-ups;
+- **day file (baseline)**: the same partitions converted to one ``part.parquet`` per
+  day with their roll-ups stamped as an older store's (:func:`to_day_files`), what
+  stores written before hour files hold: the step rewrites the whole day's file
+  without the window's rows, then writes the hour file (the old cost, plus the hour
+  file).
+
+Wall-clock seconds and this process's CPU seconds (less sensitive to other jobs on
+the machine) per step of all regions.  The baseline is the step length, 60 s: the
+ratio (seconds per step / 60) must stay below 1, with head-room for fetching from
+Prometheus (not measured here).
 
 ``--compare-tiers N`` then repeats the end-of-day step N times with the store writing
 the hourly roll-ups only and with both tiers (hourly + 5-minute, the product),
@@ -29,15 +39,17 @@ prints the medians: what the 5-minute tier costs the write path.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
 from collections import defaultdict
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -59,8 +71,16 @@ from collectors.transform import (
     series_to_matrix,
 )
 from observatory import store as store_module
+from observatory.hour_files import LEGACY_FILE, hour_file_name
 from observatory.large_fleet import MODELS, REGIONS, SIGNALS_OF_TABLE, FleetSize, build, sized
-from observatory.store import Store
+from observatory.store import (
+    GPU_STEP_SIGNALS,
+    ROLLUP_OF,
+    ROLLUP_TIERS,
+    SCHEMAS,
+    DataPartition,
+    Store,
+)
 
 
 def exporter_series(size: FleetSize, region: str, end: datetime, seed: int) -> list[Series]:
@@ -176,8 +196,123 @@ def step(store: Store, size: FleetSize, region: str, end: datetime, seed: int) -
     return {"transform_s": t1 - t0, "write_s": t2 - t1, "rows": rows}
 
 
+def _stamp_rollups(
+    store: Store, part: DataPartition, stamp: int, gpu: dict[tuple[date, str], list[int]]
+) -> None:
+    """Give ``part``'s roll-ups the freshness ``stamp`` (ns) and note it for the
+    GPU-step roll-up of its date and region (:func:`_stamp_gpu_rollups`)."""
+    for period in ROLLUP_TIERS if part.table in ROLLUP_OF else ():
+        os.utime(store.rollup_path(part.table, part.folder, period), ns=(stamp, stamp))
+    if part.table == "gauges" and part.signal in GPU_STEP_SIGNALS:
+        gpu[(part.day, part.region)].append(stamp)
+
+
+def _stamp_gpu_rollups(store: Store, gpu: dict[tuple[date, str], list[int]]) -> None:
+    """Stamp each GPU-step roll-up with the newer of its two partitions' stamps."""
+    for (day, region), stamps in gpu.items():
+        path = store.gpu_steps_path(day, region)
+        os.utime(path, ns=(max(stamps), max(stamps)))
+
+
+def to_day_files(root: Path) -> int:
+    """Convert the store at ``root`` to the layout before hour files: each data
+    partition's rows in one ``part.parquet`` (sorted by ``ts_utc``, written as the
+    former writer wrote it), its roll-ups stamped with that file's modification time
+    and each GPU-step roll-up with the newer of its two partitions' (the former
+    freshness rules, which the store still accepts).  Returns the partitions
+    converted."""
+    store = Store(root)
+    done = 0
+    gpu: dict[tuple[date, str], list[int]] = defaultdict(list)
+    for table, schema in SCHEMAS.items():
+        for part in store.partitions(table):
+            files = part.files()
+            rows = pa.concat_tables([pq.read_table(f, schema=schema) for f in files])
+            day_file = part.folder / LEGACY_FILE
+            pq.write_table(
+                rows.sort_by([("ts_utc", "ascending")]),
+                day_file,
+                compression="zstd",
+                row_group_size=256_000,
+                store_schema=False,
+            )
+            for f in files:
+                f.unlink()
+            stamp = day_file.stat().st_mtime_ns
+            _stamp_rollups(store, part, stamp, gpu)
+            done += 1
+    _stamp_gpu_rollups(store, gpu)
+    return done
+
+
+def to_hour_files(root: Path) -> int:
+    """Convert every ``part.parquet`` data partition of the store at ``root`` to hour
+    files (what a collector writing step by step leaves: one file per hour of the
+    day, :mod:`observatory.hour_files`), with the roll-ups kept fresh (stamped with
+    the partition folder's new modification time; each GPU-step roll-up with the
+    newer of its two partitions').  Returns the partitions converted.
+
+    Since issue #9 a whole-day write (``large_fleet.build``, ``observatory demo``)
+    stores one ``part.parquet`` per partition-day, so the benches that measure the
+    hour-file layout convert what those builders wrote."""
+    store = Store(root)
+    done = 0
+    gpu: dict[tuple[date, str], list[int]] = defaultdict(list)
+    for table, schema in SCHEMAS.items():
+        for part in store.partitions(table):
+            day_file = part.folder / LEGACY_FILE
+            if not day_file.exists():
+                continue
+            rows = pq.read_table(day_file, schema=schema)
+            for k, hour in store_module._split_by_hour(rows, part.day).items():
+                pq.write_table(
+                    hour,
+                    part.folder / hour_file_name(k),
+                    compression="zstd",
+                    row_group_size=256_000,
+                    store_schema=False,
+                )
+            day_file.unlink()
+            stamp = store_module._restamp(part.folder)
+            _stamp_rollups(store, part, stamp, gpu)
+            done += 1
+    _stamp_gpu_rollups(store, gpu)
+    return done
+
+
+def compaction_cost(root: Path, day: date, region: str) -> tuple[int, float, float, int, int]:
+    """Compact the hour files of one region-day of the store at ``root`` (every
+    table and signal; :meth:`Store.compact_partition`): partitions compacted, wall
+    and CPU seconds, and data files before and after."""
+    store = Store(root)
+    parts = [p for t in SCHEMAS for p in store.partitions(t, dates=[day], regions=[region])]
+    before = sum(len(p.files()) for p in parts)
+    t, cpu = time.perf_counter(), time.process_time()
+    with store.writer():
+        done = sum(store.compact_partition(p) for p in parts)
+    wall, cpu = time.perf_counter() - t, time.process_time() - cpu
+    return done, wall, cpu, before, sum(len(p.files()) for p in parts)
+
+
+def _all_rollups_fresh(store: Store, day: datetime) -> bool:
+    """True when every partition of ``day`` is answered by its hourly roll-up (the
+    converted layout must not make the step rebuild roll-ups from scratch)."""
+    end = day + timedelta(days=1) - timedelta(microseconds=1)
+    return (
+        all(not store.hourly_plan(t, SIGNALS_OF_TABLE[t], day, end).minutes_all for t in ROLLUP_OF)
+        and not store.gpu_steps_plan(day, end).minutes_all
+    )
+
+
+def _fingerprint(store: Store) -> tuple[int, float]:
+    """Rows and the sum of counter increases of the store (both layouts must agree)."""
+    fresh = Store(store.root)
+    df = fresh.query("SELECT count(*) AS n, sum(value) AS v FROM counters")
+    return int(df["n"].iloc[0]), round(float(df["v"].iloc[0]), 3)
+
+
 def main() -> None:
-    """Measure one step per region at the start and at the end of a day."""
+    """Measure one step of every region per case and layout."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--regions", type=int, default=20, help="regions of the step (large: 20)")
     ap.add_argument("--workdir", type=Path, default=Path("/tmp/observatory-collector-step"))
@@ -194,10 +329,11 @@ def main() -> None:
     began = time.perf_counter()
     build(full, size, seed=args.seed, end=day_end)  # one full day, every region
     print(f"(built one full day of {args.regions} regions in {time.perf_counter() - began:.0f} s)")
+    print(f"(converted the day files to hour files: {to_hour_files(full)} partitions)")
     last_step = day_end - timedelta(seconds=size.step_s)
     day = day_end - timedelta(days=1)
     hour = args.workdir / "hour"
-    build(hour, size, seed=args.seed, end=day_end)
+    shutil.copytree(full, hour)
     first_hour = Store(hour)
     with first_hour.writer():  # keep only 00:00-00:58 of the day
         for r in range(args.regions):
@@ -206,30 +342,67 @@ def main() -> None:
                     table, REGIONS[r].name, signals, day + timedelta(minutes=58), last_step,
                     pa.table({"signal": pa.array([], pa.string())}),
                 )  # fmt: skip
-    cases = {
-        "start of day (new partitions)": (Store(args.workdir / "empty"), day),
-        "end of first hour (59 min held)": (first_hour, day + timedelta(minutes=59)),
-        "end of day (full partitions)": (Store(full), last_step),
-    }
+    legacy: dict[str, Path] = {}
+    converted = 0
+    for name, src in (("hour", hour), ("full", full)):
+        legacy[name] = args.workdir / f"{name}-day-file"
+        shutil.copytree(src, legacy[name])  # copy2: modification times kept
+        converted += to_day_files(legacy[name])
+        naive_day = day.replace(tzinfo=None)
+        if not _all_rollups_fresh(Store(legacy[name]), naive_day):
+            raise SystemExit(f"{legacy[name]}: converted roll-ups are not fresh")
+    print(f"(converted copies to one part.parquet per day partition: {converted} partitions)")
+    cases = [
+        ("start of day (new partitions)", "either", Store(args.workdir / "empty"), day),
+        ("end of first hour (59 min held)", "day file", Store(legacy["hour"]), day + HOUR_59),
+        ("end of first hour (59 min held)", "hour files", first_hour, day + HOUR_59),
+        ("end of day (1,439 min held)", "day file", Store(legacy["full"]), last_step),
+        ("end of day (1,439 min held)", "hour files", Store(full), last_step),
+    ]
     expected = sum(size.rows_per_region_day().values()) // size.steps_per_day
-    print(f"\none 1-minute step, {args.regions} regions x {expected:,} rows; baseline: 60 s")
-    print(f"{'case':32} {'transform s':>11} {'write s':>8} {'total s':>8} {'/60 s':>6} {'rows':>8}")
-    for label, (store, end) in cases.items():
+    print(
+        f"\none 1-minute step, {args.regions} regions x {expected:,} rows; baseline: the 60 s "
+        "step, and per case the day-file layout"
+    )
+    print(
+        f"{'case':32} {'layout':10} {'transform s':>11} {'write s':>8} {'total s':>8} "
+        f"{'CPU s':>6} {'/60 s':>6} {'rows':>8}"
+    )
+    for label, layout, store, end in cases:
         total: dict[str, float] = defaultdict(float)
+        cpu = time.process_time()
         with store.writer():
             for r in range(args.regions):
                 got = step(store, size, REGIONS[r].name, end, args.seed)
                 for k, v in got.items():
                     total[k] += v
+        cpu = time.process_time() - cpu
         secs = total["transform_s"] + total["write_s"]
         print(
-            f"{label:32} {total['transform_s']:>11.2f} {total['write_s']:>8.2f} {secs:>8.2f} "
-            f"{secs / 60:>6.3f} {int(total['rows']):>8,}"
+            f"{label:32} {layout:10} {total['transform_s']:>11.2f} {total['write_s']:>8.2f} "
+            f"{secs:>8.2f} {cpu:>6.2f} {secs / 60:>6.3f} {int(total['rows']):>8,}"
         )
         if int(total["rows"]) != expected * args.regions:
             print(f"  note: {int(total['rows']):,} rows, expected {expected * args.regions:,}")
+    for name, hours in (("hour", first_hour), ("full", Store(full))):
+        a, b = _fingerprint(hours), _fingerprint(Store(legacy[name]))
+        print(f"(rows and counter sum after the step, hour files {a}, day file {b})")
+        if a != b:
+            raise SystemExit(f"the two layouts of {name} disagree: {a} != {b}")
+    naive_day = day.date()
+    shutil.copytree(full, args.workdir / "compact")
+    done, wall, cpu, before, after = compaction_cost(
+        args.workdir / "compact", naive_day, REGIONS[0].name
+    )
+    print(
+        f"\ncompaction of one closed region-day ({REGIONS[0].name}, {naive_day}): {done} "
+        f"partitions, {before:,} -> {after:,} data files, {wall:.2f} s wall, {cpu:.2f} CPU-s"
+    )
     if args.compare_tiers:
         compare_tiers(Store(full), size, args.regions, last_step, args.seed, args.compare_tiers)
+
+
+HOUR_59 = timedelta(minutes=59)
 
 
 def compare_tiers(

@@ -27,13 +27,14 @@ batch: the next run rewrites from there (idempotent), so nothing is lost or doub
 from __future__ import annotations
 
 import itertools
+import logging
 import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -57,7 +58,9 @@ from collectors.transform import (
     matrix_block,
 )
 from observatory.config import Config, ConfigError, Region
-from observatory.store import Store
+from observatory.store import COMPACT_GRACE, Store, StoreError
+
+log = logging.getLogger(__name__)
 
 
 def _ms(t: datetime) -> int:
@@ -426,8 +429,21 @@ class Collector:
                     pool.submit(self._region, r, start, end_ms, step_ms, settled_ms) for r in chosen
                 ]
                 reports = [f.result() for f in futures]
+            self._compact(now)
             self.store.touch_version()
         return reports
+
+    def _compact(self, now: datetime | None) -> None:
+        """Merge closed days' hour files (:meth:`Store.compact_closed`): dates the
+        collector no longer rewrites, at least a day after they ended and after its
+        longest re-read (``settle`` plus the longest ``refetch``).  A failure is
+        logged and collection goes on (the hour files stay exact)."""
+        coll = self.settings.collection
+        reread = max(coll.refetch.values(), default=timedelta(0)) + coll.settle
+        try:
+            self.store.compact_closed(now, grace=max(COMPACT_GRACE, reread))
+        except (StoreError, OSError) as exc:
+            log.warning("compaction of closed days failed: %s", exc)
 
     def _region(
         self, region: Region, start: datetime | None, end_ms: int, step_ms: int, settled_ms: int

@@ -1,13 +1,18 @@
 """Is a saved drift report still what the store says?  (The Drift page's fast path.)
 
-A report read rows ``(read_from, read_to]`` of its signals' data files (one file per
-table, signal, date and region; ``read_to`` is the window's end).  It is fresh when
-every one of those rows is as it was when the report began reading.  Two rules decide:
+A report read rows ``(read_from, read_to]`` of its signals' data files (the hour files,
+or a day's ``part.parquet`` of an older store, of each table, signal, date and region
+partition: :meth:`observatory.store.Store.partitions`; ``read_to`` is the window's
+end).  It is fresh when every one of those rows is as it was when the report began
+reading.  Only partitions whose stamp (:meth:`observatory.store.Store.partition_stamp`,
+changed by every write into the partition) is at or after
+``settings["read_started_utc"]`` are looked at file by file.  Two rules decide:
 
 - **files wholly before the window's end date** keep the modification-time rule: a
   file modified (or created) at or after ``settings["read_started_utc"]`` makes the
-  report stale.  Only a backfill rewrites these, so this is exact in the safe
-  direction (a rewrite outside the report's rows also refuses it).
+  report stale, and so does a partition that changed with no such file (a file
+  removed).  Only a backfill rewrites these, so this is exact in the safe direction
+  (a rewrite outside the report's rows also refuses it).
 - **files of the window end's date** (``read_to``'s date; the edge the collector keeps
   appending to): the report records, before reading anything, a digest of each such
   file's rows inside ``(read_from, read_to]`` (:func:`fingerprint`).  A file modified
@@ -48,7 +53,7 @@ TABLE_OF_KIND = {
 
 _MOD = 1 << 64
 _DIGEST_SQL = """
-SELECT signal, region, CAST(date AS VARCHAR) AS day, count(*) AS n,
+SELECT filename, count(*) AS n,
        CAST(sum(CAST(hash({cols}) AS HUGEINT)) % {mod} AS UBIGINT) AS h1,
        CAST(sum(CAST(hash({cols}, 'observatory-drift') AS HUGEINT)) % {mod} AS UBIGINT) AS h2
 FROM {source}
@@ -76,18 +81,6 @@ def _sources(signals: dict[str, Any]) -> dict[str, list[str]]:
     return out
 
 
-def _files_on(root: Path, table: str, signal: str, day: date) -> list[Path]:
-    folder = root / "lake" / table / f"signal={signal}" / f"date={day.isoformat()}"
-    if not folder.is_dir():
-        return []
-    return [Path(e.path) / "part.parquet" for e in os.scandir(folder) if e.is_dir()]
-
-
-def _key(table: str, signal: str, day: str, region: str) -> str:
-    """A data file's name in the fingerprint: its path under ``lake/``."""
-    return f"{table}/signal={signal}/date={day}/region={region}/part.parquet"
-
-
 def edge_digests(
     store: Store, files: dict[str, list[Path]], lo: datetime, hi: datetime
 ) -> dict[str, list[int]]:
@@ -99,8 +92,8 @@ def edge_digests(
         lo, hi: the rows' range, UTC naive.
 
     Returns:
-        ``{"<table>/signal=/date=/region=/part.parquet": [n, h1, h2]}`` for the files
-        holding at least one row in the range.
+        ``{"<table>/signal=/date=/region=/<file>": [n, h1, h2]}`` (the file's path
+        under ``lake/``) for the files holding at least one row in the range.
 
     Raises:
         StoreError: a file could not be read (e.g. another schema).
@@ -114,15 +107,14 @@ def edge_digests(
         sql = _DIGEST_SQL.format(cols=cols, mod=_MOD, source=store.parquet_source(table, present))
         df = store.query(sql, {"lo": lo, "hi": hi})
         for row in df.itertuples(index=False):
-            key = _key(table, str(row.signal), str(row.day), str(row.region))
+            key = Path(str(row.filename)).relative_to(store.lake).as_posix()
             out[key] = [int(row.n), int(row.h1), int(row.h2)]
     return out
 
 
-def _edge_files(root: Path, sources: dict[str, list[str]], day: date) -> dict[str, list[Path]]:
+def _edge_files(store: Store, sources: dict[str, list[str]], day: date) -> dict[str, list[Path]]:
     return {
-        table: [p for s in signals for p in _files_on(root, table, s, day)]
-        for table, signals in sources.items()
+        table: list(store.data_files(table, signals, [day])) for table, signals in sources.items()
     }
 
 
@@ -144,7 +136,7 @@ def fingerprint(
     Raises:
         StoreError: an edge file could not be read.
     """
-    files = _edge_files(store.root, _sources(signals), hi.date())
+    files = _edge_files(store, _sources(signals), hi.date())
     return {
         "read_from": lo.isoformat(),
         "read_to": hi.isoformat(),
@@ -160,6 +152,13 @@ def _epoch_ns(utc_naive: datetime) -> int:
 
 def _dates(lo: datetime, hi: datetime) -> list[date]:
     return [lo.date() + timedelta(days=i) for i in range((hi.date() - lo.date()).days + 1)]
+
+
+def _modified_since(path: Path, cutoff_ns: int) -> bool:
+    try:
+        return path.stat().st_mtime_ns >= cutoff_ns
+    except FileNotFoundError:
+        return False
 
 
 def stale_files(
@@ -194,21 +193,19 @@ def stale_files(
     lo, hi = span
     cutoff = _epoch_ns(datetime.fromisoformat(began))
     sources = _sources(settings.get("signals", {}))
+    store = store or Store(root)
     stale: list[Path] = []
     changed_edge: dict[str, list[Path]] = {}
     for table, signals in sources.items():
-        for signal in signals:
-            for day in _dates(lo, hi):
-                for path in _files_on(root, table, signal, day):
-                    try:
-                        if path.stat().st_mtime_ns < cutoff:
-                            continue
-                    except FileNotFoundError:
-                        continue
-                    if fp and day == hi.date():
-                        changed_edge.setdefault(table, []).append(path)
-                    else:
-                        stale.append(path)
+        for part in store.partitions(table, signals, _dates(lo, hi)):
+            stamp = store.partition_stamp(table, part.signal, part.day, part.region)
+            if stamp is None or stamp < cutoff:
+                continue  # nothing in the partition changed since the report began
+            changed = [p for p in part.files() if _modified_since(p, cutoff)]
+            if fp and part.day == hi.date():
+                changed_edge.setdefault(table, []).extend(changed)
+            else:
+                stale.extend(changed or [part.folder])
     if not fp:
         return stale
     recorded: dict[str, list[int]] = fp.get("edge", {})
@@ -216,10 +213,10 @@ def stale_files(
     stale += [root / "lake" / k for k in gone]
     if changed_edge and not stale:  # no digest needed once stale
         try:
-            now = edge_digests(store or Store(root), changed_edge, lo, hi)
+            now = edge_digests(store, changed_edge, lo, hi)
         except StoreError:
             return [p for paths in changed_edge.values() for p in paths]
-        lake = root / "lake"
+        lake = store.lake
         for path in (p for paths in changed_edge.values() for p in paths):
             key = path.relative_to(lake).as_posix()
             if now.get(key) != recorded.get(key):

@@ -3,9 +3,10 @@
 Every data file of the ``requests`` counter and of the ``accuracy`` gauge contributes
 its rows (first/last step with requests, requests per model and arm; models with an
 accuracy gauge), saved in the state folder (:mod:`observatory.experiment_files`) with
-the file's modification time (ns) and size.  A partition is replaced atomically, so
-only files whose fingerprint changed since the last call are read again (today's, in
-a live store); the list is the same aggregate as the query's over all data.
+the file's modification time (ns) and size.  Data files (hour files,
+:mod:`observatory.hour_files`) are replaced atomically, so only files whose fingerprint
+changed since the last call are read again (the current hour's, in a live store); the
+list is the same aggregate as the query's over all data.
 """
 
 from __future__ import annotations
@@ -23,18 +24,18 @@ from observatory.experiment_files import (
 from observatory.store import Store
 
 _ARMS_SQL = (
-    "SELECT date, region, model, arm, min(ts_utc) AS first_ts, max(ts_utc) AS last_ts, "
+    "SELECT filename, region, model, arm, min(ts_utc) AS first_ts, max(ts_utc) AS last_ts, "
     "sum(value) AS requests FROM {src} WHERE value > 0 AND arm IS NOT NULL AND arm <> '' "
     "AND model IS NOT NULL GROUP BY ALL"
 )
-_ACC_SQL = "SELECT DISTINCT date, region, model FROM {src} WHERE model IS NOT NULL"
+_ACC_SQL = "SELECT DISTINCT filename, region, model FROM {src} WHERE model IS NOT NULL"
 _LISTED = {("counters", "requests"): _ARMS_SQL, ("gauges", "accuracy"): _ACC_SQL}
 
 
 def _listing_files(store: Store) -> dict[str, tuple[int, int]]:
     out = {}
     for table, signal in _LISTED:
-        for path in (store.lake / table / f"signal={signal}").glob("date=*/region=*/part.parquet"):
+        for path in store.data_files(table, [signal]):
             out[path.relative_to(store.lake).as_posix()] = stat(path)
     return out
 
@@ -50,13 +51,11 @@ def _read_contributions(store: Store, files: list[str]) -> pd.DataFrame:
         frame = store.query(
             sql.format(src=store.parquet_source(table, [store.lake / f for f in mine]))
         )
-        frame["file"] = [
-            f"{table}/signal={signal}/date={pd.Timestamp(d).date().isoformat()}/region={r}/part.parquet"
-            for d, r in zip(frame["date"], frame["region"], strict=True)
-        ]
+        lake = store.lake.as_posix() + "/"
+        frame["file"] = [str(f).removeprefix(lake) for f in frame["filename"]]
         frame["kind"] = signal
         empty = sorted(set(mine) - set(frame["file"]))
-        parts.append(frame.drop(columns="date"))
+        parts.append(frame.drop(columns="filename"))
         parts.append(pd.DataFrame({"file": empty, "kind": signal}))
     cols = ["file", "kind", "region", "model", "arm", "first_ts", "last_ts", "requests"]
     return pd.concat([p.reindex(columns=cols) for p in parts], ignore_index=True)
@@ -106,6 +105,8 @@ def arms_frame(store: Store) -> pd.DataFrame:
 
 def _aggregate_listing(rows: pd.DataFrame) -> pd.DataFrame:
     cols = ["model", "arm", "first_ts", "last_ts", "requests", "regions", "has_accuracy"]
+    if rows.empty:  # no listed file yet (an empty store, or no requests counter)
+        return pd.DataFrame(columns=cols)
     req = rows[(rows["kind"] == "requests") & rows["model"].notna()]
     if req.empty:
         return pd.DataFrame(columns=cols)

@@ -2,7 +2,17 @@
 
 This is the only module that imports DuckDB.  Layout under the store folder::
 
-    lake/<table>/signal=<signal>/date=<YYYY-MM-DD>/region=<region>/part.parquet
+    lake/<table>/signal=<signal>/date=<YYYY-MM-DD>/region=<region>/hKK.parquet
+                                        a data partition: one file per hour of the day,
+                                        named by the END of its rows' roll-up hour
+                                        (h00: the midnight step only; h01 (00:00, 01:00]
+                                        ... h24 (23:00, 24:00); observatory.hour_files)
+    lake/<table>/.../region=<region>/part.parquet  the whole day: written by a
+                                        whole-day window (backfill, demo) or by the
+                                        compaction of a closed day's hour files
+                                        (Store.compact_closed), and by stores written
+                                        before hour files
+    lake/<table>/.../date=<D>/.tmp-compact/region=<region>/  a compaction in progress
     lake/<table>_hourly/signal=.../part.parquet   hourly roll-up of counters,
                                         histograms and gauges, one per data partition
     lake/<table>_5m/signal=.../part.parquet       the same per 5-minute period
@@ -12,6 +22,7 @@ This is the only module that imports DuckDB.  Layout under the store folder::
     lake/regions/regions.parquet        one row per configured region
     runs.jsonl                          the collector's run log (one JSON object a line)
     state.json                          per region: collected up to (UTC)
+    compaction.json                     the newest date whose hour files are compacted
     .writer.lock                        serialises writers across processes
 
 Why files and not one DuckDB database: DuckDB lets one process at a time open a
@@ -29,8 +40,10 @@ Tables (``ts_utc`` is the END of a right-closed step ``(ts_utc - step, ts_utc]``
   and ``step_s`` (the step length in seconds).
 - ``histograms``: per-step increases of each cumulative bucket ``le``.
 - ``counters_hourly``, ``histograms_hourly``, ``gauges_hourly``: exact hourly sums of
-  the three above (:func:`hourly_rollup`), rewritten with their data partition and
-  stamped with its modification time; a stale one is never read
+  the three above (:func:`hourly_rollup`), one file per day partition, updated with
+  their data partition (the rewritten hours' rows replaced) and stamped with the
+  partition folder's modification time (:meth:`Store.partition_stamp`; a roll-up
+  written before hour files carries its ``part.parquet``'s); a stale one is never read
   (:meth:`Store.hourly_plan`) and is rebuilt by the next writer
   (:meth:`Store.housekeeping`).  ``counters_5m``, ``histograms_5m``, ``gauges_5m``:
   the same per 5-minute period (:data:`ROLLUP_TIERS`), for 5-minute series and the
@@ -42,6 +55,10 @@ Tables (``ts_utc`` is the END of a right-closed step ``(ts_utc - step, ts_utc]``
   ``{{rows:<table>:<signals>}}`` placeholder (:meth:`Store.window_rows`).  See
   ``docs/architecture.md``, "Hourly roll-up".
 
+Which files a partition holds is known here only: other modules list them with
+:meth:`Store.partitions`, :meth:`Store.partition_files`, :meth:`Store.data_files` and
+detect changes with :meth:`Store.partition_stamp`.
+
 Readers: :meth:`Store.query` / :meth:`Store.named` for trusted SQL (the dashboard's
 named queries); :meth:`Store.sandbox` (:class:`SafeSQL`) for untrusted ad hoc SQL, on
 a separate locked-down DuckDB instance (docs/sql.md).
@@ -50,14 +67,17 @@ a separate locked-down DuckDB instance (docs/sql.md).
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
+import logging
 import os
 import re
+import shutil
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -71,10 +91,24 @@ import pyarrow.parquet as pq
 from filelock import FileLock
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
 
+from observatory.folder_exchange import ExchangeUnsupported, exchange, exchange_supported
+from observatory.hour_files import (
+    HOURS,
+    LEGACY_FILE,
+    folder_files,
+    folder_stamp,
+    hour_file_name,
+    hour_indices,
+    hour_range,
+    hour_span,
+    overlaps,
+)
+
 if TYPE_CHECKING:  # pandas is imported where it is used: a collector run never needs
     import pandas as pd  # it, and importing it costs about 0.4 CPU-seconds at start-up
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
+log = logging.getLogger(__name__)
 
 _COMMON = [
     ("ts_utc", pa.timestamp("us")),
@@ -189,6 +223,8 @@ GPU_STEPS_SQL = (
         FROM {src} WHERE signal IN ('gpu_utilization', 'gpu_power') AND ({where})
         GROUP BY ALL))"""
 )
+#: The file name of a roll-up's day partition (one file per date, region and signal).
+ROLLUP_FILE = "part.parquet"
 #: :meth:`Store.housekeeping` builds missing 5-minute roll-ups on this many newest
 #: dates only (the 24 h and 7 d presets); writers write both tiers of every partition.
 FINE_TIER_DAYS = 8
@@ -197,6 +233,19 @@ TMP_PREFIX = ".tmp-"
 #: A temporary file older than this is left over by a killed writer (the writer lock
 #: is held while it is cleaned; see :meth:`Store.writer`).
 STALE_TMP_AGE = timedelta(minutes=10)
+#: Where a partition folder is built when its closed day is compacted, and where the
+#: old folder lies after the swap until it is deleted: ``date=D/.tmp-compact/region=R``
+#: (one level deeper than a partition, so the views' ``*/*/*/*.parquet`` glob and
+#: :meth:`Store.partitions` never see it; :meth:`Store.housekeeping` removes leftovers).
+COMPACT_DIR = ".tmp-compact"
+#: How long after a date ends its hour files are compacted by default: the collector
+#: rewrites at most its ``settle`` plus a ``refetch`` window behind the newest step;
+#: a day later nothing rewrites the date unless a region was down (then the write is
+#: still exact, it only costs a day file's rewrite, docs/architecture.md).
+COMPACT_GRACE = timedelta(days=1)
+#: The compaction note beside the lake: the newest date all of whose partitions were
+#: compacted (so a call lists only dates after it, plus partitions it wrote since).
+COMPACTION_NOTE = "compaction.json"
 REGION_SCHEMA = pa.schema(
     [
         ("region", pa.string()),
@@ -215,8 +264,13 @@ TORN_READ_ATTEMPTS = 3
 #: writer's ``os.replace`` landed between DuckDB's opens of the same path (seen under
 #: the 10-session load test, docs/scaling.md).  Readers take no lock, so the query is
 #: run again and then reads the new file whole.
+#: A file listed when the query was planned and gone when it is opened (a closed
+#: day's hour files compacted in between, :meth:`Store.compact_closed`) reads "No
+#: files found" or "No such file": the query runs again on fresh file lists.
 _TORN_READ_MESSAGES = re.compile(
-    r"TProtocolException|No magic bytes found|Invalid Input Error: .*parquet", re.IGNORECASE
+    r"TProtocolException|No magic bytes found|Invalid Input Error: .*parquet"
+    r"|No files found that match the pattern|No such file or directory",
+    re.IGNORECASE,
 )
 
 
@@ -378,7 +432,7 @@ def _period_sums(table: str, src: pa.Table, period_s: int, from_rollup: bool) ->
             "rows": grouped["rows_sum" if from_rollup else "value_count"],
         }
     ).cast(schema)
-    return out.sort_by([("hour_utc", "ascending")])
+    return out.sort_by([(k, "ascending") for k in ("hour_utc", *keys)])
 
 
 #: ``minutes`` bit of a step: its minute of the (right-closed) hour, 0-59.
@@ -430,9 +484,12 @@ def _duckdb_rollup(sql: str, tables: dict[str, pa.Table], schema: pa.Schema) -> 
 _ROLLUP_DUCKDB = threading.local()
 
 
-def gpu_steps_rollup(files: list[Path]) -> pa.Table:
+def gpu_steps_rollup(
+    files: list[Path], lo: datetime | None = None, hi: datetime | None = None
+) -> pa.Table:
     """The GPU-step roll-up (:data:`GPU_STEPS_SCHEMA`) of one date's and region's
-    ``gpu_utilization`` and ``gpu_power`` partition ``files`` (those that exist).
+    ``gpu_utilization`` and ``gpu_power`` data ``files`` (those that exist), or of
+    their steps in ``(lo, hi]`` only (naive UTC; whole hours for a roll-up update).
 
     Utilisation and power rows of one (ts_utc, model, arm, instance) form a GPU-step,
     as ``sql/queries/gpu_by_group.sql`` pairs them; steps are summed per hour, model,
@@ -442,7 +499,13 @@ def gpu_steps_rollup(files: list[Path]) -> pa.Table:
         return GPU_STEPS_SCHEMA.empty_table()
     listed = ", ".join("'" + f.as_posix().replace("'", "''") + "'" for f in files)
     src = f"read_parquet([{listed}], hive_partitioning=true, hive_types={{'signal': VARCHAR}})"
-    steps = GPU_STEPS_SQL.format(src=src, where="TRUE", region="")
+    where = "TRUE"
+    if lo is not None and hi is not None:
+        where = (
+            f"ts_utc > TIMESTAMP '{lo.isoformat(sep=' ')}' "
+            f"AND ts_utc <= TIMESTAMP '{hi.isoformat(sep=' ')}'"
+        )
+    steps = GPU_STEPS_SQL.format(src=src, where=where, region="")
     return _duckdb_rollup(_GPU_STEPS_ROLLUP_SQL.format(steps=steps), {}, GPU_STEPS_SCHEMA)
 
 
@@ -469,6 +532,49 @@ def _outside(path: Path, start: datetime, end: datetime) -> bool:
         return True
     except (OSError, pa.ArrowException, ValueError, TypeError):
         return False
+
+
+def _inside(path: Path, start: datetime, end: datetime) -> bool:
+    """True when the file's ``ts_utc`` statistics show every row in ``(start, end]``
+    (an empty file: True; unknown statistics or an unreadable footer: False)."""
+    try:
+        meta = pq.read_metadata(path)
+        col = meta.schema.to_arrow_schema().get_field_index("ts_utc")
+        for i in range(meta.num_row_groups):
+            group = meta.row_group(i)
+            if group.num_rows == 0:
+                continue
+            stats = group.column(col).statistics
+            if stats is None or not stats.has_min_max or stats.null_count:
+                return False
+            if not (stats.min > start and stats.max <= end):
+                return False
+        return True
+    except (OSError, pa.ArrowException, ValueError, TypeError):
+        return False
+
+
+def _empty(path: Path) -> bool:
+    """True when the data file holds no row (footer only; an unreadable one: False)."""
+    try:
+        return pq.read_metadata(path).num_rows == 0
+    except (OSError, pa.ArrowException):
+        return False
+
+
+def _covers_day(folder: Path, day: date, start: datetime, end: datetime) -> bool:
+    """True when the window ``(start, end]`` is a whole-day write of partition
+    ``folder`` of ``day``: it holds every step of the day after midnight (hour files
+    ``h01`` .. ``h24``; midnight's own step, ``h00``, may lie before the window, as in
+    a window ``(D 00:00, D+1 00:00]``) and every data file the window overlaps holds
+    only rows inside it (footer statistics), so the write replaces all their rows.
+    Such a write stores the day as one ``part.parquet`` (:meth:`Store._write_day_file`)."""
+    reach = hour_range(day, start, end)
+    if reach.start > 1 or reach.stop != len(HOURS):
+        return False
+    return all(
+        _inside(f, start, end) for f in folder_files(folder) if overlaps(day, f.name, start, end)
+    )
 
 
 def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[Any]]:
@@ -525,6 +631,147 @@ def _split_by_signal_and_date(new: pa.Table, schema: pa.Schema) -> dict[tuple[st
     return out
 
 
+def _split_by_hour(rows: pa.Table, day: date) -> dict[int, pa.Table]:
+    """The rows of one partition of ``day`` per hour file index (0-24,
+    :func:`observatory.hour_files.hour_indices`); each part keeps the rows' order.
+    A collector step (one minute) is one hour: no sort, no copy."""
+    if rows.num_rows == 0:
+        return {}
+    ts = rows["ts_utc"].cast(pa.timestamp("us")).cast(pa.int64()).to_numpy()
+    index = hour_indices(ts, day)
+    if index.min() == index.max():
+        return {int(index[0]): rows}
+    order = np.argsort(index, kind="stable")
+    index, rows = index[order], rows.take(pa.array(order))
+    cuts = [0, *(np.flatnonzero(index[1:] != index[:-1]) + 1).tolist(), len(index)]
+    return {int(index[a]): rows.slice(a, b - a) for a, b in itertools.pairwise(cuts)}
+
+
+def _read_rows(path: Path, schema: pa.Schema) -> pa.Table:
+    """All rows of one store file as ``schema``.
+
+    Raises:
+        StoreError: the file cannot be read (the message names it).
+    """
+    try:
+        return pq.read_table(path, schema=schema)
+    except (OSError, pa.ArrowException) as exc:
+        raise StoreError(f"cannot read {path}: {exc}") from exc
+
+
+def _concat(parts: list[pa.Table], schema: pa.Schema) -> pa.Table:
+    """``parts`` as one table of ``schema`` (a single part is returned as it is, its
+    strings possibly dictionary-encoded, :func:`_column`)."""
+    if not parts:
+        return schema.empty_table()
+    if len(parts) == 1:
+        return parts[0]
+    return pa.concat_tables([t.cast(schema) for t in parts])
+
+
+def _ts_scalar(t: datetime) -> pa.Scalar:
+    return pa.scalar(t, type=pa.timestamp("us"))
+
+
+def _within(rows: pa.Table, column: str, lo: datetime, hi: datetime) -> pa.Table:
+    """The rows of ``rows`` whose ``column`` lies in ``(lo, hi]``."""
+    col = rows[column]
+    return rows.filter(pc.and_(pc.greater(col, _ts_scalar(lo)), pc.less_equal(col, _ts_scalar(hi))))
+
+
+def _outside_window(rows: pa.Table, start: datetime, end: datetime) -> pa.Table:
+    """The rows of ``rows`` whose ``ts_utc`` lies outside ``(start, end]``."""
+    ts = rows["ts_utc"]
+    return rows.filter(
+        pc.or_(pc.less_equal(ts, _ts_scalar(start)), pc.greater(ts, _ts_scalar(end)))
+    )
+
+
+def _patched(old: pa.Table, part: pa.Table, lo: datetime, hi: datetime) -> pa.Table:
+    """Roll-up ``old`` (sorted by ``hour_utc`` first) with its periods in ``(lo, hi]``
+    replaced by ``part`` (the new roll-up of those periods, sorted): still sorted."""
+    col = old["hour_utc"]
+    before = old.filter(pc.less_equal(col, _ts_scalar(lo)))
+    after = old.filter(pc.greater(col, _ts_scalar(hi)))
+    return pa.concat_tables([before, part.cast(old.schema), after])
+
+
+def _restamp(folder: Path) -> int:
+    """Give a partition ``folder`` a new modification time (ns) and return it: the
+    freshness stamp of the roll-ups written from its files now.
+
+    The time is the wall clock (so "modified since" checks hold), made different from
+    the folder's current time: two writes within one timer tick of a file system with
+    coarse timestamps still give two stamps, and a writer killed before its roll-ups
+    leaves a folder time that no roll-up carries.
+    """
+    stamp = max(time.time_ns(), os.stat(folder).st_mtime_ns + 1)
+    os.utime(folder, ns=(stamp, stamp))
+    return stamp
+
+
+def _subfolders(folder: Path, prefix: str) -> list[str]:
+    """Names (``prefix`` removed) of the sub-folders of ``folder`` named ``prefix...``,
+    sorted; empty when ``folder`` does not exist."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(
+                e.name[len(prefix) :] for e in entries if e.name.startswith(prefix) and e.is_dir()
+            )
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _parse_date(text: str) -> date | None:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        return None
+
+
+def _stamp_options(folder: Path) -> tuple[int, int | None] | None:
+    """The stamps a fresh roll-up of partition ``folder`` may carry: the folder's
+    modification time (ns), and its legacy ``part.parquet``'s (None without one; the
+    stamp of roll-ups written before hour files; a writer changes that file's time
+    before it writes into the partition).  None when the folder does not exist."""
+    stamp = folder_stamp(folder)
+    if stamp is None:
+        return None
+    try:
+        return stamp, os.stat(folder / LEGACY_FILE).st_mtime_ns
+    except FileNotFoundError:
+        return stamp, None
+
+
+@dataclass(frozen=True)
+class _Change:
+    """Hours of a partition just rewritten (:meth:`Store._write_rollups`): the roll-up
+    periods in ``(lo, hi]`` are replaced by those of ``rows()``, the partition's rows
+    of that span, in the tiers of ``fresh`` (whose old roll-up was fresh)."""
+
+    lo: datetime
+    hi: datetime
+    rows: Callable[[], pa.Table]
+    fresh: frozenset[int]
+
+
+@dataclass(frozen=True)
+class _Written:
+    """One partition written by a window: data files written and the hour file
+    indices whose rows (and roll-up periods) changed."""
+
+    files: int
+    hours: range
+
+
+def _files_of_hours(day: date, files: list[Path], hour_ends: list[datetime]) -> list[Path]:
+    """The ``files`` of a partition of ``day`` that may hold steps of the hours ending
+    at ``hour_ends`` (each hour ``(h - 1 h, h]``)."""
+    return [
+        f for f in files if any(overlaps(day, f.name, h - timedelta(hours=1), h) for h in hour_ends)
+    ]
+
+
 def _split_dates(split_hours: Iterable[datetime]) -> set[date]:
     """Dates holding steps of the hours ending at ``split_hours``."""
     return {d for h in split_hours for d in _dates_in(_to_utc_naive(h) - timedelta(hours=1), h)}
@@ -558,14 +805,46 @@ def _tier_pieces(
     return [*_tier_pieces(start, a, rest), (periods[0], a, b), *_tier_pieces(b, end, rest)]
 
 
-@dataclass(frozen=True)
+@dataclass
 class _Partition:
-    """One partition of :meth:`Store.window_rows`: its date, data files (one; two for
+    """One partition of :meth:`Store.window_rows`: its date, data folders (one; two for
     GPU-steps) and fresh roll-up file per tier period."""
 
     day: date
-    data: list[Path]
+    folders: list[Path]
     tiers: dict[int, Path]
+
+    @functools.cached_property
+    def _files(self) -> list[Path]:
+        return [f for folder in self.folders for f in folder_files(folder)]
+
+    def files(self, lo: datetime, hi: datetime) -> list[Path]:
+        """Its data files that may hold steps in ``(lo, hi]`` (listed once; hour files
+        of other hours are left out, a ``part.parquet`` never)."""
+        return [f for f in self._files if overlaps(self.day, f.name, lo, hi)]
+
+
+@dataclass(frozen=True)
+class DataPartition:
+    """One data partition folder ``lake/<table>/signal=/date=/region=/``
+    (:meth:`Store.partitions`).
+
+    Attributes:
+        table: ``counters``, ``gauges`` or ``histograms``.
+        signal, day, region: its Hive keys (``day`` a UTC date).
+        folder: the folder; its data files are :meth:`files`.
+    """
+
+    table: str
+    signal: str
+    day: date
+    region: str
+    folder: Path
+
+    def files(self) -> list[Path]:
+        """Its data files now (hour files, then a legacy ``part.parquet``), sorted;
+        one folder listing."""
+        return folder_files(self.folder)
 
 
 #: GPU-steps of minute rows as :meth:`Store.window_rows` columns (``FROM (`` steps ``)``).
@@ -637,6 +916,25 @@ class HourlyPlan:
 
 
 @dataclass(frozen=True)
+class Compaction:
+    """What :meth:`Store.compact_closed` did.
+
+    Attributes:
+        compacted: partition folders whose hour files became one ``part.parquet``.
+        skipped: closed partitions left as they are (a ``part.parquet`` beside hour
+            files: see :meth:`Store.compact_partition`).
+        listed: partition folders looked at (the cost of finding them).
+        supported: False when the file system cannot swap folders atomically
+            (nothing is compacted then).
+    """
+
+    compacted: int
+    skipped: int
+    listed: int
+    supported: bool
+
+
+@dataclass(frozen=True)
 class WriteResult:
     """What one :meth:`Store.replace_window` did: rows written and files touched."""
 
@@ -664,6 +962,9 @@ class Store:
         self._con_lock = threading.Lock()
         self._sandbox: SafeSQL | None = None
         self._housekept = False
+        #: partition folders this object wrote hour files into (compaction candidates)
+        self._written: set[DataPartition] = set()
+        self._exchange_ok: bool | None = None
 
     # ------------------------------------------------------------------ writing
     @contextlib.contextmanager
@@ -699,20 +1000,27 @@ class Store:
           ``os.replace`` leaves it.  Readers never see them (they read ``*.parquet``);
           the age guard keeps a file some other, lock-free writer is writing now.
         - Hourly roll-ups whose data partition changed after them (a writer killed
-          between the two replaces), or that are missing, are rebuilt from the
-          partition.  Readers never use a stale roll-up (see :meth:`hourly_plan`).
-          The 5-minute tier is rebuilt so only on the newest ``fine_days`` dates of
-          each table (a store from an older version gets it where the short presets
-          read; older dates read hours plus minute rows, still exact, and get the tier
-          when a writer rewrites them).
+          between writing data files and roll-ups), or that are missing, are rebuilt
+          from all the partition's files.  Readers never use a stale roll-up (see
+          :meth:`hourly_plan`).  The 5-minute tier is rebuilt so only on the newest
+          ``fine_days`` dates of each table (a store from an older version gets it
+          where the short presets read; older dates read hours plus minute rows,
+          still exact, and get the tier when a writer rewrites them).
 
         Returns:
             what was done: temporary files removed, roll-ups rebuilt.
+
+        Raises:
+            StoreError: a data file of a stale partition cannot be read.
         """
         removed = 0
         cutoff = time.time() - tmp_age.total_seconds()
         if self.root.exists():
-            for folder, _dirs, files in os.walk(self.root):
+            for folder, dirs, files in os.walk(self.root):
+                if COMPACT_DIR in dirs:  # a compaction killed before or after its swap
+                    dirs.remove(COMPACT_DIR)
+                    shutil.rmtree(Path(folder) / COMPACT_DIR, ignore_errors=True)
+                    removed += 1
                 for name in files:
                     if not name.startswith(TMP_PREFIX):
                         continue
@@ -723,116 +1031,239 @@ class Store:
                             removed += 1
         rebuilt = 0
         for table in ROLLUP_OF:
-            dates = {p.name for p in (self.lake / table).glob("signal=*/date=*")}
-            recent = set(sorted(dates)[-fine_days:]) if fine_days > 0 else set()
-            for path in (self.lake / table).glob("signal=*/date=*/region=*/part.parquet"):
-                tiers = [p for p in ROLLUP_TIERS if p == 3600 or path.parent.parent.name in recent]
-                stale = [p for p in tiers if self._rollup_fresh(table, path, p) is None]
-                if stale:
-                    try:
-                        rows = pq.read_table(path, schema=SCHEMAS[table])
-                    except (OSError, pa.ArrowException) as exc:
-                        raise StoreError(f"cannot read {path}: {exc}") from exc
-                    self._write_rollup(table, path, rows, stale)
+            recent = set(self.stored_dates(table)[-fine_days:]) if fine_days > 0 else set()
+            for part in self.partitions(table):
+                tiers = [p for p in ROLLUP_TIERS if p == 3600 or part.day in recent]
+                stale = [p for p in tiers if self._rollup_fresh(table, part.folder, p) is None]
+                stamp = folder_stamp(part.folder)
+                if stale and stamp is not None:
+                    rows = functools.cache(lambda f=part.folder, t=table: self._all_rows(t, f))
+                    self._write_rollups(table, part.folder, stamp, rows, stale)
                     rebuilt += 1
         pairs = {
-            (p.parent.parent.name, p.parent.name)
-            for sig in GPU_STEP_SIGNALS
-            for p in (self.lake / "gauges" / f"signal={sig}").glob("date=*/region=*/part.parquet")
+            (part.day, part.region)
+            for part in self.partitions("gauges", GPU_STEP_SIGNALS)
+            if part.files()
         }
-        for day_dir, region_dir in sorted(pairs):
-            day = date.fromisoformat(day_dir.removeprefix("date="))
-            region = region_dir.removeprefix("region=")
+        for day, region in sorted(pairs):
             if self._gpu_steps_fresh(day, region) is None:
                 self._write_gpu_steps(day, region)
                 rebuilt += 1
         return Housekeeping(tmp_removed=removed, rollups_rebuilt=rebuilt)
 
-    def rollup_path(self, table: str, path: Path, period_s: int = 3600) -> Path:
-        """The hourly (or ``period_s``, :data:`ROLLUP_TIERS`) roll-up file of the data
-        partition ``path`` of ``table``."""
-        return self.lake / ROLLUP_TIERS[period_s][table] / path.relative_to(self.lake / table)
+    # ------------------------------------------------------------------ layout
+    def partition_dir(self, table: str, signal: str, day: date, region: str) -> Path:
+        """The folder of one data partition (or of a roll-up table's day file):
+        ``lake/<table>/signal=<signal>/date=<day>/region=<region>``."""
+        return (
+            self.lake / table / f"signal={signal}" / f"date={day.isoformat()}" / f"region={region}"
+        )
 
-    def _rollup_fresh(self, table: str, path: Path, period_s: int = 3600) -> Path | None:
-        """The roll-up of ``path`` when it was derived from the file there now, else None.
+    def partition_files(self, table: str, signal: str, day: date, region: str) -> list[Path]:
+        """The data files of one partition now, sorted (hour files ``h00``-``h24``, then a
+        ``part.parquet`` written before hour files); empty when it has none.  One
+        folder listing; the files are replaced atomically, so a reader may find one
+        gone later (a query then retries, :meth:`query`)."""
+        return folder_files(self.partition_dir(table, signal, day, region))
 
-        A roll-up carries its data file's modification time (nanoseconds) as its own:
-        every rewrite of the data file gives it a new time, so a roll-up left behind by
-        a writer killed between the two replaces does not match.
+    def partition_stamp(self, table: str, signal: str, day: date, region: str) -> int | None:
+        """A number (ns) that changes whenever any data file of the partition is
+        written, created or removed: the folder's modification time (None: no
+        partition).  Writers set it to a new wall-clock time after each write, so it
+        is also "when the partition last changed" (one ``stat``)."""
+        return folder_stamp(self.partition_dir(table, signal, day, region))
+
+    def stored_dates(self, table: str, signals: Iterable[str] | None = None) -> list[date]:
+        """The dates with a partition folder of ``table`` (``signals``; None: all),
+        ascending (folder listings only)."""
+        days: set[date] = set()
+        for sig in self.stored_signals(table) if signals is None else signals:
+            for name in _subfolders(self.lake / table / f"signal={sig}", "date="):
+                with contextlib.suppress(ValueError):
+                    days.add(date.fromisoformat(name))
+        return sorted(days)
+
+    def stored_signals(self, table: str) -> list[str]:
+        """The signals with a folder in ``table``, sorted (one folder listing)."""
+        return _subfolders(self.lake / table, "signal=")
+
+    def partitions(
+        self,
+        table: str,
+        signals: Iterable[str] | None = None,
+        dates: Iterable[date] | None = None,
+        regions: Iterable[str] | None = None,
+    ) -> Iterator[DataPartition]:
+        """The data partition folders of ``table`` (of ``signals``, ``dates`` and
+        ``regions``; None: every one stored), by signal, date and region.
+
+        Folder listings only (no data file is opened or listed): a page planning
+        thousands of partitions pays one listing per date folder.  A folder whose
+        name is not a date is skipped.
         """
-        rollup = self.rollup_path(table, path, period_s)
+        wanted = None if regions is None else set(regions)
+        for sig in self.stored_signals(table) if signals is None else signals:
+            sig_dir = self.lake / table / f"signal={sig}"
+            if dates is None:
+                days = [d for d in (_parse_date(n) for n in _subfolders(sig_dir, "date=")) if d]
+            else:
+                days = list(dates)
+            for day in days:
+                date_dir = sig_dir / f"date={day.isoformat()}"
+                for region in _subfolders(date_dir, "region="):
+                    if wanted is None or region in wanted:
+                        yield DataPartition(table, sig, day, region, date_dir / f"region={region}")
+
+    def data_files(
+        self,
+        table: str,
+        signals: Iterable[str] | None = None,
+        dates: Iterable[date] | None = None,
+        regions: Iterable[str] | None = None,
+    ) -> Iterator[Path]:
+        """Every data file of the partitions :meth:`partitions` lists (one listing per
+        partition folder)."""
+        for part in self.partitions(table, signals, dates, regions):
+            yield from part.files()
+
+    def _all_rows(self, table: str, folder: Path) -> pa.Table:
+        """Every row of a partition folder's data files (``table``'s schema).
+
+        Raises:
+            StoreError: a file cannot be read.
+        """
+        schema = SCHEMAS[table]
+        return _concat([_read_rows(f, schema) for f in folder_files(folder)], schema)
+
+    # ------------------------------------------------------------------ roll-ups
+    def rollup_path(self, table: str, partition: Path, period_s: int = 3600) -> Path:
+        """The hourly (or ``period_s``, :data:`ROLLUP_TIERS`) roll-up file of a data
+        partition of ``table``: ``partition`` is its folder (or a data file in it)."""
+        folder = partition.parent if partition.suffix == ".parquet" else partition
+        rel = folder.relative_to(self.lake / table)
+        return self.lake / ROLLUP_TIERS[period_s][table] / rel / ROLLUP_FILE
+
+    def _rollup_fresh(self, table: str, folder: Path, period_s: int = 3600) -> Path | None:
+        """The roll-up of partition ``folder`` when derived from its files now, else None.
+
+        Fresh: the roll-up's modification time (ns) equals the folder's
+        (:meth:`partition_stamp`; every write gives the folder a new time, so a roll-up
+        left behind by a writer killed before it no longer matches), or, for a roll-up
+        written before hour files, its ``part.parquet``'s (a writer changes that time
+        too before it writes into such a partition).  Two or three ``stat`` calls.
+        """
+        rollup = self.rollup_path(table, folder, period_s)
         try:
-            fresh = rollup.stat().st_mtime_ns == path.stat().st_mtime_ns
+            stamp = rollup.stat().st_mtime_ns
         except FileNotFoundError:
             return None
-        return rollup if fresh else None
+        if folder_stamp(folder) == stamp:
+            return rollup
+        try:  # a roll-up written before hour files: its part.parquet's time
+            legacy = os.stat(folder / LEGACY_FILE).st_mtime_ns
+        except FileNotFoundError:
+            return None
+        return rollup if legacy == stamp else None
 
-    def _write_rollup(
-        self, table: str, path: Path, rows: pa.Table, periods: Iterable[int] = ROLLUP_TIERS
+    def _write_rollups(
+        self,
+        table: str,
+        folder: Path,
+        stamp: int,
+        all_rows: Callable[[], pa.Table],
+        periods: Iterable[int] = ROLLUP_TIERS,
+        change: _Change | None = None,
     ) -> None:
-        """Write the roll-ups (every tier of ``periods``) of data partition ``path``
-        from its ``rows``, stamped with the data file's modification time.  The finest
-        tier is summed from the rows, each coarser one from the finer roll-up
-        (:func:`coarser_rollup`): one pass over the rows."""
-        stamp = path.stat().st_mtime_ns
-        finer: tuple[int, pa.Table] | None = None
+        """Write the roll-ups (every tier of ``periods``) of partition ``folder``,
+        stamped ``stamp``.  A tier in ``change.fresh`` is patched: its old periods in
+        ``(change.lo, change.hi]`` are replaced by the roll-up of ``change.rows()``;
+        any other tier is rebuilt from ``all_rows()``.  The finest tier is summed from
+        rows, each coarser one from the finer roll-up (:func:`coarser_rollup`): one
+        pass over the rows.
+
+        Raises:
+            StoreError: an old roll-up or a data file cannot be read.
+        """
+        finer: tuple[int, pa.Table, pa.Table] | None = None  # period, whole, changed part
         for period in sorted(periods):
-            if finer is not None and period % finer[0] == 0:
-                rollup = coarser_rollup(table, finer[1], period)
+            path = self.rollup_path(table, folder, period)
+            coarse = finer is not None and period % finer[0] == 0
+            if change is not None and period in change.fresh:
+                if finer is not None and coarse:
+                    part = coarser_rollup(table, finer[2], period)
+                else:
+                    part = hourly_rollup(table, change.rows(), period)
+                schema = ROLLUP_SCHEMAS[ROLLUP_TIERS[period][table]]
+                whole = _patched(_read_rows(path, schema), part, change.lo, change.hi)
             else:
-                rollup = hourly_rollup(table, rows, period)
-            _atomic_write_table(self.rollup_path(table, path, period), rollup, stamp)
-            finer = (period, rollup)
+                if finer is not None and coarse:
+                    whole = coarser_rollup(table, finer[1], period)
+                else:
+                    whole = hourly_rollup(table, all_rows(), period)
+                part = whole if change is None else _within(whole, "hour_utc", change.lo, change.hi)
+            _atomic_write_table(path, whole, stamp)
+            finer = (period, whole, part)
 
-    def _write_partition(
-        self, table: str, path: Path, rows: pa.Table, gpu_steps: set[tuple[date, str]]
-    ) -> None:
-        """Replace one data partition, then its hourly roll-up (stamped with its mtime);
-        for GPU utilisation or power, add its (date, region) to ``gpu_steps``, whose
-        GPU-step roll-ups the caller rebuilds once all its partitions are written."""
-        _atomic_write_table(path, rows)
-        if table in ROLLUP_OF:
-            self._write_rollup(table, path, rows)
-        signal = path.parent.parent.parent.name.removeprefix("signal=")
-        if table == "gauges" and signal in GPU_STEP_SIGNALS:
-            day = date.fromisoformat(path.parent.parent.name.removeprefix("date="))
-            gpu_steps.add((day, path.parent.name.removeprefix("region=")))
+    def _gpu_step_folders(self, day: date, region: str) -> list[Path]:
+        """The ``gpu_utilization`` and ``gpu_power`` partition folders of ``day`` and
+        ``region`` (whether or not they exist)."""
+        return [self.partition_dir("gauges", s, day, region) for s in GPU_STEP_SIGNALS]
 
     def _gpu_step_files(self, day: date, region: str) -> list[Path]:
-        """The ``gpu_utilization`` and ``gpu_power`` partitions of ``day`` and ``region``
-        that exist."""
-        paths = (self.partition_path("gauges", s, day, region) for s in GPU_STEP_SIGNALS)
-        return [p for p in paths if p.exists()]
+        """The data files of the ``gpu_utilization`` and ``gpu_power`` partitions of
+        ``day`` and ``region``."""
+        return [f for folder in self._gpu_step_folders(day, region) for f in folder_files(folder)]
 
     def gpu_steps_path(self, day: date, region: str) -> Path:
         """The GPU-step roll-up file of ``day`` and ``region`` (:data:`GPU_STEPS`)."""
-        return self.partition_path(GPU_STEPS, "gpu_steps", day, region)
-
-    def _gpu_steps_stamp(self, files: list[Path]) -> int:
-        """The freshness stamp of a GPU-step roll-up built from ``files``: the newest
-        of their modification times (ns).  Any later rewrite of either partition gives
-        it a newer time, so the stamp no longer matches (clocks are assumed not to go
-        back)."""
-        return max(p.stat().st_mtime_ns for p in files)
+        return self.partition_dir(GPU_STEPS, "gpu_steps", day, region) / ROLLUP_FILE
 
     def _gpu_steps_fresh(self, day: date, region: str) -> Path | None:
         """The GPU-step roll-up of ``day`` and ``region`` when built from the files
-        there now (its mtime is :meth:`_gpu_steps_stamp` of them), else None."""
+        there now, else None.
+
+        Its modification time is the newest of its two partitions' stamps
+        (:meth:`partition_stamp`; before hour files, of their ``part.parquet``s): any
+        later write into either partition gives that one a newer stamp, so the newest
+        no longer matches (clocks are assumed not to go back).
+        """
+        options = [o for o in map(_stamp_options, self._gpu_step_folders(day, region)) if o]
+        if not options:
+            return None
         rollup = self.gpu_steps_path(day, region)
         try:
-            files = self._gpu_step_files(day, region)
-            if not files:
-                return None
-            fresh = rollup.stat().st_mtime_ns == self._gpu_steps_stamp(files)
+            stamp = rollup.stat().st_mtime_ns
         except FileNotFoundError:
             return None
-        return rollup if fresh else None
+        # Either every partition's folder stamp (this writer) or every partition's
+        # day-file time (a roll-up written before hour files), never a mix: a mix
+        # would take a partition whose folder changed (a killed writer) for fresh.
+        if stamp == max(o[0] for o in options):
+            return rollup
+        legacy = [o[1] for o in options]
+        if all(t is not None for t in legacy) and stamp == max(t for t in legacy if t is not None):
+            return rollup
+        return None
 
-    def _write_gpu_steps(self, day: date, region: str) -> None:
-        files = self._gpu_step_files(day, region)
-        if files:
-            stamp = self._gpu_steps_stamp(files)
-            _atomic_write_table(self.gpu_steps_path(day, region), gpu_steps_rollup(files), stamp)
+    def _write_gpu_steps(
+        self, day: date, region: str, change: tuple[datetime, datetime] | None = None
+    ) -> None:
+        """Write the GPU-step roll-up of ``day`` and ``region``: rebuilt from every
+        file, or with ``change`` = ``(lo, hi]`` (whole hours; the old roll-up must be
+        fresh from before the write) only those hours' rows replaced."""
+        folders = self._gpu_step_folders(day, region)
+        stamps = [s for s in map(folder_stamp, folders) if s is not None]
+        if not stamps:
+            return
+        path = self.gpu_steps_path(day, region)
+        files = [f for folder in folders for f in folder_files(folder)]
+        if change is None:
+            rollup = gpu_steps_rollup(files)
+        else:
+            lo, hi = change
+            part = gpu_steps_rollup([f for f in files if overlaps(day, f.name, lo, hi)], lo, hi)
+            rollup = _patched(_read_rows(path, GPU_STEPS_SCHEMA), part, lo, hi)
+        _atomic_write_table(path, rollup, max(stamps))
 
     def hourly_plan(
         self,
@@ -846,10 +1277,11 @@ class Store:
         """Which files answer sums over the steps ``(start, end]`` of ``signals``.
 
         For every data partition of those dates: with a fresh roll-up, the roll-up
-        (whole hours) and, when its date holds steps of one of ``split_hours`` (hour
-        ends whose hour a window edge cuts), the data file for those steps; without
-        a fresh roll-up (never built, or stale after a killed writer), the data file
-        alone, read in full.  Reading these instead of the step rows is exact.
+        (whole hours) and, for the hours of ``split_hours`` (hour ends whose hour a
+        window edge cuts) that the partition holds, the data files holding those
+        hours' steps (their hour files, and a legacy ``part.parquet``); without a fresh
+        roll-up (never built, or stale after a killed writer), all its data files,
+        read in full.  Reading these instead of the step rows is exact.
         ``use_rollup=False`` reads every data file in full (the step-row baseline).
 
         Raises:
@@ -858,26 +1290,20 @@ class Store:
         if table not in ROLLUP_OF:
             raise StoreError(f"{table} keeps no hourly roll-up; expected one of {list(ROLLUP_OF)}")
         start, end = _to_utc_naive(start), _to_utc_naive(end)
-        split_dates = _split_dates(split_hours)
+        split = [_to_utc_naive(h) for h in split_hours]
+        split_dates = _split_dates(split)
         plan = HourlyPlan([], [], [])
-        for day, path in self._data_partitions(table, signals, _dates_in(start, end)):
-            rollup = self._rollup_fresh(table, path) if use_rollup else None
-            plan.add(rollup, [path], day in split_dates)
+        for part in self.partitions(table, signals, _dates_in(start, end)):
+            rollup = self._rollup_fresh(table, part.folder) if use_rollup else None
+            cut = part.day in split_dates
+            if rollup is None:
+                data = part.files()
+            elif cut:
+                data = _files_of_hours(part.day, part.files(), split)
+            else:
+                data = []
+            plan.add(rollup, data, cut)
         return plan
-
-    def _data_partitions(
-        self, table: str, signals: Iterable[str], dates: list[date]
-    ) -> Iterator[tuple[date, Path]]:
-        """``(date, data file)`` of every partition of ``table``, ``signals`` and ``dates``."""
-        for sig in signals:
-            for day in dates:
-                folder = self.lake / table / f"signal={sig}" / f"date={day.isoformat()}"
-                if not folder.is_dir():
-                    continue
-                for region_dir in sorted(folder.iterdir()):
-                    path = region_dir / "part.parquet"
-                    if region_dir.name.startswith("region=") and path.exists():
-                        yield day, path
 
     def gpu_steps_plan(
         self,
@@ -887,23 +1313,26 @@ class Store:
         use_rollup: bool = True,
     ) -> HourlyPlan:
         """:meth:`hourly_plan` for GPU-steps: per date and region of ``(start, end]``,
-        the fresh GPU-step roll-up (``hourly``) and, on dates of ``split_hours``, its
-        ``gpu_utilization`` and ``gpu_power`` files (``minutes_split``); without a
-        fresh one, those files in full (``minutes_all``)."""
+        the fresh GPU-step roll-up (``hourly``) and, on dates of ``split_hours``, the
+        ``gpu_utilization`` and ``gpu_power`` files of those hours
+        (``minutes_split``); without a fresh one, all their files (``minutes_all``)."""
         start, end = _to_utc_naive(start), _to_utc_naive(end)
-        split_dates = _split_dates(split_hours)
+        split = [_to_utc_naive(h) for h in split_hours]
+        split_dates = _split_dates(split)
         plan = HourlyPlan([], [], [])
-        for day in _dates_in(start, end):
-            regions = {
-                p.name.removeprefix("region=")
-                for sig in GPU_STEP_SIGNALS
-                for p in (self.lake / "gauges" / f"signal={sig}" / f"date={day}").glob("region=*")
-            }
-            for region in sorted(regions):
-                files = self._gpu_step_files(day, region)
-                rollup = self._gpu_steps_fresh(day, region) if use_rollup else None
-                plan.add(rollup, files, day in split_dates)
+        for day, region in self._gpu_step_partitions(_dates_in(start, end)):
+            rollup = self._gpu_steps_fresh(day, region) if use_rollup else None
+            cut = day in split_dates
+            files = self._gpu_step_files(day, region) if rollup is None or cut else []
+            plan.add(rollup, files if rollup is None else _files_of_hours(day, files, split), cut)
         return plan
+
+    def _gpu_step_partitions(self, dates: list[date]) -> list[tuple[date, str]]:
+        """(date, region) of every ``gpu_utilization`` or ``gpu_power`` partition of
+        ``dates``, sorted."""
+        return sorted(
+            {(p.day, p.region) for p in self.partitions("gauges", GPU_STEP_SIGNALS, dates)}
+        )
 
     def _window_partitions(
         self,
@@ -919,26 +1348,18 @@ class Store:
         out: list[_Partition] = []
         dates = _dates_in(start, end)
         if kind == "gpu_steps":
-            for day in dates:
-                regions = {
-                    p.name.removeprefix("region=")
-                    for sig in GPU_STEP_SIGNALS
-                    for p in (self.lake / "gauges" / f"signal={sig}" / f"date={day}").glob(
-                        "region=*"
-                    )
-                }
-                for region in sorted(regions):
-                    fresh = self._gpu_steps_fresh(day, region) if use_rollup else None
-                    tiers = {3600: fresh} if fresh is not None and 3600 in periods else {}
-                    out.append(_Partition(day, self._gpu_step_files(day, region), tiers))
+            for day, region in self._gpu_step_partitions(dates):
+                fresh = self._gpu_steps_fresh(day, region) if use_rollup else None
+                tiers = {3600: fresh} if fresh is not None and 3600 in periods else {}
+                out.append(_Partition(day, self._gpu_step_folders(day, region), tiers))
             return out
-        for day, path in self._data_partitions(kind, signals, dates):
+        for part in self.partitions(kind, signals, dates):
             tiers = {}
             for period in periods if use_rollup else []:
-                rollup = self._rollup_fresh(kind, path, period)
+                rollup = self._rollup_fresh(kind, part.folder, period)
                 if rollup is not None:
                     tiers[period] = rollup
-            out.append(_Partition(day, [path], tiers))
+            out.append(_Partition(part.day, [part.folder], tiers))
         return out
 
     def window_rows(
@@ -1045,7 +1466,7 @@ class Store:
                 )
             source = self.parquet_source(ROLLUP_TIERS[period][kind], files)
             return f"SELECT {_WINDOW_COLUMNS[kind][1]} FROM {source} WHERE {where}"
-        data = [f for m in parts for f in m.data]
+        data = [f for m in parts for f in m.files(lo, hi)]
         if kind == "gpu_steps":
             source = self.parquet_source("gauges", data)
             return (
@@ -1067,12 +1488,10 @@ class Store:
         """
         rollups: list[Path] = []
         data: list[Path] = []
-        for path in (self.lake / "histograms" / f"signal={signal}").glob(
-            "date=*/region=*/part.parquet"
-        ):
-            rollup = self._rollup_fresh("histograms", path)
+        for part in self.partitions("histograms", [signal]):
+            rollup = self._rollup_fresh("histograms", part.folder)
             if rollup is None:
-                data.append(path)
+                data.extend(part.files())
             else:
                 rollups.append(rollup)
         sql = (
@@ -1089,14 +1508,11 @@ class Store:
         not the whole table.
         """
         signals = list(signals)
-        by_date: dict[str, list[Path]] = {}
-        for sig in signals:
-            for path in (self.lake / table / f"signal={sig}").glob("date=*/region=*/part.parquet"):
-                by_date.setdefault(path.parent.parent.name, []).append(path)
-        for day in sorted(by_date, reverse=True):
-            df = self.query(
-                f"SELECT max(ts_utc) AS t FROM {self.parquet_source(table, by_date[day])}"
-            )
+        for day in reversed(self.stored_dates(table, signals)):
+            files = list(self.data_files(table, signals, [day]))
+            if not files:
+                continue
+            df = self.query(f"SELECT max(ts_utc) AS t FROM {self.parquet_source(table, files)}")
             t = df["t"].iloc[0]
             import pandas as pd
 
@@ -1117,17 +1533,6 @@ class Store:
             "hive_types={'signal': VARCHAR, 'date': DATE, 'region': VARCHAR})"
         )
 
-    def partition_path(self, table: str, signal: str, day: date, region: str) -> Path:
-        """The file holding one table's rows of one signal, day and region."""
-        return (
-            self.lake
-            / table
-            / f"signal={signal}"
-            / f"date={day.isoformat()}"
-            / f"region={region}"
-            / "part.parquet"
-        )
-
     def replace_window(
         self,
         table: str,
@@ -1139,9 +1544,17 @@ class Store:
     ) -> WriteResult:
         """Replace every stored row of ``region`` and ``signals`` in ``(start, end]`` by ``frame``.
 
-        Idempotent: writing the same window twice leaves the same files.  Rows of
-        other windows, signals and regions are untouched.  Each touched partition
-        file is rewritten atomically.
+        Idempotent: writing the same window twice leaves the same rows.  Rows of other
+        windows, signals and regions are untouched.  Only the hour files the window
+        touches are rewritten (read, the window's rows dropped, the new ones added,
+        replaced atomically); an emptied file stays as an empty file (a reader may
+        have listed it).  A legacy ``part.parquet`` holding rows of the window is
+        rewritten without them first, then the hour files are written ("delete then
+        write": a reader may briefly miss those rows, never count them twice).  Then
+        the partition folder gets a new stamp and the roll-ups of the rewritten hours
+        are replaced in each tier (:meth:`_write_rollups`; a tier that was stale or
+        missing is rebuilt from all the partition's files), and so is the GPU-step
+        roll-up of GPU utilisation and power.
 
         Args:
             table: ``counters``, ``gauges`` or ``histograms``.
@@ -1153,8 +1566,12 @@ class Store:
                 ``ts_utc`` must lie in ``(start, end]``.  A pyarrow Table is taken
                 as it is (the collector's fast path: no pandas conversion).
 
+        Returns:
+            rows written and data files written.
+
         Raises:
-            StoreError: unknown table, missing columns or rows outside the window.
+            StoreError: unknown table, missing columns, rows outside the window or of
+                other signals, or a stored file that cannot be read (named).
         """
         if table not in SCHEMAS:
             raise StoreError(f"unknown table {table!r}; expected one of {sorted(SCHEMAS)}")
@@ -1170,54 +1587,19 @@ class Store:
 
         if len(frame):
             ts = pd.to_datetime(frame["ts_utc"])
+            if ts.dt.tz is not None:
+                ts = ts.dt.tz_convert("UTC").dt.tz_localize(None)
             bad = (ts <= start) | (ts > end)
             if bad.any():
                 raise StoreError(
                     f"{table}: region {region}: {int(bad.sum())} rows fall outside the window "
                     f"({start.isoformat()}, {end.isoformat()}], e.g. {ts[bad].iloc[0]}"
                 )
-            extra = set(frame["signal"].unique()) - set(signal_list)
-            if extra:
-                raise StoreError(
-                    f"{table}: region {region}: rows of signals {sorted(extra)} "
-                    f"not in {signal_list}"
-                )
-            frame = frame.assign(_date=ts.dt.date)
-        rows = files = 0
-        gpu_steps: set[tuple[date, str]] = set()
-        start_pa = pa.scalar(start, type=pa.timestamp("us"))
-        end_pa = pa.scalar(end, type=pa.timestamp("us"))
-        grouped = dict(tuple(frame.groupby(["signal", "_date"], sort=False))) if len(frame) else {}
-        for sig in signal_list:
-            for day in _dates_in(start, end):
-                path = self.partition_path(table, sig, day, region)
-                new = grouped.get((sig, day))
-                parts: list[pa.Table] = []
-                if path.exists():
-                    try:
-                        old = pq.read_table(path, schema=schema)
-                    except (OSError, pa.ArrowException) as exc:
-                        raise StoreError(f"cannot read {path}: {exc}") from exc
-                    keep = pc.or_(
-                        pc.less_equal(old["ts_utc"], start_pa), pc.greater(old["ts_utc"], end_pa)
-                    )
-                    parts.append(old.filter(keep))
-                elif new is None:
-                    continue
-                if new is not None:
-                    parts.append(
-                        pa.Table.from_pandas(new[schema.names], schema=schema, preserve_index=False)
-                    )
-                    rows += len(new)
-                combined = pa.concat_tables(parts) if parts else schema.empty_table()
-                # An emptied partition stays as an empty file: deleting it could make a
-                # reader that already listed it fail with "file not found".
-                combined = combined.sort_by([("ts_utc", "ascending")])
-                self._write_partition(table, path, combined, gpu_steps)
-                files += 1
-        for day, reg in sorted(gpu_steps):
-            self._write_gpu_steps(day, reg)
-        return WriteResult(rows=rows, files=files)
+            body = frame[["signal", *schema.names]].assign(ts_utc=ts)
+            rows = pa.Table.from_pandas(body, preserve_index=False)
+        else:
+            rows = pa.table({"signal": pa.array([], pa.string())})
+        return self._replace_window_arrow(table, region, signal_list, start, end, rows)
 
     def _replace_window_arrow(
         self,
@@ -1233,12 +1615,10 @@ class Store:
         missing = [c for c in ["signal", *schema.names] if c not in new.column_names]
         if new.num_rows and missing:
             raise StoreError(f"{table}: rows for region {region} lack columns {missing}")
-        start_pa = pa.scalar(start, type=pa.timestamp("us"))
-        end_pa = pa.scalar(end, type=pa.timestamp("us"))
         parts_by_key: dict[tuple[str, date], pa.Table] = {}
         if new.num_rows:
             ts = new["ts_utc"].cast(pa.timestamp("us"))
-            bad = pc.or_(pc.less_equal(ts, start_pa), pc.greater(ts, end_pa))
+            bad = pc.or_(pc.less_equal(ts, _ts_scalar(start)), pc.greater(ts, _ts_scalar(end)))
             if pc.any(bad).as_py():
                 raise StoreError(
                     f"{table}: region {region}: {pc.sum(bad).as_py()} rows fall outside the "
@@ -1252,36 +1632,279 @@ class Store:
                     f"not in {signal_list}"
                 )
         rows = files = 0
-        gpu_steps: set[tuple[date, str]] = set()
-        for sig in signal_list:
-            for day in _dates_in(start, end):
-                path = self.partition_path(table, sig, day, region)
+        gpu = table == "gauges" and bool(set(signal_list) & set(GPU_STEP_SIGNALS))
+        for day in _dates_in(start, end):
+            gpu_fresh = gpu and self._gpu_steps_fresh(day, region) is not None
+            gpu_hours: list[int] = []
+            for sig in signal_list:
                 fresh = parts_by_key.get((sig, day))
-                parts: list[pa.Table] = []
-                if fresh is None and path.exists() and _outside(path, start, end):
-                    continue  # nothing to add and nothing of the window to delete
-                if path.exists():
-                    try:
-                        old = pq.read_table(path, schema=schema)
-                    except (OSError, pa.ArrowException) as exc:
-                        raise StoreError(f"cannot read {path}: {exc}") from exc
-                    keep = pc.or_(
-                        pc.less_equal(old["ts_utc"], start_pa), pc.greater(old["ts_utc"], end_pa)
-                    )
-                    parts.append(old.filter(keep))
-                elif fresh is None:
+                rows += fresh.num_rows if fresh is not None else 0
+                written = self._write_partition(table, sig, day, region, start, end, fresh)
+                if written is None:
                     continue
-                if fresh is not None:
-                    parts.append(fresh.cast(schema) if parts else fresh)
-                    rows += fresh.num_rows
-                combined = pa.concat_tables(parts) if parts else schema.empty_table()
-                if not _is_sorted(combined["ts_utc"]):
-                    combined = combined.sort_by([("ts_utc", "ascending")])
-                self._write_partition(table, path, combined, gpu_steps)
-                files += 1
-        for day, reg in sorted(gpu_steps):
-            self._write_gpu_steps(day, reg)
+                files += written.files
+                if sig in GPU_STEP_SIGNALS:
+                    gpu_hours += [written.hours.start, written.hours.stop - 1]
+            if gpu_hours:
+                lo = hour_span(day, min(gpu_hours))[0]
+                hi = hour_span(day, max(gpu_hours))[1]
+                self._write_gpu_steps(day, region, (lo, hi) if gpu_fresh else None)
         return WriteResult(rows=rows, files=files)
+
+    def _write_partition(
+        self,
+        table: str,
+        signal: str,
+        day: date,
+        region: str,
+        start: datetime,
+        end: datetime,
+        new: pa.Table | None,
+    ) -> _Written | None:
+        """Write the window ``(start, end]`` of one partition (``new``: its rows, or
+        None to delete the window's rows), then its roll-ups; None when nothing in
+        it changes (no new rows, no stored row in the window)."""
+        schema = SCHEMAS[table]
+        folder = self.partition_dir(table, signal, day, region)
+        if new is not None and new.num_rows and _covers_day(folder, day, start, end):
+            return self._write_day_file(table, folder, day, start, end, new)
+        by_hour = _split_by_hour(new, day) if new is not None else {}
+        todo = [
+            k
+            for k in hour_range(day, start, end)
+            if k in by_hour
+            or (
+                (folder / hour_file_name(k)).exists()
+                and not _outside(folder / hour_file_name(k), start, end)
+            )
+        ]
+        legacy = folder / LEGACY_FILE
+        has_legacy = legacy.exists()
+        legacy_hit = has_legacy and not _outside(legacy, start, end)
+        if not todo and not legacy_hit:
+            return None
+        tiers = [
+            p for p in ROLLUP_TIERS if table in ROLLUP_OF and self._rollup_fresh(table, folder, p)
+        ]
+        keep = functools.partial(_outside_window, start=start, end=end)
+        legacy_rows: pa.Table | None = None
+        if legacy_hit:  # delete first: a reader may miss these rows, never see them twice
+            legacy_rows = keep(_read_rows(legacy, schema))
+            _atomic_write_table(legacy, legacy_rows)
+        elif has_legacy:  # its time is a roll-up stamp of the old layout: change it
+            now = time.time_ns()
+            os.utime(legacy, ns=(now, now))
+        written: dict[int, pa.Table] = {}
+        for k in todo:
+            path = folder / hour_file_name(k)
+            parts = [keep(_read_rows(path, schema))] if path.exists() else []
+            if k in by_hour:
+                parts.append(by_hour[k])
+            combined = _concat(parts, schema)
+            if not _is_sorted(combined["ts_utc"]):
+                combined = combined.sort_by([("ts_utc", "ascending")])
+            _atomic_write_table(path, combined)
+            written[k] = combined
+        stamp = _restamp(folder)
+        self._written.add(DataPartition(table, signal, day, region, folder))
+        hours = hour_range(day, start, end) if legacy_hit else range(todo[0], todo[-1] + 1)
+        if table in ROLLUP_OF:
+            lo, hi = hour_span(day, hours.start)[0], hour_span(day, hours.stop - 1)[1]
+
+            def changed_rows() -> pa.Table:
+                parts = [
+                    written[k] if k in written else _read_rows(folder / hour_file_name(k), schema)
+                    for k in hours
+                    if k in written or (folder / hour_file_name(k)).exists()
+                ]
+                if has_legacy:
+                    old = legacy_rows if legacy_rows is not None else _read_rows(legacy, schema)
+                    parts.append(_within(old, "ts_utc", lo, hi))
+                return _concat(parts, schema)
+
+            def all_rows() -> pa.Table:  # what this write holds in memory is not read again
+                held = {hour_file_name(k): t for k, t in written.items()}
+                if legacy_rows is not None:
+                    held[LEGACY_FILE] = legacy_rows
+                files = folder_files(folder)
+                return _concat(
+                    [held[f.name] if f.name in held else _read_rows(f, schema) for f in files],
+                    schema,
+                )
+
+            change = _Change(lo, hi, functools.cache(changed_rows), frozenset(tiers))
+            self._write_rollups(
+                table, folder, stamp, functools.cache(all_rows), ROLLUP_TIERS, change
+            )
+        return _Written(files=len(todo) + int(legacy_hit), hours=hours)
+
+    def _write_day_file(
+        self, table: str, folder: Path, day: date, start: datetime, end: datetime, new: pa.Table
+    ) -> _Written:
+        """Write a whole-day window (:func:`_covers_day`) of partition ``folder`` as
+        one ``part.parquet``: the hour files of the window that hold rows are emptied
+        first, then the day file replaces any old one ("delete then write", as for
+        legacy day files: a reader in between may miss the window's rows, never count
+        them twice), then the folder gets a new stamp and every roll-up tier is
+        rebuilt from the partition's rows (``new`` plus an ``h00`` before the window).
+        One file per partition-day, as before hour files: what whole-day writers
+        (backfill, ``observatory demo``, test fixtures) cost and what readers open.
+
+        Raises:
+            StoreError: a data file outside the window cannot be read (named).
+        """
+        schema = SCHEMAS[table]
+        rows = new if _is_sorted(new["ts_utc"]) else new.sort_by([("ts_utc", "ascending")])
+        emptied = 0
+        kept: list[Path] = []
+        for path in folder_files(folder):
+            if path.name == LEGACY_FILE:
+                continue
+            if not overlaps(day, path.name, start, end):
+                kept.append(path)
+            elif not _empty(path):
+                _atomic_write_table(path, schema.empty_table())
+                emptied += 1
+        _atomic_write_table(folder / LEGACY_FILE, rows)
+        stamp = _restamp(folder)
+        if table in ROLLUP_OF:
+
+            def all_rows() -> pa.Table:
+                return _concat([*(_read_rows(f, schema) for f in kept), rows], schema)
+
+            self._write_rollups(table, folder, stamp, functools.cache(all_rows), ROLLUP_TIERS)
+        return _Written(files=1 + emptied, hours=hour_range(day, start, end))
+
+    # ------------------------------------------------------------------ compaction
+    def compact_partition(self, part: DataPartition) -> bool:
+        """Merge the hour files of one partition into one ``part.parquet``, swapping
+        folders so that readers never see a double count or a gap.  Call it holding
+        the writer lock (:meth:`writer`), on a closed day (:meth:`compact_closed`).
+
+        The rows (every hour file, sorted by ``ts_utc``; the same rows, so the
+        roll-ups stay exact) are written into ``date=D/.tmp-compact/region=R/``
+        (:data:`COMPACT_DIR`), that folder gets the partition folder's stamp (its
+        modification time: the roll-ups stay fresh), and the two folders are
+        exchanged in one ``renameat2(RENAME_EXCHANGE)``
+        (:mod:`observatory.folder_exchange`); then the old folder is deleted.  A
+        reader that listed an old hour file and opens it after the swap gets "file
+        not found" and runs again (:meth:`query`).  A partition that also holds a
+        ``part.parquet`` is left alone: a reader that listed the old one could open
+        the new one of the same name and count the hour files' rows twice.
+
+        Returns:
+            True when the partition was compacted; False when there was nothing to
+            do (no hour file) or it holds a ``part.parquet`` too.
+
+        Raises:
+            ExchangeUnsupported: the file system cannot exchange folders (nothing
+                changed).
+            StoreError: a data file cannot be read (named); nothing changed.
+        """
+        folder = part.folder
+        files = folder_files(folder)
+        if not files or any(f.name == LEGACY_FILE for f in files):
+            return False
+        stamp = folder_stamp(folder)
+        if stamp is None:
+            return False
+        schema = SCHEMAS[part.table]
+        rows = _concat([_read_rows(f, schema) for f in files], schema)
+        if not _is_sorted(rows["ts_utc"]):
+            rows = rows.sort_by([("ts_utc", "ascending")])
+        side = folder.parent / COMPACT_DIR / folder.name
+        if side.exists():
+            shutil.rmtree(side)
+        side.mkdir(parents=True)
+        _atomic_write_table(side / LEGACY_FILE, rows)
+        os.utime(side, ns=(stamp, stamp))
+        if folder_stamp(folder) != stamp:  # the writer lock makes this impossible
+            raise StoreError(f"{folder} changed while it was compacted; left as it was")
+        exchange(side, folder)
+        if folder_stamp(folder) != stamp:  # a file system that stamps the swap
+            os.utime(folder, ns=(stamp, stamp))
+        shutil.rmtree(side)
+        with contextlib.suppress(OSError):
+            side.parent.rmdir()
+        return True
+
+    def compact_closed(
+        self, now: datetime | None = None, grace: timedelta = COMPACT_GRACE
+    ) -> Compaction:
+        """Compact every closed day's hour files (:meth:`compact_partition`): a date
+        D is closed when ``D + 1 day + grace <= now`` (default: dates older than
+        yesterday, UTC).  Call it holding the writer lock, after writing.
+
+        Cheap when called every minute: it lists only the partitions of dates after
+        the newest date it finished before (:data:`COMPACTION_NOTE`; the first call
+        on a store lists every date) plus the partitions this object wrote hour files
+        into since its last call; nothing is listed on a minute with neither.  A
+        partition written later into an already compacted date by another process
+        keeps its hour files (still exact) until a writer of it compacts it.  When
+        the file system cannot exchange folders atomically, nothing is compacted and
+        a warning is logged once per store object.
+
+        Returns:
+            counts of what was done (:class:`Compaction`).
+
+        Raises:
+            StoreError: a data file of a closed partition cannot be read (named);
+                the partitions before it are compacted, the rest stay as they were.
+        """
+        now = _to_utc_naive(now or datetime.now(UTC))
+        last_closed = (now - grace).date() - timedelta(days=1)
+        try:
+            note = json.loads((self.root / COMPACTION_NOTE).read_text(encoding="utf-8"))
+            done = date.fromisoformat(note["through"])
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            done = None
+        candidates = {p for p in self._written if p.day <= last_closed}
+        scan = done is None or done < last_closed
+        if scan:
+            for table in SCHEMAS:
+                days = [
+                    d
+                    for d in self.stored_dates(table)
+                    if d <= last_closed and (done is None or d > done)
+                ]
+                candidates.update(self.partitions(table, dates=days))
+        if not candidates:
+            if scan:
+                self._note_compacted(last_closed)
+            return Compaction(0, 0, 0, True)
+        if self._exchange_ok is None:
+            self.lake.mkdir(parents=True, exist_ok=True)
+            self._exchange_ok = exchange_supported(self.lake)
+            if not self._exchange_ok:
+                log.warning(
+                    "compaction skipped: %s cannot swap folders atomically "
+                    "(renameat2 RENAME_EXCHANGE); closed days keep their hour files",
+                    self.lake,
+                )
+        if not self._exchange_ok:
+            return Compaction(0, 0, len(candidates), False)
+        compacted = skipped = 0
+        for part in sorted(candidates, key=lambda p: p.folder):
+            try:
+                if self.compact_partition(part):
+                    compacted += 1
+                elif any(f.name != LEGACY_FILE for f in part.files()):
+                    skipped += 1
+            except ExchangeUnsupported as exc:
+                self._exchange_ok = False
+                log.warning("compaction skipped: %s", exc)
+                return Compaction(compacted, skipped, len(candidates), False)
+            self._written.discard(part)
+        if scan:
+            self._note_compacted(last_closed)
+        return Compaction(compacted, skipped, len(candidates), True)
+
+    def _note_compacted(self, through: date) -> None:
+        """Record that every partition of dates up to ``through`` was compacted."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(
+            self.root / COMPACTION_NOTE, json.dumps({"through": through.isoformat()}).encode()
+        )
 
     def write_regions(self, regions: pd.DataFrame | list[dict[str, Any]]) -> None:
         """Replace the region catalogue (name, display name, coordinates, URL).
@@ -1334,6 +1957,16 @@ class Store:
                 "hive_types={'signal': VARCHAR, 'date': DATE, 'region': VARCHAR})"
             )
         return f"_empty_{table}"
+
+    def view_key(self) -> tuple[tuple[str, str], ...]:
+        """What the views of :meth:`connect` read, as a hashable key: each view's
+        source (a file pattern, or an empty table while its folder has no file).
+
+        A view over a file pattern lists the files again in every query, so a
+        connection stays current while data is written; it needs rebuilding only when
+        this key changes (a table got its first file).  A few ``glob`` calls, each
+        stopping at the first file."""
+        return tuple(sorted(self._view_sources().items()))
 
     def _view_sources(self) -> dict[str, str]:
         """What each ``{placeholder}`` of ``sql/views.sql`` reads: a lake file or an empty table."""
@@ -1388,6 +2021,17 @@ class Store:
         Raises:
             StoreError: DuckDB rejected the query; the message holds its text.
         """
+        return self._query_retrying(lambda: sql, params)
+
+    def _query_retrying(
+        self, build: Callable[[], str], params: dict[str, Any] | list[Any] | None
+    ) -> pd.DataFrame:
+        """Run the SQL ``build()`` returns; on a torn read (:func:`_torn_read`) build
+        it again and rerun, :data:`TORN_READ_ATTEMPTS` attempts in all.
+
+        Raises:
+            StoreError: DuckDB rejected the query; the message holds its text.
+        """
         try:
             for attempt in Retrying(
                 retry=retry_if_exception(_torn_read),
@@ -1396,6 +2040,7 @@ class Store:
                 reraise=True,
             ):
                 with attempt:
+                    sql = build()
                     cur = self.connect().cursor()
                     try:
                         return cur.execute(sql, params or {}).df()
@@ -1436,15 +2081,20 @@ class Store:
         path = SQL_DIR / "queries" / f"{name}.sql"
         if not path.exists():
             raise StoreError(f"no named query {name!r} in {path.parent}")
-        sql = path.read_text(encoding="utf-8")
-        if _ROWS_PLACEHOLDER.search(sql):
-            mode = os.environ.get("OBSERVATORY_ROLLUP", "1")
-            use_rollup = use_rollup and mode != "0"
-            tiers = [3600] if mode == "hourly" else None
-            sql = self._expand_rows(name, sql, params, use_rollup, tiers)
-        code = "\n".join(x for x in sql.split("\n") if not x.lstrip().startswith("--"))
+        text = path.read_text(encoding="utf-8")
+        code = "\n".join(x for x in text.split("\n") if not x.lstrip().startswith("--"))
+        code = _ROWS_PLACEHOLDER.sub("", code)  # an expansion binds no parameter
         used = {k: v for k, v in params.items() if re.search(rf"\${re.escape(k)}\b", code)}
-        return self.query(sql, used)
+        if not _ROWS_PLACEHOLDER.search(text):
+            return self.query(text, used)
+        mode = os.environ.get("OBSERVATORY_ROLLUP", "1")
+        use_rollup = use_rollup and mode != "0"
+        tiers = [3600] if mode == "hourly" else None
+        # Each attempt expands the placeholders again: fresh file lists after a
+        # closed day was compacted (or a roll-up replaced) between planning and running.
+        return self._query_retrying(
+            lambda: self._expand_rows(name, text, params, use_rollup, tiers), used
+        )
 
     def _expand_rows(
         self,

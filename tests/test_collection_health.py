@@ -467,3 +467,46 @@ def test_only_the_newest_lines_of_a_long_run_log_are_read(
     assert list(read.log.runs["line"]) == [3, 5]
     assert read.log.runs["started_utc"].dt.hour.tolist() == [2, 4]
     assert collection_data.read_run_log(tmp_path / "nowhere") is None
+
+
+def test_newest_stored_step_per_region_and_signal_from_hour_files(tmp_path: Path) -> None:
+    """The "newest stored" column reads the newest partition's footers: the highest
+    hour file holding rows (an emptied later hour file is skipped), a day file written
+    before hour files as well (it may hold any hour), and a region that stopped on an
+    earlier date keeps that date's newest step."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from app import collection_data
+    from observatory.store import SCHEMAS, Store
+
+    store = Store(tmp_path)
+    day = datetime(2026, 3, 10)
+
+    def write(region: str, start: datetime, end: datetime) -> None:
+        steps = pd.date_range(start + timedelta(minutes=1), end, freq="1min")
+        frame = pd.DataFrame(
+            {"ts_utc": steps, "signal": "requests", "model": "m", "arm": "v1",
+             "instance": "", "value": 1.0, "unit": "requests"}
+        )  # fmt: skip
+        store.replace_window("counters", region, ["requests"], start, end, frame)
+
+    write("eu", day + timedelta(hours=9), day + timedelta(hours=10, minutes=31))
+    # a re-collected window emptied 10:00-10:31: h11 stays as an empty file
+    store.replace_window(
+        "counters", "eu", ["requests"], day + timedelta(hours=10),
+        day + timedelta(hours=10, minutes=31), pd.DataFrame(),
+    )  # fmt: skip
+    write("us", day - timedelta(hours=3), day - timedelta(hours=1))  # stopped a day earlier
+    write("ap", day, day + timedelta(hours=2))
+    # ap's day file (an older store's) holds a later step than its hour files
+    legacy = store.partition_dir("counters", "requests", day.date(), "ap") / "part.parquet"
+    late = {"ts_utc": [day + timedelta(hours=5)], "model": ["m"], "arm": ["v1"],
+            "instance": [""], "value": [1.0], "unit": ["requests"]}  # fmt: skip
+    pq.write_table(pa.table(late, schema=SCHEMAS["counters"]), legacy)
+    names = [p.name for p in store.partition_files("counters", "requests", day.date(), "eu")]
+    assert names == ["h10.parquet", "h11.parquet"]
+    got = collection_data.newest_steps(tmp_path)
+    assert got[("eu", "requests")] == day + timedelta(hours=10)
+    assert got[("us", "requests")] == day - timedelta(hours=1)
+    assert got[("ap", "requests")] == day + timedelta(hours=5)

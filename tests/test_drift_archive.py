@@ -117,22 +117,23 @@ def test_a_data_file_changed_after_the_report_makes_it_stale(store: Store, archi
     ref = Reference.parse("7d")
     assert da.covering_report(archive, store, DAY, ref, END) is not None
     # A file the report read (the window's last day) rewritten after it was computed.
-    part = next(
-        (store.lake / "counters" / "signal=errors" / "date=2026-11-29").glob("*/part.parquet")
-    )
+    part = next((store.lake / "counters" / "signal=errors" / "date=2026-11-29").glob("*/*.parquet"))
     # A day before the reference began: not read, so not a reason.
     unread = next(
-        (store.lake / "counters" / "signal=errors" / "date=2026-11-21").glob("*/part.parquet")
+        (store.lake / "counters" / "signal=errors" / "date=2026-11-21").glob("*/*.parquet")
     )
-    kept = {p: p.stat() for p in (part, unread)}
+    # A rewrite moves the file's time and its partition folder's (the store's stamp).
+    kept = {p: p.stat() for p in (part, unread, part.parent, unread.parent)}
     try:
-        os.utime(unread, ns=(kept[unread].st_atime_ns, kept[unread].st_mtime_ns + 10**15))
+        for p in (unread, unread.parent):
+            os.utime(p, ns=(kept[p].st_atime_ns, kept[p].st_mtime_ns + 10**15))
         assert da.covering_report(archive, store, DAY, ref, END) is not None
-        os.utime(part, ns=(kept[part].st_atime_ns, kept[part].st_mtime_ns + 10**15))
+        for p in (part, part.parent):
+            os.utime(p, ns=(kept[p].st_atime_ns, kept[p].st_mtime_ns + 10**15))
         loaded = da.load_report(archive / "drift-2026-11-30T0000Z-24h.json")
         assert da.stale_files(store.root, loaded) == [part]
         assert da.covering_report(archive, store, DAY, ref, END) is None
-    finally:  # the roll-ups are fresh only with the data file's exact mtime
+    finally:  # the roll-ups are fresh only with the partition folder's exact mtime
         for p, st in kept.items():
             os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert da.covering_report(archive, store, DAY, ref, END) is not None

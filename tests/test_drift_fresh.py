@@ -3,8 +3,9 @@ collector appending later steps keeps a report fresh, any row changed inside its
 makes it stale; the page's default view is the newest fresh scheduled report.
 
 The store is a copy of the 14-day demo store cut at 2026-11-29 12:00 (as if collected up
-to then); "the collector appends a step" writes the 12:01 rows of the original store
-into the day's files, as the collector rewrites a partition (new file, renamed over).
+to then: the hour files after 12:00 do not exist yet); "the collector appends a step"
+writes the 12:01 rows of the original store into a new hour file ``h13`` of each
+partition of the day, as the collector writes (new file, renamed over).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from observatory import drift_fresh
 from observatory.demo import build_store
 from observatory.drift_engine import DriftReport, Reference, compute_drift, settings_of
 from observatory.drift_report import to_dict, write_report
+from observatory.hour_files import hour_file_name, hour_index
 from observatory.store import Store
 
 MAIN = str(Path(__file__).resolve().parent.parent / "app" / "main.py")
@@ -65,7 +67,13 @@ def live(original: Path, tmp_path_factory: pytest.TempPathFactory) -> Store:
     root = tmp_path_factory.mktemp("live") / "store"
     shutil.copytree(original, root)
     for path in _day_files(root, "2026-11-29"):
-        _rewrite(path, _upto(pq.read_table(path), CUT))
+        # The build wrote the whole day as one part.parquet (issue #9); a collector
+        # that ran up to CUT left hour files h00..h12 (hours after 12:00: none yet).
+        cut = _upto(pq.read_table(path), CUT)
+        path.unlink()
+        hours = pa.array([hour_index(t, t.date()) for t in cut["ts_utc"].to_pylist()])
+        for k in sorted(set(hours.to_pylist())):
+            _rewrite(path.parent / hour_file_name(k), cut.filter(pc.equal(hours, k)))
     for path in _day_files(root, "2026-11-30"):
         path.unlink()
     return Store(root)
@@ -82,12 +90,18 @@ def archive(live: Store, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def appended(live: Store, original: Path, archive: Path) -> Store:
-    """The collector's next run: the 12:01 step appended to every file of the day."""
-    for path in _day_files(live.root, "2026-11-29"):
-        before = path.stat().st_mtime_ns
-        full = pq.read_table(original / path.relative_to(live.root))
-        _rewrite(path, _upto(full, CUT + STEP))
-        assert path.stat().st_mtime_ns > before
+    """The collector's next run: the 12:01 step of every partition of the day, written
+    to a new hour file (h13: (12:00, 13:00])."""
+    created = []
+    for source in _day_files(original, "2026-11-29"):  # one part.parquet each (issue #9)
+        rows = _upto(pq.read_table(source), CUT + STEP)
+        step = rows.filter(pc.greater(rows["ts_utc"], pa.scalar(CUT, pa.timestamp("us"))))
+        path = live.root / source.parent.relative_to(original) / _hour_file(source, CUT + STEP).name
+        if path.exists() or not step.num_rows:
+            continue
+        _rewrite(path, step)
+        created.append(path.name)
+    assert created and set(created) == {"h13.parquet"}
     return live
 
 
@@ -104,13 +118,30 @@ def _numbers(report: DriftReport) -> dict[str, Any]:
 
 
 @pytest.fixture
-def gauge_file(appended: Store) -> Iterator[Path]:
-    """A gauge file of the window end's day, restored after the test."""
-    folder = appended.lake / "gauges" / "signal=accuracy" / "date=2026-11-29"
-    path = folder / "region=us-west-2" / "part.parquet"
-    kept = pq.read_table(path)
-    yield path
-    _rewrite(path, kept)
+def gauge_part(appended: Store) -> Iterator[Path]:
+    """A gauge partition folder of the window end's day, its files restored after the
+    test (files it adds removed)."""
+    folder = appended.partition_dir(
+        "gauges", "accuracy", datetime(2026, 11, 29).date(), "us-west-2"
+    )
+    kept = {
+        p: pq.read_table(p)
+        for p in appended.partition_files("gauges", "accuracy", CUT.date(), "us-west-2")
+    }
+    yield folder
+    for path in set(folder.glob("*.parquet")) - set(kept):
+        path.unlink()
+    for path, table in kept.items():
+        _rewrite(path, table)
+
+
+def _hour_file(folder: Path, at: datetime) -> Path:
+    """The hour file of ``folder`` holding the step ending at ``at`` (hour_files)."""
+    return folder / hour_file_name(hour_index(at, at.date()))
+
+
+def _rows(folder: Path) -> pa.Table:
+    return pa.concat_tables(pq.read_table(p) for p in sorted(folder.glob("*.parquet")))
 
 
 def _changed(table: pa.Table, at: datetime, change: Callable[[float], float]) -> pa.Table:
@@ -127,12 +158,16 @@ def test_the_report_records_its_edge_files_before_reading(archive: Path) -> None
     assert fp["read_to"] == CUT.isoformat()
     assert fp["read_from"] == (CUT - DAY - timedelta(days=7)).isoformat()
     edge = fp["edge"]
-    # Every source of every signal in each of the 3 regions, on the window end's day.
-    assert len(edge) == 3 * 11
+    # Every source of every signal in each of the 3 regions, on the window end's day:
+    # one digest per hour file h00..h12.
+    assert len({key.rsplit("/", 1)[0] for key in edge}) == 3 * 11
     assert all("date=2026-11-29" in key for key in edge)
-    gauge = edge["gauges/signal=accuracy/date=2026-11-29/region=us-west-2/part.parquet"]
+    prefix = "gauges/signal=accuracy/date=2026-11-29/region=us-west-2/"
+    gauge = {k.removeprefix(prefix): v for k, v in edge.items() if k.startswith(prefix)}
+    assert sorted(gauge) == [f"h{h:02d}.parquet" for h in range(13)]
     # 12 h of 1-minute steps in (00:00, 12:00] plus the 00:00 step, per model/arm series.
-    assert gauge[0] % 721 == 0 and gauge[0] > 0
+    n = sum(v[0] for v in gauge.values())
+    assert n % 721 == 0 and n > 0 and gauge["h01.parquet"][0] == 60 * n // 721
 
 
 def test_a_step_appended_after_the_window_keeps_the_report_fresh_and_exact(
@@ -152,8 +187,9 @@ def test_a_step_appended_after_the_window_keeps_the_report_fresh_and_exact(
 
 
 def test_a_row_rewritten_inside_the_window_makes_the_report_stale(
-    appended: Store, archive: Path, gauge_file: Path
+    appended: Store, archive: Path, gauge_part: Path
 ) -> None:
+    gauge_file = _hour_file(gauge_part, datetime(2026, 11, 29, 11, 0))
     kept = pq.read_table(gauge_file)
     _rewrite(gauge_file, _changed(kept, datetime(2026, 11, 29, 11, 0), lambda x: x + 0.01))
     assert da.stale_files(appended.root, _saved(archive, CUT)) == [gauge_file]
@@ -169,20 +205,31 @@ def test_a_row_rewritten_inside_the_window_makes_the_report_stale(
 
 
 def test_the_window_end_step_is_inside_and_a_step_after_it_is_not(
-    appended: Store, archive: Path, gauge_file: Path
+    appended: Store, archive: Path, gauge_part: Path
 ) -> None:
-    kept = pq.read_table(gauge_file)
-    _rewrite(gauge_file, _changed(kept, CUT + STEP, lambda x: x + 0.5))
+    after = _hour_file(gauge_part, CUT + STEP)
+    _rewrite(after, _changed(pq.read_table(after), CUT + STEP, lambda x: x + 0.5))
     assert da.covering_report(archive, appended, DAY, REF, CUT) is not None
-    _rewrite(gauge_file, _changed(kept, CUT, lambda x: x + 1e-12))
+    gauge_file = _hour_file(gauge_part, CUT)
+    _rewrite(gauge_file, _changed(pq.read_table(gauge_file), CUT, lambda x: x + 1e-12))
     assert da.stale_files(appended.root, _saved(archive, CUT)) == [gauge_file]
 
 
 def test_files_created_or_removed_on_the_edge_day(
-    appended: Store, archive: Path, gauge_file: Path
+    appended: Store, archive: Path, gauge_part: Path
 ) -> None:
-    kept = pq.read_table(gauge_file)
-    new = gauge_file.parent.parent / "region=eu-west-9" / "part.parquet"
+    kept = _rows(gauge_part)
+    # A new hour file in a partition: fresh with rows after the window only, stale
+    # with rows inside it.
+    extra = gauge_part / "h24.parquet"
+    _rewrite(extra, kept.filter(pc.greater(kept["ts_utc"], pa.scalar(CUT, pa.timestamp("us")))))
+    assert da.covering_report(archive, appended, DAY, REF, CUT) is not None
+    _rewrite(extra, kept.slice(0, 1))
+    assert da.stale_files(appended.root, _saved(archive, CUT)) == [extra]
+    extra.unlink()
+    assert da.covering_report(archive, appended, DAY, REF, CUT) is not None
+    gauge_file = _hour_file(gauge_part, CUT)
+    new = gauge_part.parent / "region=eu-west-9" / "h12.parquet"
     new.parent.mkdir()
     try:
         _rewrite(new, kept.filter(pc.greater(kept["ts_utc"], pa.scalar(CUT, pa.timestamp("us")))))
@@ -199,12 +246,17 @@ def test_an_older_day_keeps_the_modification_time_rule(appended: Store, archive:
     path = next(
         (appended.lake / "counters" / "signal=errors" / "date=2026-11-28").glob("*/*.parquet")
     )
-    st = path.stat()
-    try:
+    st, folder = path.stat(), path.parent.stat()
+    try:  # a rewrite (the store's, or any atomic replace) moves the file's and the folder's time
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**15))
+        os.utime(path.parent, ns=(folder.st_atime_ns, folder.st_mtime_ns + 10**15))
         assert da.stale_files(appended.root, _saved(archive, CUT)) == [path]
+        # A file removed (the folder changed, no file did): stale too.
+        os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert da.stale_files(appended.root, _saved(archive, CUT)) == [path.parent]
     finally:
         os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        os.utime(path.parent, ns=(folder.st_atime_ns, folder.st_mtime_ns))
 
 
 def test_page_shows_the_latest_scheduled_report_and_computes_on_request(

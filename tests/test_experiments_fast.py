@@ -137,7 +137,7 @@ def test_blocks_are_read_again_only_when_their_partitions_change(
     assert_same(again.analysis, first.analysis)
     # a rewritten partition (new mtime) makes the blocks reading it stale, and only those
     day = (END - timedelta(hours=12)).date()
-    path = store.partition_path("counters", "requests", day, "eu-west-1")
+    path = store.partition_dir("counters", "requests", day, "eu-west-1")  # its stamp
     st = path.stat()
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     try:
@@ -290,7 +290,7 @@ def test_the_page_may_take_a_recent_last_block_although_it_changed(
     exps, store, item = _setup(store_dir)
     first = es.run_fast(store, item, exps.carbon)
     spy = Spy(monkeypatch)
-    path = store.partition_path("histograms", "latency", END.date(), "us-east-1")
+    path = store.partition_dir("histograms", "latency", END.date(), "us-east-1")  # its stamp
     st = path.stat()  # the last block's last step (00:00) lives in END's date
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
     try:

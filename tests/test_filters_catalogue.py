@@ -84,12 +84,15 @@ def _add_request_row(path: Path, model: str, arm: str) -> None:
 
     A fake of a writer killed between replacing a data file and its roll-up (a real
     writer only leaves this state when killed at that instant): the data file is
-    newer than its roll-up, which lacks the new labels.
+    replaced as the store replaces it (a new file renamed over it, which changes the
+    partition's stamp), and the roll-up, which lacks the new labels, is not.
     """
     rows = pq.read_table(path, schema=SCHEMAS["counters"])
     last = rows.slice(rows.num_rows - 1, 1).to_pylist()[0]
     extra = pa.Table.from_pylist([{**last, "model": model, "arm": arm}], schema=rows.schema)
-    pq.write_table(pa.concat_tables([rows, extra]), path)
+    tmp = path.with_suffix(".tmp")
+    pq.write_table(pa.concat_tables([rows, extra]), tmp)
+    os.replace(tmp, path)
 
 
 def test_stale_rollup_falls_back_to_minute_rows(
@@ -106,7 +109,7 @@ def test_stale_rollup_falls_back_to_minute_rows(
     got = read_catalogue(store)
     # only the changed partition's labels were read again (its minute rows)
     label_reads = [q for q in sql if "file_index" in q]
-    assert len(label_reads) == 1 and label_reads[0].count("part.parquet") == 1
+    assert len(label_reads) == 1 and label_reads[0].count(".parquet'") == 1
     assert files[-1].as_posix() in label_reads[0]
     assert "canary-model" not in before.models and "canary" not in before.arms
     assert "canary-model" in got.models and "canary" in got.arms
@@ -153,7 +156,7 @@ def test_emptied_first_partition(store: Store) -> None:
     # dropped every row leaves them): the first step comes from a later date
     files = sorted((store.lake / "counters" / "signal=requests").glob("date=*/region=*/*.parquet"))
     earliest = files[0].parent.parent
-    for path in earliest.glob("region=*/part.parquet"):
+    for path in earliest.glob("region=*/*.parquet"):
         pq.write_table(SCHEMAS["counters"].empty_table(), path)
     want = reference(store)
     assert want.first is not None and want.first.date() > date.fromisoformat(earliest.name[5:])

@@ -78,8 +78,11 @@ def test_replace_window_writes_and_reads_back(tmp_path: Path) -> None:
     )
     result = store.replace_window("counters", "eu", ["requests", "errors"], start, end, frame)
     assert result.rows == 360
-    assert result.files == 2  # one partition per signal (one day)
-    assert store.partition_path("counters", "requests", DAY.date(), "eu").exists()
+    assert result.files == 4  # per signal, the hour files h01 and h02 of one day
+    assert [p.name for p in store.partition_files("counters", "requests", DAY.date(), "eu")] == [
+        "h01.parquet",
+        "h02.parquet",
+    ]
     reader = _reader(tmp_path)
     df = reader.query(
         "SELECT signal, model, count(*) AS n, sum(value) AS s, "
@@ -113,7 +116,15 @@ def test_rewriting_the_same_window_is_idempotent(tmp_path: Path) -> None:
     first = _sums(_reader(tmp_path))
     paths = sorted(tmp_path.glob("lake/counters/*/*/*/*.parquet"))
     tables = [pq.read_table(p) for p in paths]
-    assert len(paths) == 2  # two days
+    # hour files: 22:00-24:00 on the first day (h23, h24), midnight's step (h00) and
+    # 00:00-02:00 (h01, h02) on the second
+    assert [f"{p.parent.parent.name}/{p.name}" for p in paths] == [
+        "date=2024-03-01/h23.parquet",
+        "date=2024-03-01/h24.parquet",
+        "date=2024-03-02/h00.parquet",
+        "date=2024-03-02/h01.parquet",
+        "date=2024-03-02/h02.parquet",
+    ]
     for _ in range(2):
         store.replace_window("counters", "eu", ["requests"], start, end, frame)
     assert _sums(_reader(tmp_path)) == first == (480, 960.0)
@@ -161,8 +172,8 @@ def test_other_regions_and_signals_are_untouched_and_empty_signal_empties(tmp_pa
     assert got.values.tolist() == [["eu", "requests", 60, 60.0], ["us", "requests", 60, 300.0]]
     # The emptied partition stays as an empty file (a reader that listed it must not
     # fail with "file not found"); it holds no rows.
-    emptied = store.partition_path("counters", "errors", DAY.date(), "eu")
-    assert emptied.exists()
+    (emptied,) = store.partition_files("counters", "errors", DAY.date(), "eu")
+    assert emptied.name == "h01.parquet"
     assert pq.read_metadata(emptied).num_rows == 0
 
 
@@ -429,7 +440,7 @@ def test_readers_never_see_a_half_written_or_doubled_window(tmp_path: Path) -> N
 
 def test_hourly_rollup_holds_the_step_sums_of_every_rewrite(tmp_path: Path) -> None:
     """The roll-up beside each partition sums its steps per right-closed hour (over
-    instances), follows every rewrite of a window, and carries the data file's mtime."""
+    instances), follows every rewrite of a window, and carries the partition's stamp."""
     store = Store(tmp_path)
     frame = pd.concat(
         [
@@ -444,9 +455,10 @@ def test_hourly_rollup_holds_the_step_sums_of_every_rewrite(tmp_path: Path) -> N
     # Rewrite 30 minutes across an hour boundary with other values (pandas and Arrow paths).
     part = _counter_frame(DAY + 90 * MIN, DAY + 120 * MIN, value=3.0, models=("a",))
     store.replace_window("counters", "eu", ["requests"], DAY + 90 * MIN, DAY + 120 * MIN, part)
-    path = store.partition_path("counters", "requests", DAY.date(), "eu")
+    path = store.partition_dir("counters", "requests", DAY.date(), "eu")
     rollup = store.rollup_path("counters", path)
-    assert rollup.stat().st_mtime_ns == path.stat().st_mtime_ns
+    stamp = store.partition_stamp("counters", "requests", DAY.date(), "eu")
+    assert rollup.stat().st_mtime_ns == stamp == path.stat().st_mtime_ns
     steps = store.query(
         "SELECT date_trunc('hour', ts_utc - INTERVAL 1 microsecond) + INTERVAL 1 hour AS h, "
         "model, sum(value) AS v, count(*) AS n FROM counters GROUP BY ALL ORDER BY h, model"
@@ -469,7 +481,7 @@ def test_housekeeping_removes_old_temp_files_under_the_writer_lock(tmp_path: Pat
     store.replace_window(
         "counters", "eu", ["requests"], DAY, DAY + 5 * MIN, _counter_frame(DAY, DAY + 5 * MIN)
     )
-    folder = store.partition_path("counters", "requests", DAY.date(), "eu").parent
+    folder = store.partition_dir("counters", "requests", DAY.date(), "eu")
     old, fresh = folder / ".tmp-dead.parquet.tmp", folder / ".tmp-busy.parquet.tmp"
     state_tmp = tmp_path / ".tmp-state.json.tmp"
     for p in (old, fresh, state_tmp):
@@ -517,11 +529,12 @@ def test_arrow_path_writes_what_the_pandas_path_writes(tmp_path: Path) -> None:
     result = by_arrow.replace_window(
         "counters", "eu", ["requests", "errors"], start, end, _dictionary_strings(shuffled)
     )
-    assert (result.rows, result.files) == (len(frame), 4)  # 2 signals x 2 dates
+    # 2 signals x 5 hour files (h23, h24; h00, h01, h02)
+    assert (result.rows, result.files) == (len(frame), 10)
     files = sorted(
         p.relative_to(tmp_path / "pandas") for p in (tmp_path / "pandas").rglob("*.parquet")
     )
-    assert len(files) == 4 + 4 + 4  # data files, their hourly and 5-minute roll-ups
+    assert len(files) == 10 + 4 + 4  # hour files, the hourly and 5-minute roll-ups per day
     for rel in files:
         want, got = (
             pq.read_table(tmp_path / "pandas" / rel),
@@ -529,9 +542,9 @@ def test_arrow_path_writes_what_the_pandas_path_writes(tmp_path: Path) -> None:
         )
         assert got.schema.equals(want.schema), rel
         assert got.equals(want), rel
-    one = by_arrow.partition_path("counters", "errors", (DAY + timedelta(days=1)).date(), "eu")
-    assert pq.read_table(one)["model"].type == pa.string()
-    assert pq.read_table(one)["value"].to_pylist() == sorted(
+    one = by_arrow.partition_files("counters", "errors", (DAY + timedelta(days=1)).date(), "eu")
+    assert pq.read_table(one[0])["model"].type == pa.string()
+    assert pa.concat_tables(pq.read_table(f) for f in one)["value"].to_pylist() == sorted(
         frame[(frame["signal"] == "errors") & (frame["ts_utc"] >= DAY + timedelta(days=1))]["value"]
     )
 
@@ -551,7 +564,7 @@ def test_rollup_written_from_dictionary_rows_equals_the_one_rebuilt_from_the_fil
     )
     store = Store(tmp_path)
     store.replace_window("counters", "eu", ["requests"], start, end, _dictionary_strings(frame))
-    path = store.partition_path("counters", "requests", DAY.date(), "eu")
+    path = store.partition_dir("counters", "requests", DAY.date(), "eu")
     rollup = store.rollup_path("counters", path)
     fine = store.rollup_path("counters", path, 300)
     written, written_fine = pq.read_table(rollup), pq.read_table(fine)
@@ -616,3 +629,60 @@ def test_store_and_collector_modules_do_not_import_pandas() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
     )
     assert done.stdout.strip() == "[]"
+
+
+def test_a_long_lived_connection_sees_later_writes_and_view_key_says_when_to_rebuild(
+    tmp_path: Path,
+) -> None:
+    """The dashboard keeps one Store per :meth:`Store.view_key` across data versions
+    (app/data.py): its views must list files again per query, and the key must change
+    exactly when a view's source changes (a table got its first file)."""
+    store = Store(tmp_path)
+    t0 = datetime(2026, 1, 1)
+    with store.writer():
+        store.replace_window(
+            "counters", "r1", ["requests"], t0, t0 + 5 * MIN, _counter_frame(t0, t0 + 5 * MIN)
+        )
+    key = store.view_key()
+    assert _sums(store) == (5, 5.0)
+    later = t0 + timedelta(days=1)
+    with store.writer():  # a new region, a new date, and more steps on the first date
+        store.replace_window(
+            "counters",
+            "r2",
+            ["requests"],
+            later,
+            later + 3 * MIN,
+            _counter_frame(later, later + 3 * MIN, value=2.0),
+        )
+        store.replace_window(
+            "counters",
+            "r1",
+            ["requests"],
+            t0 + 5 * MIN,
+            t0 + 7 * MIN,
+            _counter_frame(t0 + 5 * MIN, t0 + 7 * MIN),
+        )
+    assert _sums(store) == (10, 13.0)  # the same connection, built before the writes
+    assert Store(tmp_path).view_key() == key
+    gauges = pd.DataFrame(
+        {
+            "signal": ["gpu_utilization"],
+            "ts_utc": [t0 + MIN],
+            "model": ["llama"],
+            "arm": ["v1"],
+            "instance": ["gpu0"],
+            "mean": [0.5],
+            "max": [0.5],
+            "last": [0.5],
+            "samples": [1],
+            "step_s": [60],
+            "unit": ["ratio"],
+        }
+    )
+    with store.writer():
+        store.replace_window("gauges", "r1", ["gpu_utilization"], t0, t0 + MIN, gauges)
+    new_key = Store(tmp_path).view_key()
+    assert new_key != key
+    assert dict(new_key)["gauges"] != dict(key)["gauges"]
+    assert dict(new_key)["counters"] == dict(key)["counters"]

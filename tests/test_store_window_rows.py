@@ -5,7 +5,7 @@ Every converted query of ``sql/queries`` (``{{rows:...}}``, :meth:`Store.window_
 is run on a real generated store (``observatory.large_fleet``, plus a region of
 crafted GPU rows: idle and boundary utilisations, arm-less and power-only GPUs, a NULL
 mean) and compared with :data:`REFERENCE`, the straightforward query over every minute
-row (the query as it was before the roll-ups; for ``gpu_*`` and ``cost_by_day`` with
+row (the query as it was before the roll-ups; for ``gpu_*`` and ``work_by_day`` with
 rows whose arm the filter does not know kept, ``$all_arms``).  Windows start and end
 mid-hour and on the hour; buckets below, at and above an hour; one roll-up made stale.
 Integer counts must be equal; float sums of gauges equal to a relative 1e-12 (the
@@ -29,15 +29,29 @@ from observatory.store import Store, StoreError
 
 #: The minute-row reference of each converted named query.
 REFERENCE: dict[str, str] = {
-    "cost_by_day": """
-WITH spend AS (
+    "work_by_day": """
+WITH work AS (
     SELECT
         region,
+        coalesce(model, '') AS model,
         CAST(ts_utc - INTERVAL 1 microsecond AS DATE) AS day,
-        coalesce(
-            sum(mean * step_s / 3600.0) FILTER (WHERE signal = 'cost'),
-            sum(mean * step_s / 3600.0) FILTER (WHERE signal = 'gpu_cost')
-        ) AS cost_usd
+        sum(value) FILTER (WHERE signal = 'requests') AS requests,
+        sum(value) FILTER (WHERE signal IN ('prompt_tokens', 'generation_tokens')) AS tokens,
+        sum(value) FILTER (WHERE signal = 'energy') AS energy_j
+    FROM counters
+    WHERE signal IN ('requests', 'prompt_tokens', 'generation_tokens', 'energy')
+      AND ts_utc > $start AND ts_utc <= $end
+      AND list_contains($regions, region)
+      AND list_contains($models, coalesce(model, ''))
+      AND (list_contains($arms, coalesce(arm, '')) OR NOT list_contains($all_arms, coalesce(arm, '')))
+    GROUP BY ALL
+), spend AS (
+    SELECT
+        region,
+        coalesce(model, '') AS model,
+        CAST(ts_utc - INTERVAL 1 microsecond AS DATE) AS day,
+        sum(mean * step_s / 3600.0) FILTER (WHERE signal = 'cost') AS cost_usd,
+        sum(mean * step_s / 3600.0) FILTER (WHERE signal = 'gpu_cost') AS gpu_cost_usd
     FROM gauges
     WHERE signal IN ('cost', 'gpu_cost')
       AND ts_utc > $start AND ts_utc <= $end
@@ -45,23 +59,10 @@ WITH spend AS (
       AND list_contains($models, coalesce(model, ''))
       AND (list_contains($arms, coalesce(arm, '')) OR NOT list_contains($all_arms, coalesce(arm, '')))
     GROUP BY ALL
-), work AS (
-    SELECT
-        region,
-        CAST(ts_utc - INTERVAL 1 microsecond AS DATE) AS day,
-        sum(value) FILTER (WHERE signal = 'requests') AS requests,
-        sum(value) FILTER (WHERE signal IN ('prompt_tokens', 'generation_tokens')) AS tokens
-    FROM counters
-    WHERE signal IN ('requests', 'prompt_tokens', 'generation_tokens')
-      AND ts_utc > $start AND ts_utc <= $end
-      AND list_contains($regions, region)
-      AND list_contains($models, coalesce(model, ''))
-      AND (list_contains($arms, coalesce(arm, '')) OR NOT list_contains($all_arms, coalesce(arm, '')))
-    GROUP BY ALL
 )
-SELECT region, day, cost_usd, requests, tokens
-FROM spend FULL OUTER JOIN work USING (region, day)
-ORDER BY region, day;
+SELECT region, model, day, requests, tokens, energy_j, cost_usd, gpu_cost_usd
+FROM work FULL OUTER JOIN spend USING (region, model, day)
+ORDER BY region, model, day;
 """,
     "gpu_by_group": """
 WITH gpu_steps AS (
@@ -93,39 +94,6 @@ SELECT
     sum(power_w * step_s) FILTER (WHERE util < $floor_pct / 100) AS idle_energy_j
 FROM gpu_steps
 GROUP BY region, model
-ORDER BY region, model;
-""",
-    "gpu_counters_by_group": """
-WITH work AS (
-    SELECT
-        region,
-        coalesce(model, '') AS model,
-        sum(value) FILTER (WHERE signal = 'requests') AS requests,
-        sum(value) FILTER (WHERE signal IN ('prompt_tokens', 'generation_tokens')) AS tokens,
-        sum(value) FILTER (WHERE signal = 'energy') AS energy_j
-    FROM counters
-    WHERE signal IN ('requests', 'prompt_tokens', 'generation_tokens', 'energy')
-      AND ts_utc > $start AND ts_utc <= $end
-      AND list_contains($regions, region)
-      AND list_contains($models, coalesce(model, ''))
-      AND (list_contains($arms, coalesce(arm, '')) OR NOT list_contains($all_arms, coalesce(arm, '')))
-    GROUP BY ALL
-), spend AS (
-    SELECT
-        region,
-        coalesce(model, '') AS model,
-        sum(mean * step_s / 3600.0) FILTER (WHERE signal = 'cost') AS cost_usd,
-        sum(mean * step_s / 3600.0) FILTER (WHERE signal = 'gpu_cost') AS gpu_cost_usd
-    FROM gauges
-    WHERE signal IN ('cost', 'gpu_cost')
-      AND ts_utc > $start AND ts_utc <= $end
-      AND list_contains($regions, region)
-      AND list_contains($models, coalesce(model, ''))
-      AND (list_contains($arms, coalesce(arm, '')) OR NOT list_contains($all_arms, coalesce(arm, '')))
-    GROUP BY ALL
-)
-SELECT region, model, requests, tokens, energy_j, cost_usd, gpu_cost_usd
-FROM work FULL OUTER JOIN spend USING (region, model)
 ORDER BY region, model;
 """,
     "gpu_series": """
@@ -282,8 +250,7 @@ KEYS = {
     "latency_series": ["series", "bucket_end", "le"],
     "gpu_by_group": ["region", "model"],
     "gpu_series": ["series", "bucket_end"],
-    "gpu_counters_by_group": ["region", "model"],
-    "cost_by_day": ["region", "day"],
+    "work_by_day": ["region", "model", "day"],
     "overview_counters_by_region": ["region"],
     "overview_gauges_by_region": ["region"],
     "overview_latency_by_region": ["region", "le"],
@@ -343,13 +310,14 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
             DAY2 + timedelta(hours=5),
             _crafted_gauges(),
         )
-    # Stale roll-ups: a data file rewritten after its roll-up (a killed writer).
+    # Stale roll-ups: a partition written after its roll-up (a killed writer: its
+    # folder's stamp moved on).
     for table, sig in (
         ("counters", "requests"),
         ("histograms", "latency"),
         ("gauges", "gpu_utilization"),
     ):
-        path = s.partition_path(table, sig, DAY2.date(), "us-east-1")
+        path = s.partition_dir(table, sig, DAY2.date(), "us-east-1")
         t = time.time_ns()  # rewritten now, after every file of the build
         os.utime(path, ns=(t, t))
     # One tier stale, the other fresh (a writer killed between the two roll-ups): the
@@ -360,7 +328,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Store:
         ("gauges", "gpu_power", 300),
         ("gauges", "gpu_utilization", 3600),
     ):
-        path = s.partition_path(table, sig, DAY1.date(), "us-west-2")
+        path = s.partition_dir(table, sig, DAY1.date(), "us-west-2")
         rollup = s.rollup_path(table, path, period)
         old = rollup.stat().st_mtime_ns - 1_000_000
         os.utime(rollup, ns=(old, old))
@@ -420,8 +388,7 @@ def test_window_queries_equal_minute_rows(store: Store, window: str, arms: list[
     params = _params(store, *WINDOWS[window], arms)
     for name in (
         "latency_by_group",
-        "gpu_counters_by_group",
-        "cost_by_day",
+        "work_by_day",
         "overview_counters_by_region",
         "overview_gauges_by_region",
         "overview_latency_by_region",
@@ -467,18 +434,17 @@ def test_plans_read_rollups_and_minute_rows(store: Store) -> None:
         ("gauges", "gpu_utilization"),
     ):
         plan = store.hourly_plan(table, [sig], start, end, split)
-        stale = store.partition_path(table, sig, DAY2.date(), "us-east-1")
+        stale = store.partition_files(table, sig, DAY2.date(), "us-east-1")
         assert plan.hourly and plan.minutes_split
-        assert stale in plan.minutes_all
+        assert stale and set(stale) <= set(plan.minutes_all)
+        # The build writes whole days, stored as one part.parquet per partition-day
+        # (issue #9): the split hours read those (hour files: test_store_hour_files).
+        assert {p.name for p in plan.minutes_split} == {"part.parquet"}
     steps = store.gpu_steps_plan(start, end, split)
     assert steps.hourly and steps.minutes_split
-    assert (
-        store.partition_path("gauges", "gpu_utilization", DAY2.date(), "us-east-1")
-        in steps.minutes_all
-    )
-    assert (
-        store.partition_path("gauges", "gpu_power", DAY2.date(), "us-east-1") in steps.minutes_all
-    )
+    for sig in ("gpu_utilization", "gpu_power"):
+        files = store.partition_files("gauges", sig, DAY2.date(), "us-east-1")
+        assert files and set(files) <= set(steps.minutes_all)
 
 
 def test_window_rows_take_the_coarsest_tier_per_piece(store: Store) -> None:
@@ -527,10 +493,12 @@ def test_housekeeping_rebuilds_stale_gauge_and_gpu_step_rollups(tmp_path: Path) 
             DAY2 + timedelta(hours=5),
             _crafted_gauges(),
         )
-    util = s.partition_path("gauges", "gpu_utilization", DAY2.date(), CRAFTED)
+    util = s.partition_dir("gauges", "gpu_utilization", DAY2.date(), CRAFTED)
     rollup = s.rollup_path("gauges", util)
     steps = s.gpu_steps_path(DAY2.date(), CRAFTED)
-    assert rollup.stat().st_mtime_ns == util.stat().st_mtime_ns
+    assert rollup.stat().st_mtime_ns == s.partition_stamp(
+        "gauges", "gpu_utilization", DAY2.date(), CRAFTED
+    )
     assert pq.read_table(steps).num_rows > 0
     t = time.time_ns()
     os.utime(util, ns=(t, t))

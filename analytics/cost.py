@@ -1,7 +1,7 @@
 """Serving cost per unit of work, operational carbon per region, and load shifting.
 
-Pure functions on the sums returned by ``sql/queries/cost_*.sql`` and
-``gpu_counters_by_group``.  Units: USD; energy in joules (kWh = J / 3.6e6); carbon
+Pure functions on the sums of ``sql/queries/work_by_day.sql`` (per region and model,
+summed over the days) and ``gpu_by_group``.  Units: USD; energy in joules (kWh = J / 3.6e6); carbon
 in grams CO2e (gCO2e); grid intensity in gCO2e per kWh.
 
 - Cost per 1k requests = USD / requests x 1000; per 1M tokens = USD / tokens x 1e6

@@ -113,8 +113,9 @@ def gpu_table(gauges: pd.DataFrame, counters: pd.DataFrame, by: list[str]) -> pd
 
     Args:
         gauges: ``gpu_by_group`` rows (region, model and the GPU sums).
-        counters: ``gpu_counters_by_group`` rows (region, model, ``energy_j``,
-            ``requests``, ``tokens``, ``cost_usd``, ``gpu_cost_usd``).
+        counters: per region and model, ``energy_j``, ``requests``, ``tokens``,
+            ``cost_usd`` and ``gpu_cost_usd`` (``work_by_day`` rows summed over the
+            days, :func:`app.work_sums.per_region_model`).
         by: the group columns, a subset of ``["region", "model"]``; ``[]`` gives the
             fleet's one row.
     """

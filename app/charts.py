@@ -150,6 +150,33 @@ def fleet_map(summary: pd.DataFrame) -> go.Figure:
     return fig
 
 
+def _plain(column: pd.Series) -> np.ndarray:
+    """``column`` as a numpy array; a time-zone aware time column as its wall times,
+    which is how Plotly draws a pandas column with a time zone."""
+    if isinstance(column.dtype, pd.DatetimeTZDtype):
+        column = column.dt.tz_localize(None)
+    return column.to_numpy()
+
+
+def _split(frame: pd.DataFrame, by: str, columns: list[str]) -> list[tuple[object, dict]]:
+    """``frame``'s ``columns`` as numpy arrays per value of ``by``, in sorted order.
+
+    The rows ``frame.groupby(by, sort=True)`` gives (rows without a ``by`` value left
+    out, each group's rows in frame order), from one stable sort instead of a
+    DataFrame per group: building a figure's traces from arrays costs a fixed few
+    operations per trace, not a pandas selection each.
+    """
+    codes, keys = pd.factorize(frame[by], sort=True)
+    order = np.argsort(codes, kind="stable")
+    sorted_codes = codes[order]
+    bounds = np.searchsorted(sorted_codes, np.arange(len(keys) + 1), side="left")
+    arrays = {c: _plain(frame[c])[order] for c in columns}
+    return [
+        (key, {c: a[bounds[i] : bounds[i + 1]] for c, a in arrays.items()})
+        for i, key in enumerate(keys)
+    ]
+
+
 def series_chart(
     series: pd.DataFrame,
     column: str,
@@ -164,6 +191,10 @@ def series_chart(
 ) -> go.Figure:
     """One line per series (a region by default) over time.
 
+    The figure is built in one step from plain trace dicts over numpy arrays (one
+    validation pass), which keeps its cost per line small when there are many
+    regions (docs/scaling.md, "Pages: what grows with the regions").
+
     Args:
         series: rows with ``by``, ``x`` and ``column`` (e.g.
             :func:`analytics.overview.timeseries` rows).
@@ -176,23 +207,41 @@ def series_chart(
         x: the time column (UTC).
         y_format: Plotly's number format of the hover value (without ``percent``).
     """
-    fig = go.Figure()
-    for region, rows in series.groupby(by, sort=True):
-        fig.add_trace(
-            go.Scatter(
-                x=rows[x],
-                y=rows[column],
-                mode="lines",
-                name=plotly_text(region),
-                line={"color": colors.get(str(region), "#555555"), "width": 1.6},
-                connectgaps=False,
-                hovertemplate="%{x|%Y-%m-%d %H:%M} UTC: %{y"
-                + (":.2%" if percent else y_format)
+    value = ":.2%" if percent else y_format
+    traces = []
+    for key, rows in _split(series, by, [x, column]):
+        name = plotly_text(key)
+        traces.append(
+            {
+                "type": "scatter",
+                "x": rows[x],
+                "y": rows[column],
+                "mode": "lines",
+                "name": name,
+                "line": {"color": colors.get(str(key), "#555555"), "width": 1.6},
+                "connectgaps": False,
+                "hovertemplate": "%{x|%Y-%m-%d %H:%M} UTC: %{y"
+                + value
                 + "}<extra>"
-                + plotly_text(region)
+                + name
                 + "</extra>",
-            )
+            }
         )
+    yaxis: dict[str, object] = {"title": {"text": y_title}, "rangemode": "tozero"}
+    if percent:
+        yaxis["tickformat"] = ".1%"
+    fig = go.Figure(
+        data=traces,
+        layout={
+            "title": {"text": title, "font": {"size": 15}},
+            "height": 300,
+            "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+            "legend": {"orientation": "v"},
+            "hovermode": "closest",
+            "xaxis": {"title": {"text": "bucket end (UTC)"}},
+            "yaxis": yaxis,
+        },
+    )
     if limit is not None and math.isfinite(limit):
         fig.add_hline(
             y=limit,
@@ -200,19 +249,6 @@ def series_chart(
             annotation_text="limit",
             annotation_position="top left",
         )
-    fig.update_layout(
-        title={"text": title, "font": {"size": 15}},
-        height=300,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        legend={"orientation": "v"},
-        hovermode="closest",
-        xaxis_title="bucket end (UTC)",
-        yaxis_title=y_title,
-    )
-    if percent:
-        fig.update_yaxes(tickformat=".1%", rangemode="tozero")
-    else:
-        fig.update_yaxes(rangemode="tozero")
     return fig
 
 
@@ -235,28 +271,33 @@ def bar_chart(
 ) -> go.Figure:
     """Grouped bars: one bar per ``x`` value and ``color_by`` value.
 
+    Built in one step from trace dicts over numpy arrays, as :func:`series_chart`.
+
     Args:
         frame: rows with ``x``, ``y`` and ``color_by``.
         colors: ``color_by`` value -> colour (:func:`palette`).
         y_format: Plotly's number format of the hover value.
     """
-    fig = go.Figure()
-    for key, rows in frame.groupby(color_by, sort=True):
+    traces = []
+    for key, rows in _split(frame, color_by, [x, y]):
         name = plotly_text(key)
-        fig.add_trace(
-            go.Bar(
-                x=[plotly_text(v) for v in rows[x]],
-                y=rows[y],
-                name=name,
-                marker_color=colors.get(str(key), "#555555"),
-                hovertemplate="%{x}: %{y:" + y_format + "}<extra>" + name + "</extra>",
-            )
+        traces.append(
+            {
+                "type": "bar",
+                "x": [plotly_text(v) for v in rows[x]],
+                "y": rows[y],
+                "name": name,
+                "marker": {"color": colors.get(str(key), "#555555")},
+                "hovertemplate": "%{x}: %{y:" + y_format + "}<extra>" + name + "</extra>",
+            }
         )
-    fig.update_layout(
-        title={"text": plotly_text(title), "font": {"size": 15}},
-        height=320,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
-        barmode="group",
-        yaxis_title=y_title,
+    return go.Figure(
+        data=traces,
+        layout={
+            "title": {"text": plotly_text(title), "font": {"size": 15}},
+            "height": 320,
+            "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
+            "barmode": "group",
+            "yaxis": {"title": {"text": y_title}},
+        },
     )
-    return fig

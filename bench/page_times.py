@@ -30,6 +30,18 @@ building the Plotly figures).  Goals (issue #9): cold under 2 s at the
 large size on this 2-core machine, and large/small under 2x.  The baseline is the
 small fleet (2 regions) measured in the same run.  ``--json`` writes the raw figures.
 
+Each table also splits the cold run: the shared sidebar filters (``shared_filters``:
+the filter catalogue, and the Store's DuckDB views, which the first reader of a data
+version builds), and the page's own part (the rest).  ``--repeat N`` runs every page,
+size (and tree) N times interleaved and shows the run with the median cold time.
+``--baseline-tree DIR`` runs the same pages from another checkout (``git worktree add
+/tmp/before HEAD`` before a change) interleaved with this one's, as the named baseline
+of a before/after table.  ``--profile DIR`` writes each cold run's cProfile (the script
+thread) and prints where the time grows from small to large, by library and function::
+
+    flock /tmp/large.lock python bench/page_times.py --small S --large L --modes warmed \
+        --pages latency.py gpus_energy.py --repeat 3 --baseline-tree /tmp/before
+
 ``--catalogue`` times only the shared filters' catalogue (time bounds, regions,
 models, arms), which every analysis page reads: baseline ("before") the named queries
 that take DISTINCT over the minute rows, against ``app/filter_catalogue.py``
@@ -79,6 +91,17 @@ def query(self, sql, params=None):
         sql_time[0] += time.perf_counter() - t
         sql_time[1] += 1
 Store.query = query
+parts = defaultdict(float)  # cold-run seconds of shared steps every page takes
+def _timed(owner, attr, part):
+    fn = getattr(owner, attr)
+    def wrapped(*a, **k):
+        t = time.perf_counter()
+        try:
+            return fn(*a, **k)
+        finally:
+            parts[part] += time.perf_counter() - t
+    setattr(owner, attr, wrapped)
+_timed(Store, "_build_connection", "views")  # DuckDB views over the lake, once per Store
 from streamlit.testing.v1 import AppTest
 import importlib, pkgutil
 for pkg in ("app", "analytics", "observatory"):  # a running server has these imported
@@ -89,6 +112,8 @@ for pkg in ("app", "analytics", "observatory"):  # a running server has these im
             except Exception:
                 pass
 import plotly.express, plotly.graph_objects
+import app.filters
+_timed(app.filters, "shared_filters", "filters")  # the sidebar: catalogue + widgets
 out = {}
 mode = sys.argv[3]
 if mode == "warmed":  # the server started a while ago: its catalogue warm-up is done
@@ -102,14 +127,32 @@ elif mode.startswith("after:"):  # first run of this page in a server that ran a
     AppTest.from_file(mode[len("after:"):], default_timeout=float(sys.argv[2])).run()
     out["previous_page_s"] = time.perf_counter() - t
 at = AppTest.from_file(sys.argv[1], default_timeout=float(sys.argv[2]))
+profile_to = sys.argv[4] if len(sys.argv) > 4 else ""
+profiling = [False]
+if profile_to:  # the page script runs in the script runner's own thread: profile there
+    import cProfile
+    from streamlit.testing.v1.local_script_runner import LocalScriptRunner
+    _thread = LocalScriptRunner._run_script_thread
+    def _profiled(self):
+        if not profiling[0]:
+            return _thread(self)
+        prof = cProfile.Profile()
+        try:
+            return prof.runcall(_thread, self)
+        finally:
+            prof.dump_stats(profile_to)
+    LocalScriptRunner._run_script_thread = _profiled
 for run in ("cold", "warm"):
-    calls.clear(); counts.clear(); sql_time[:] = [0.0, 0]
-    t = time.perf_counter()
+    calls.clear(); counts.clear(); sql_time[:] = [0.0, 0]; parts.clear()
+    profiling[0] = run == "cold"
+    t, cpu = time.perf_counter(), time.process_time()
     at.run()
     out[run] = time.perf_counter() - t
+    out[run + "_cpu_s"] = time.process_time() - cpu  # every thread: script and DuckDB
     out[run + "_sql_s"], out[run + "_sql_n"] = sql_time
     out[run + "_queries"] = dict(calls)
     out[run + "_query_calls"] = dict(counts)
+    out[run + "_parts"] = dict(parts)
 out["exceptions"] = [str(e.value)[:300] for e in at.exception]
 out["errors"] = [str(e.value)[:200] for e in at.error]
 out["warnings"] = [str(e.value)[:200] for e in at.warning][:3]
@@ -228,30 +271,41 @@ def _child_mode(mode: str, page: Path) -> str:
     if mode != "in-server":
         return mode
     other = "gpus_energy.py" if page.name == "latency.py" else "latency.py"
-    return "after:" + str(VIEWS / other)
+    return "after:" + str(page.parent / other)
 
 
 def measure(
-    page: Path, store: Path, timeout: float, mode: str = "start", rollup: str | None = None
+    page: Path,
+    store: Path,
+    timeout: float,
+    mode: str = "start",
+    rollup: str | None = None,
+    profile: Path | None = None,
+    root: Path = ROOT,
 ) -> dict[str, Any]:
     """Run ``page`` cold then warm on ``store`` in a fresh process (after what ``mode``
-    of :data:`MODES` says; ``rollup``: ``OBSERVATORY_ROLLUP`` for it); the child's figures."""
+    of :data:`MODES` says; ``rollup``: ``OBSERVATORY_ROLLUP`` for it); the child's figures.
+
+    ``profile``: write the cold run's cProfile statistics (the script thread) there.
+    ``root``: the checkout whose page of that name and modules run (``--baseline-tree``)."""
+    page = root / "app" / "views" / page.name
     env = {
         **os.environ,
         **({"OBSERVATORY_ROLLUP": rollup} if rollup is not None else {}),
         "OBSERVATORY_STORE": str(store),
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": str(root),
         "OBSERVATORY_EXPERIMENTS": os.environ.get(
-            "OBSERVATORY_EXPERIMENTS", str(ROOT / "examples" / "experiments.yaml")
+            "OBSERVATORY_EXPERIMENTS", str(root / "examples" / "experiments.yaml")
         ),
     }
     try:
         proc = subprocess.run(
-            [sys.executable, "-c", CHILD, str(page), str(timeout), _child_mode(mode, page)],
+            [sys.executable, "-c", CHILD, str(page), str(timeout), _child_mode(mode, page)]
+            + ([str(profile)] if profile else []),
             capture_output=True,
             text=True,
             env=env,
-            cwd=ROOT,
+            cwd=root,
             timeout=timeout * 2 + 60,
         )
     except subprocess.TimeoutExpired:
@@ -260,6 +314,84 @@ def measure(
         if line.startswith("RESULT "):
             return dict(json.loads(line[len("RESULT ") :]))
     return {"failed": (proc.stderr or proc.stdout)[-400:]}
+
+
+#: Where a profiled function's own time is counted, by the path of its file.
+AREAS = (
+    ("observatory/store.py", "DuckDB (Store)"),
+    ("duckdb", "DuckDB (Store)"),
+    ("/plotly/", "Plotly"),
+    ("/_plotly_utils/", "Plotly"),
+    ("/streamlit/", "Streamlit"),
+    ("/pyarrow/", "pyarrow"),
+    ("/pandas/", "pandas"),
+    ("/numpy/", "numpy"),
+    ("/analytics/", "analytics/"),
+    ("/app/", "app/"),
+)
+
+
+def _area(path: str) -> str:
+    return next((area for key, area in AREAS if key in path), "other")
+
+
+def profile_areas(path: Path) -> tuple[dict[str, float], dict[str, tuple[float, float]]]:
+    """A cProfile dump's own time per area (:data:`AREAS`), and per function
+    ``(own s, cumulative s)``.  A C function's own time (file ``~``) goes to its callers'
+    areas in proportion to their share of its time (a DuckDB ``execute`` to the Store)."""
+    import pstats
+
+    stats = pstats.Stats(str(path)).stats  # type: ignore[attr-defined]
+    areas: dict[str, float] = {}
+    funcs: dict[str, tuple[float, float]] = {}
+    for (file, line, name), (_cc, _nc, tt, ct, callers) in stats.items():
+        funcs[f"{Path(file).name}:{line}({name})" if file != "~" else name] = (tt, ct)
+        if file != "~" or not callers:
+            areas[_area(file)] = areas.get(_area(file), 0.0) + tt
+            continue
+        shares = {c: v[2] for c, v in callers.items()}
+        whole = sum(shares.values()) or 1.0
+        for (cfile, _l, _n), part in shares.items():
+            area = _area(cfile) if "duckdb" not in name else "DuckDB (Store)"
+            areas[area] = areas.get(area, 0.0) + tt * part / whole
+    return areas, funcs
+
+
+def print_growth(page: str, small: Path, large: Path, top: int = 15) -> None:
+    """Print where one page's profiled cold run grows from ``small`` to ``large``: own
+    seconds per area, then the functions whose cumulative seconds grow most."""
+    if not (small.exists() and large.exists()):
+        print(f"{page}: no profile (a run failed)")
+        return
+    (sa, sf), (la, lf) = profile_areas(small), profile_areas(large)
+    print(f"\n{page}: profiled cold run (own seconds; profiling slows Python code ~1.5-2x)")
+    print(f"{'area':18} {'small':>7} {'large':>7} {'growth':>7}")
+    for area in sorted(set(sa) | set(la), key=lambda a: -(la.get(a, 0) - sa.get(a, 0))):
+        s, g = sa.get(area, 0.0), la.get(area, 0.0)
+        print(f"{area:18} {s:>7.3f} {g:>7.3f} {g - s:>+7.3f}")
+    print(f"{'total':18} {sum(sa.values()):>7.3f} {sum(la.values()):>7.3f}")
+    grow = sorted(lf, key=lambda k: -(lf[k][1] - sf.get(k, (0.0, 0.0))[1]))[:top]
+    print(f"{'function (cumulative s)':60} {'small':>7} {'large':>7}")
+    for k in grow:
+        print(f"{k[:60]:60} {sf.get(k, (0.0, 0.0))[1]:>7.3f} {lf[k][1]:>7.3f}")
+
+
+def _part(figures: dict[str, Any], part: str) -> str:
+    """A shared step's cold seconds (``filters``: the sidebar; ``views``: the Store's
+    DuckDB views), ``-`` when the run did not report it."""
+    value = (figures.get("cold_parts") or {}).get(part)
+    return "-" if value is None else f"{float(value):.2f}"
+
+
+def _own(figures: dict[str, Any]) -> float | None:
+    """The page's own cold seconds: the run less the sidebar filters (which build the
+    Store's views when they come first); None when the run did not report them."""
+    filters = (figures.get("cold_parts") or {}).get("filters")
+    return None if filters is None else float(figures["cold"]) - float(filters)
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _slowest(figures: dict[str, Any]) -> str:
@@ -281,7 +413,18 @@ def main() -> None:
     ap.add_argument(
         "--catalogue", action="store_true", help="time only the filter catalogue, before/after"
     )
-    ap.add_argument("--repeat", type=int, default=3, help="--catalogue: runs per store and side")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        help="runs per store and side (--catalogue, default 3) or per page, size and tree "
+        "(default 1), interleaved; the tables show the run with the median cold time",
+    )
+    ap.add_argument(
+        "--baseline-tree",
+        type=Path,
+        help="another checkout of the project (e.g. `git worktree add /tmp/before HEAD`) "
+        "whose pages run interleaved with this one's as the baseline: a before/after table",
+    )
     ap.add_argument(
         "--modes",
         nargs="*",
@@ -297,9 +440,15 @@ def main() -> None:
         help="OBSERVATORY_ROLLUP settings to compare, interleaved (1: every tier; hourly: "
         "the hourly tier only; 0: minute rows)",
     )
+    ap.add_argument(
+        "--profile",
+        type=Path,
+        help="folder: profile each cold run (cProfile, <page>-<size>-<mode>.prof) and print "
+        "where the time grows from small to large (by library and by function)",
+    )
     args = ap.parse_args()
     if args.catalogue:
-        catalogue_table({"small": args.small, "large": args.large}, args.repeat)
+        catalogue_table({"small": args.small, "large": args.large}, args.repeat or 3)
         return
     pages = (
         [VIEWS / p for p in args.pages]
@@ -307,24 +456,94 @@ def main() -> None:
         else sorted(p for p in VIEWS.glob("*.py") if p.name != "__init__.py")
     )
     runs = [(m, r) for m in args.modes for r in args.rollup]
+    trees = {"this": ROOT, **({"baseline": args.baseline_tree} if args.baseline_tree else {})}
     every: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
     for page in pages:
         for mode, rollup in runs:  # interleaved: every setting sees the same load
             key = f"{mode}, OBSERVATORY_ROLLUP={rollup}"
             by = every.setdefault(key, {}).setdefault(page.name, {})
-            for label, store in (("small", args.small), ("large", args.large)):
-                by[label] = measure(page, store, args.timeout, mode, rollup)
-                print(f"{page.name} {label} {key}: {by[label]}", file=sys.stderr, flush=True)
+            tries: dict[str, list[dict[str, Any]]] = {}
+            for _ in range(args.repeat or 1):
+                for tree, root in trees.items():
+                    for label, store in (("small", args.small), ("large", args.large)):
+                        prof = None
+                        if args.profile and tree == "this":
+                            args.profile.mkdir(parents=True, exist_ok=True)
+                            prof = args.profile / f"{page.stem}-{label}-{mode}-{rollup}.prof"
+                        name = label if tree == "this" else f"{label} ({tree})"
+                        got = measure(page, store, args.timeout, mode, rollup, prof, root)
+                        tries.setdefault(name, []).append(got)
+                        print(f"{page.name} {name} {key}: {got}", file=sys.stderr, flush=True)
+            by.update({name: _median_run(results) for name, results in tries.items()})
+            if args.profile:
+                print_growth(
+                    page.name,
+                    args.profile / f"{page.stem}-small-{mode}-{rollup}.prof",
+                    args.profile / f"{page.stem}-large-{mode}-{rollup}.prof",
+                )
     if args.json:
         args.json.write_text(json.dumps(every, indent=2), encoding="utf-8")
     for key, results in every.items():
         mode, rollup = key.split(", ")
-        print(f"\ncold = {MODES[mode]}; {rollup}")
+        print(f"\ncold = {MODES[mode]}; {rollup}; median of {args.repeat or 1} run(s)")
         print_table(results)
+        if args.baseline_tree:
+            print_compare(results, args.baseline_tree)
+
+
+def _median_run(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median cold time (a failed run counts as the slowest), with
+    every run's cold seconds in ``cold_runs``."""
+    ok = sorted((r for r in results if "failed" not in r), key=lambda r: float(r["cold"]))
+    if len(ok) < len(results) and len(ok) <= len(results) // 2:
+        return next(r for r in results if "failed" in r)
+    chosen = dict(ok[(len(results) - 1) // 2])
+    chosen["cold_runs"] = [r.get("cold") for r in results]
+    return chosen
+
+
+def print_compare(results: dict[str, dict[str, dict[str, Any]]], baseline: Path) -> None:
+    """Before (``baseline`` tree) and after (this tree), same run: cold seconds at each
+    size, the large/small ratio, the page's own part (cold less the sidebar), and the
+    cold run's CPU seconds (every thread of the process; less sensitive than wall time
+    to other jobs on the machine)."""
+    print(f"\nbefore = {baseline}, after = this tree ({ROOT}), interleaved in this run")
+    head = (
+        f"{'page':22} {'small':>11} {'large':>11} {'ratio':>9} {'own small':>11} "
+        f"{'own large':>11} {'own ratio':>9} {'CPU small':>11} {'CPU large':>11} {'CPU ratio':>9}"
+    )
+    print(head + "   (before -> after)")
+    print("-" * len(head))
+    for name, by in results.items():
+        runs = {
+            k: by.get(k, {}) for k in ("small", "large", "small (baseline)", "large (baseline)")
+        }
+        if any("failed" in r or "cold" not in r for r in runs.values()):
+            print(f"{name:22} failed")
+            continue
+        cold = {k: float(r["cold"]) for k, r in runs.items()}
+        own = {k: _own(r) or 0.0 for k, r in runs.items()}
+        cpu = {k: float(r.get("cold_cpu_s", "nan")) for k, r in runs.items()}
+        cells = []
+        for fig in (cold, own, cpu):
+            before = (fig["small (baseline)"], fig["large (baseline)"])
+            after = (fig["small"], fig["large"])
+            cells += [
+                f"{before[0]:.2f}->{after[0]:.2f}",
+                f"{before[1]:.2f}->{after[1]:.2f}",
+                f"{before[1] / before[0]:.1f}->{after[1] / after[0]:.1f}",
+            ]
+        print(
+            f"{name:22} "
+            + " ".join(f"{c:>{w}}" for c, w in zip(cells, (11, 11, 9) * 3, strict=True))
+        )
 
 
 def print_table(results: dict[str, dict[str, dict[str, Any]]]) -> None:
-    """The table of one mode: per page, small and large cold/warm seconds."""
+    """The table of one mode: per page, small and large cold/warm seconds; then where
+    the cold run's time went at each size (small / large): the shared sidebar filters
+    (of which the Store's DuckDB views, built by the first reader of a data version),
+    the page's own part, and its SQL."""
     head = (
         f"{'page':22} {'small cold':>10} {'large cold':>10} {'ratio':>6} {'<2s':>4} {'<2x':>4} "
         f"{'small warm':>10} {'large warm':>10} {'SQL s':>6} {'RSS MiB':>8}  "
@@ -347,6 +566,22 @@ def print_table(results: dict[str, dict[str, dict[str, Any]]]) -> None:
             f"{float(g['warm']):>10.2f} {float(g['cold_sql_s']):>6.2f} "
             f"{float(g['rss_mib']):>8.0f}  "
             f"{_slowest(g)}{bad}"
+        )
+    print("\ncold seconds, small / large: sidebar filters (of which DuckDB views), the page's")
+    print("own part (cold less filters; its own ratio), and the SQL of the whole run")
+    cols = f"{'filters':>11} {'views':>11} {'page own':>11} {'own ratio':>9} {'SQL':>11}"
+    print(f"{'page':22} {cols}")
+    for name, by in results.items():
+        s, g = by["small"], by["large"]
+        if "failed" in s or "failed" in g:
+            continue
+        own = [_own(f) for f in (s, g)]
+        own_ratio = f"{own[1] / own[0]:.1f}" if own[0] and own[1] else "-"
+        print(
+            f"{name:22} {_part(s, 'filters'):>5}/{_part(g, 'filters'):<5} "
+            f"{_part(s, 'views'):>5}/{_part(g, 'views'):<5} "
+            f"{_fmt(own[0]):>5}/{_fmt(own[1]):<5} {own_ratio:>9} "
+            f"{float(s['cold_sql_s']):>5.2f}/{float(g['cold_sql_s']):<5.2f}"
         )
 
 

@@ -4,12 +4,15 @@ contain HTML and script (as an exporter could send them)."""
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -58,6 +61,15 @@ def metric(at: AppTest, label: str) -> str:
 def chart_specs(at: AppTest) -> list[dict[str, Any]]:
     """The Plotly figures of the page, as JSON."""
     return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def plotly_numbers(values: Any) -> list[float]:
+    """A Plotly JSON array as floats: a list, or a typed array (``{"dtype", "bdata"}``,
+    how Plotly writes numpy arrays)."""
+    if isinstance(values, dict):
+        raw = np.frombuffer(base64.b64decode(values["bdata"]), dtype=values["dtype"])
+        return [float(v) for v in raw]
+    return [math.nan if v is None else float(v) for v in values]
 
 
 def rename_model(store: Store, region: str, old: str, new: str) -> None:

@@ -3,8 +3,10 @@ and Cloud Carbon Footprint's published factors (analytics/carbon.py)."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 from app_support import (
     REGIONS,
@@ -13,6 +15,7 @@ from app_support import (
     chart_specs,
     demo_store,
     hostile_store,
+    plotly_numbers,
     window,
 )
 
@@ -92,3 +95,47 @@ def test_html_in_labels_is_text(
     at = app(monkeypatch, root, "cost_carbon")
     assert not at.exception
     assert_no_raw_html(at)
+
+
+def test_daily_cost_and_price_table_fallback_match_the_store(
+    monkeypatch: pytest.MonkeyPatch, store_dir: Path, tmp_path: Path
+) -> None:
+    """The page reads work and cost once per region, model and day (``work_by_day``)
+    and sums it two ways (app/work_sums.py): the daily bars must equal the cost per
+    region and UTC day computed here from the minute rows, and a region whose cost
+    comes only from a price table (``gpu_cost``) must fall back to it, per day and in
+    the table."""
+    root = tmp_path / "priced"
+    shutil.copytree(store_dir, root)
+    store = Store(root)
+    priced = "ap-south-1"
+    rows = store.query("SELECT * FROM gauges WHERE region = $r AND signal = 'cost'", {"r": priced})
+    lo = pd.Timestamp(rows["ts_utc"].min()) - pd.Timedelta(minutes=1)
+    hi = pd.Timestamp(rows["ts_utc"].max())
+    moved = rows.assign(signal="gpu_cost").drop(columns=["region"])
+    store.replace_window("gauges", priced, ["cost", "gpu_cost"], lo, hi, moved)
+    store.touch_version()
+
+    at = app(monkeypatch, root, "cost_carbon")
+    assert not at.exception and not at.error
+    w = window(store)
+    direct = store.query(
+        "SELECT region, strftime(CAST(ts_utc - INTERVAL 1 microsecond AS DATE), '%Y-%m-%d') "
+        "AS day, coalesce(sum(mean * step_s) FILTER (WHERE signal = 'cost'), "
+        "sum(mean * step_s) FILTER (WHERE signal = 'gpu_cost')) / 3600 AS usd FROM gauges "
+        "WHERE ts_utc > $start AND ts_utc <= $end GROUP BY ALL",
+        w,
+    )
+    assert len(direct) >= len(REGIONS)  # every region has cost, ap-south-1 via gpu_cost
+    bars = {
+        (trace["name"], day): usd
+        for trace in chart_specs(at)[0]["data"]
+        for day, usd in zip(trace["x"], plotly_numbers(trace["y"]), strict=True)
+    }
+    expected = {(r.region, r.day): r.usd for r in direct.itertuples()}
+    assert bars.keys() == expected.keys()
+    for key, usd in expected.items():
+        assert bars[key] == pytest.approx(usd, rel=1e-12), key
+    costs = at.dataframe[0].value.set_index("Region")
+    for region, usd in direct.groupby("region")["usd"].sum().items():
+        assert costs.loc[region, "Cost (USD)"] == pytest.approx(usd, rel=1e-12)

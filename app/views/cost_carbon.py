@@ -22,6 +22,7 @@ from analytics.energy import gpu_table
 from app.charts import bar_chart, palette
 from app.filters import URL_STATE, Filters, live, require_selection, shared_filters, url_choice
 from app.ui import md, metric_tiles, run_query
+from app.work_sums import per_region_day, per_region_model
 from observatory.config import ConfigError
 from observatory.experiments_config import ENV_FILE, load_experiments
 
@@ -55,8 +56,8 @@ def render(f: Filters) -> None:
     """The page's body (a fragment: reruns on the live-refresh interval)."""
     st.caption(md(f.caption()))
     params = f.arm_params()
-    by_day = run_query("cost_by_day", spinner="Reading cost and work…", **params)
-    counters = run_query("gpu_counters_by_group", **params)
+    work = run_query("work_by_day", spinner="Reading cost and work…", **params)
+    counters, by_day = per_region_model(work), per_region_day(work)
     gauges = run_query("gpu_by_group", floor_pct=0, **params)
     regions = gpu_table(gauges, counters, ["region"])
     if regions.empty or not (

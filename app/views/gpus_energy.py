@@ -1,7 +1,7 @@
 """GPUs & Energy: utilisation, power and energy per region and model, efficiency, idle waste.
 
-Sums come from ``sql/queries/gpu_*.sql``; every ratio is formed from them in
-:mod:`analytics.energy` (units and formulas there).  Idle-GPU waste counts GPU-steps
+Sums come from ``sql/queries/gpu_*.sql`` and ``work_by_day.sql``; every ratio is formed
+from them in :mod:`analytics.energy` (units and formulas there).  Idle-GPU waste counts GPU-steps
 below the sidebar's utilisation floor (``?idle_floor=10``, percent).
 """
 
@@ -25,6 +25,7 @@ from app.filters import (
     url_choice,
 )
 from app.ui import md, metric_tiles, run_query
+from app.work_sums import per_region_model
 
 SPLITS = {"region": "Region", "model": "Model"}
 
@@ -42,7 +43,7 @@ def render(f: Filters, floor: float) -> None:
     gauges = run_query(
         "gpu_by_group", spinner="Reading GPU gauges…", floor_pct=round(100 * floor), **params
     )
-    counters = run_query("gpu_counters_by_group", **params)
+    counters = per_region_model(run_query("work_by_day", **params))
     if gauges.empty:
         st.info(
             "No GPU utilisation or power in this window for the selected regions, models "

@@ -115,64 +115,80 @@ def _timeline(
     shown: list[reg.rg.Regression],
     verdicts: list[reg.DeploymentVerdict],
 ) -> None:
-    """One row per region: the analysed bins (region colour), regressions, verdicts."""
+    """One row per region: the analysed bins (region colour), regressions, verdicts.
+
+    Traces are plain dicts and the figure is built once (one validation pass), so
+    20 regions cost little more than 2 (docs/scaling.md)."""
     colors = palette(f.all_regions, "region")
-    fig = go.Figure()
-    for region, (first, last) in spans.sort_index().iterrows():
-        fig.add_trace(
-            go.Scatter(
-                x=[first, last],
-                y=[plotly_text(region)] * 2,
-                mode="lines",
-                name=plotly_text(region),
-                showlegend=False,
-                line={"color": colors.get(str(region), "#888"), "width": 8},
-                opacity=0.35,
-                hovertemplate="%{y}: analysed to %{x|%Y-%m-%d %H:%M} UTC<extra></extra>",
-            )
-        )
+    marker_hover = "%{x|%Y-%m-%d %H:%M} UTC<br>%{y}<br>%{text}<extra></extra>"
+    ordered = spans.sort_index()
+    traces: list[dict[str, Any]] = [
+        {
+            "type": "scatter",
+            "x": [first, last],
+            "y": [plotly_text(region)] * 2,
+            "mode": "lines",
+            "name": plotly_text(region),
+            "showlegend": False,
+            "line": {"color": colors.get(str(region), "#888"), "width": 8},
+            "opacity": 0.35,
+            "hovertemplate": "%{y}: analysed to %{x|%Y-%m-%d %H:%M} UTC<extra></extra>",
+        }
+        for region, first, last in zip(ordered.index, ordered["min"], ordered["max"], strict=True)
+    ]
     for sev, color in SEVERITY_COLOR.items():
         pts = [r for r in shown if r.severity == sev]
         if pts:
-            fig.add_trace(
-                go.Scatter(
-                    x=[r.start for r in pts],
-                    y=[plotly_text(r.region) for r in pts],
-                    mode="markers",
-                    name=sev,
-                    marker={"color": color, "size": 12, "line": {"width": 1, "color": "#333"}},
-                    text=[
+            traces.append(
+                {
+                    "type": "scatter",
+                    "x": [r.start for r in pts],
+                    "y": [plotly_text(r.region) for r in pts],
+                    "mode": "markers",
+                    "name": sev,
+                    "marker": {
+                        "color": color,
+                        "size": 12,
+                        "line": {"width": 1, "color": "#333"},
+                    },
+                    "text": [
                         plotly_text(
                             f"{r.signal} {r.model}/{r.arm}: {r.relative:+.1%}"
                             + (f" · cause: {r.cause.description}" if r.cause else "")
                         )
                         for r in pts
                     ],
-                    hovertemplate="%{x|%Y-%m-%d %H:%M} UTC<br>%{y}<br>%{text}<extra></extra>",
-                )
+                    "hovertemplate": marker_hover,
+                }
             )
     for verdict, symbol in VERDICT_SYMBOL.items():
         vpts = [v for v in verdicts if v.verdict.verdict == verdict]
         if vpts:
-            fig.add_trace(
-                go.Scatter(
-                    x=[v.event.time for v in vpts],
-                    y=[plotly_text(v.region) for v in vpts],
-                    mode="markers",
-                    name=f"deployment: {verdict}",
-                    marker={"symbol": symbol, "size": 14, "color": "#1f77b4"},
-                    text=[plotly_text(f"{v.event.description}: {v.verdict.reason}") for v in vpts],
-                    hovertemplate="%{x|%Y-%m-%d %H:%M} UTC<br>%{y}<br>%{text}<extra></extra>",
-                )
+            traces.append(
+                {
+                    "type": "scatter",
+                    "x": [v.event.time for v in vpts],
+                    "y": [plotly_text(v.region) for v in vpts],
+                    "mode": "markers",
+                    "name": f"deployment: {verdict}",
+                    "marker": {"symbol": symbol, "size": 14, "color": "#1f77b4"},
+                    "text": [
+                        plotly_text(f"{v.event.description}: {v.verdict.reason}") for v in vpts
+                    ],
+                    "hovertemplate": marker_hover,
+                }
             )
     rows = [plotly_text(r) for r in sorted(spans.index.astype(str))]
-    fig.update_layout(
-        height=120 + 40 * max(len(rows), 1),
-        margin={"l": 10, "r": 10, "t": 30, "b": 10},
-        xaxis_title="UTC",
-        yaxis={"categoryorder": "array", "categoryarray": rows},
-        legend={"orientation": "h"},
-        title="Timeline",
+    fig = go.Figure(
+        data=traces,
+        layout={
+            "height": 120 + 40 * max(len(rows), 1),
+            "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
+            "xaxis": {"title": {"text": "UTC"}},
+            "yaxis": {"categoryorder": "array", "categoryarray": rows},
+            "legend": {"orientation": "h"},
+            "title": {"text": "Timeline"},
+        },
     )
     st.plotly_chart(fig, width="stretch", key="regression_timeline")
 

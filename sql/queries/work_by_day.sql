@@ -1,7 +1,11 @@
--- Work, energy and cost per region and model over ($start, $end]: requests, tokens
--- (prompt + generated), energy_j (the GPU energy counter, joules), cost_usd (the
--- cost gauge, USD per hour, integrated: sum(mean * step_s) / 3600) and gpu_cost_usd
--- (the same for the per-GPU price table's gpu_cost signal).
+-- Work, energy and serving cost per region, model and UTC day in ($start, $end]:
+-- requests, tokens (prompt + generated), energy_j (the GPU energy counter, joules),
+-- cost_usd (the cost gauge, USD per hour, integrated: sum(mean * step_s) / 3600) and
+-- gpu_cost_usd (the same for the per-GPU price table's gpu_cost signal). A day is
+-- right-closed like a step: (day, day + 1 day], labelled by its start date.
+-- The GPUs & Energy page sums it over days (per region and model), the Cost & Carbon
+-- page over days and over models (app/work_sums.py), so each page reads the window's
+-- counter and cost rows once.
 -- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store.py, window_rows)
 -- with the rows of ($start, $end]: whole hours from the exact hourly roll-ups, whole
 -- 5-minute periods from the 5-minute roll-ups, the 5-minute periods a window edge
@@ -14,6 +18,7 @@ WITH work AS (
     SELECT
         region,
         coalesce(model, '') AS model,
+        CAST(ts_utc - INTERVAL 1 microsecond AS DATE) AS day,
         sum(value) FILTER (WHERE signal = 'requests') AS requests,
         sum(value) FILTER (WHERE signal IN ('prompt_tokens', 'generation_tokens')) AS tokens,
         sum(value) FILTER (WHERE signal = 'energy') AS energy_j
@@ -26,6 +31,7 @@ WITH work AS (
     SELECT
         region,
         coalesce(model, '') AS model,
+        CAST(ts_utc - INTERVAL 1 microsecond AS DATE) AS day,
         sum(weighted) FILTER (WHERE signal = 'cost') / 3600.0 AS cost_usd,
         sum(weighted) FILTER (WHERE signal = 'gpu_cost') / 3600.0 AS gpu_cost_usd
     FROM {{rows:gauges:cost,gpu_cost}}
@@ -34,6 +40,6 @@ WITH work AS (
       AND (list_contains($arms, coalesce(arm, '')) OR NOT list_contains($all_arms, coalesce(arm, '')))
     GROUP BY ALL
 )
-SELECT region, model, requests, tokens, energy_j, cost_usd, gpu_cost_usd
-FROM work FULL OUTER JOIN spend USING (region, model)
-ORDER BY region, model;
+SELECT region, model, day, requests, tokens, energy_j, cost_usd, gpu_cost_usd
+FROM work FULL OUTER JOIN spend USING (region, model, day)
+ORDER BY region, model, day;

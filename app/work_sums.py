@@ -1,0 +1,48 @@
+"""The ``work_by_day`` rows (work, energy and serving cost per region, model and UTC
+day, ``sql/queries/work_by_day.sql``) summed the ways the GPUs & Energy and the
+Cost & Carbon pages show them.
+
+One query per page reads the window's counter and cost rows once; the sums here are
+sums of sums, so integer counts (requests, tokens) are exact and float sums (energy,
+USD) equal one SQL sum over the same rows up to the order of additions.  A sum
+skips NaN and stays NaN when every summand is NaN (``min_count=1``): no data is not 0.
+No Streamlit here.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+#: The summed columns of ``work_by_day``: requests, tokens (prompt + generated),
+#: energy_j (J, the GPU energy counter), cost_usd and gpu_cost_usd (USD).
+WORK_COLUMNS = ["requests", "tokens", "energy_j", "cost_usd", "gpu_cost_usd"]
+
+
+def per_region_model(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` summed over the days: one row per region and model with
+    :data:`WORK_COLUMNS` (the counters :func:`analytics.energy.gpu_table` takes).
+
+    Args:
+        rows: ``work_by_day`` rows: ``region``, ``model``, ``day`` and
+            :data:`WORK_COLUMNS`.
+    """
+    return rows.groupby(["region", "model"], as_index=False, sort=True)[WORK_COLUMNS].sum(
+        min_count=1
+    )
+
+
+def per_region_day(rows: pd.DataFrame) -> pd.DataFrame:
+    """``rows`` summed over the models: one row per region and UTC day.
+
+    Args:
+        rows: ``work_by_day`` rows: ``region``, ``model``, ``day`` and
+            :data:`WORK_COLUMNS`.
+
+    Returns:
+        ``region``, ``day``, ``cost_usd`` (USD: the cost gauge's, else the
+        ``gpu_cost`` price table's, decided per region and day), ``requests`` and
+        ``tokens``.
+    """
+    days = rows.groupby(["region", "day"], as_index=False, sort=True)[WORK_COLUMNS].sum(min_count=1)
+    days["cost_usd"] = days["cost_usd"].where(days["cost_usd"].notna(), days["gpu_cost_usd"])
+    return days[["region", "day", "cost_usd", "requests", "tokens"]]

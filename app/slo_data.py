@@ -19,6 +19,7 @@ import streamlit as st
 
 from app import data
 from app.filters import Filters
+from observatory import slo_precomputed as precomputed
 from observatory.config import ConfigError, load_config
 from observatory.slo_engine import (
     GLOBAL,
@@ -42,11 +43,13 @@ __all__ = [
     "headline_counts",
     "history",
     "maintenance",
+    "max_age",
     "narrowed_labels",
     "region_states",
     "selected_rows",
     "spec_paths",
     "status",
+    "status_source",
     "timeline",
 ]
 
@@ -113,6 +116,25 @@ def _engine() -> tuple[SloEngine, float]:
     return SloEngine(store, maintenance=maintenance()[0]), version
 
 
+def max_age() -> timedelta:
+    """How far a precomputed status may lag the data (``OBSERVATORY_SLO_MAX_AGE``,
+    minutes; default :data:`observatory.slo_precomputed.MAX_AGE`; 0: only exact)."""
+    raw = os.environ.get("OBSERVATORY_SLO_MAX_AGE", "").strip()
+    if not raw:
+        return precomputed.MAX_AGE
+    try:
+        minutes = float(raw)
+        if not minutes >= 0:
+            raise ValueError(raw)
+    except ValueError:
+        st.warning(
+            f"OBSERVATORY_SLO_MAX_AGE={raw!r} is not a number of minutes >= 0; "
+            f"using {precomputed.MAX_AGE.total_seconds() / 60:g}."
+        )
+        return precomputed.MAX_AGE
+    return timedelta(minutes=minutes)
+
+
 @st.cache_data(ttl=60, show_spinner=False, max_entries=16)
 def _status(
     _slos: list[SloDefinition],
@@ -121,21 +143,46 @@ def _status(
     path: str,
     version: float,
     maint: str,
-) -> pd.DataFrame:
+    age: timedelta,
+) -> tuple[pd.DataFrame, precomputed.Freshness | None]:
     del key, path, version, maint  # cache key only
     engine, _ = _engine()
-    return status_table(engine, _slos, at)
+    if at is None:  # now: the precomputed status when exact or recent enough
+        return precomputed.current_status(engine, _slos, max_age=age)
+    return status_table(engine, _slos, at), None
+
+
+def _status_of(
+    slos: list[SloDefinition], at: datetime | None
+) -> tuple[pd.DataFrame, precomputed.Freshness | None]:
+    engine_path = str(data.store_path().resolve())
+    version = Store(data.store_path()).data_version()
+    key = tuple(sorted(repr(d) for d in slos))
+    return _status(slos, key, at, engine_path, version, repr(maintenance()[0]), max_age())
 
 
 def status(slos: list[SloDefinition], at: datetime | None = None) -> pd.DataFrame:
     """Status rows of every SLO and group (see :func:`observatory.slo_engine.status_table`).
 
-    ``at``: the evaluation time (UTC naive); None: now, i.e. each SLO's latest data.
+    ``at``: the evaluation time (UTC naive); None: now, i.e. each SLO's latest data
+    (the status kept by the ``precompute`` job when exact or at most :func:`max_age`
+    behind, :func:`observatory.slo_precomputed.current_status`).
     """
-    engine_path = str(data.store_path().resolve())
-    version = Store(data.store_path()).data_version()
-    key = tuple(sorted(repr(d) for d in slos))
-    return _status(slos, key, at, engine_path, version, repr(maintenance()[0]))
+    return _status_of(slos, at)[0]
+
+
+def status_source(slos: list[SloDefinition], at: datetime | None = None) -> str | None:
+    """A line saying the status shown is precomputed and behind the data, or None
+    (exact now, or evaluated at a chosen time)."""
+    how = _status_of(slos, at)[1]
+    if how is None or how.source != "recent":
+        return None
+    behind = int(how.behind.total_seconds() // 60)
+    return (
+        f"SLO status precomputed at {how.computed_at:%Y-%m-%d %H:%M} UTC, up to {behind} min "
+        f"behind the latest data (shown while at most {max_age().total_seconds() / 60:g} min "
+        "behind, as recording-rule dashboards lag; older, it is computed now)."
+    )
 
 
 @st.cache_data(ttl=60, show_spinner=False, max_entries=32)
@@ -148,15 +195,14 @@ def _history(
     path: str,
     version: float,
     maint: str,
+    age: timedelta,
 ) -> pd.DataFrame:
-    del key, path, version, maint
+    del key, path, version, maint  # cache key only
     engine, _ = _engine()
-    end = end or engine.latest(_slo)
-    if end is None:
-        return pd.DataFrame()
-    return engine.history(
-        _slo, start=end - timedelta(days=days), end=end, every=timedelta(seconds=every_s)
-    )
+    span, every = timedelta(days=days), timedelta(seconds=every_s)
+    if end is None:  # before the latest data: precomputed when exact or recent enough
+        return precomputed.current_history(engine, _slo, span, every, max_age=age)[0]
+    return engine.history(_slo, start=end - span, end=end, every=every)
 
 
 def history(
@@ -164,12 +210,15 @@ def history(
 ) -> pd.DataFrame:
     """Window sums, burn rates, remaining budget and tier states over ``days`` before ``end``.
 
-    ``end``: the last evaluation (UTC naive); None: the SLO's latest data.
+    ``end``: the last evaluation (UTC naive); None: the SLO's latest data (the
+    burn-down kept by the ``precompute`` job when exact or at most :func:`max_age`
+    behind, :func:`observatory.slo_precomputed.current_history`).
     """
     path = str(data.store_path().resolve())
     version = Store(data.store_path()).data_version()
     maint = repr(maintenance()[0])
-    return _history(slo, repr(slo), days, end, int(every.total_seconds()), path, version, maint)
+    every_s = int(every.total_seconds())
+    return _history(slo, repr(slo), days, end, every_s, path, version, maint, max_age())
 
 
 def timeline(slo: SloDefinition, hist: pd.DataFrame) -> pd.DataFrame:

@@ -36,7 +36,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -48,7 +47,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from observatory.store import TMP_PREFIX, Store
+from observatory.store import Store, atomic_write_bytes
 
 #: Environment variable naming another cache root (``off``: no cache by default).
 CACHE_ENV = "OBSERVATORY_SLO_CACHE"
@@ -106,8 +105,7 @@ def partition_files(store: Store, source: Source, days: Iterable[date]) -> list[
     files: list[Path] = []
     for sig in source.signals:
         for day in days:
-            folder = store.lake / source.table / f"signal={sig}" / f"date={day.isoformat()}"
-            files.extend(folder.glob("region=*/part.parquet"))
+            files.extend(store.data_files(source.table, [sig], [day]))
     return sorted(files)
 
 
@@ -206,15 +204,7 @@ class SliceCache:
             {f"observatory.sources.{p}": s for p, s in stamps.items()}
         )
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=TMP_PREFIX, suffix=".parquet.tmp", dir=path.parent)
-            try:
-                with os.fdopen(fd, "wb") as fh:
-                    pq.write_table(table, fh)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            atomic_write_bytes(path, parquet_bytes(table))
         except OSError as exc:
             self.write_error = f"cannot write the SLO cache {path}: {exc.strerror or exc}"
             return
@@ -272,6 +262,13 @@ class SliceCache:
             self._write(key, day, rows, stamps)
             tables.append(rows)
         return (pa.concat_tables(tables) if tables else SCHEMA.empty_table()).to_pandas()
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    """``table`` as the bytes of a Parquet file (its schema metadata kept)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return bytes(sink.getvalue().to_pybytes())
 
 
 def _stamp(pairs: list[tuple[str, int]]) -> str:

@@ -2,7 +2,8 @@
 
 Registered on the main command in :mod:`observatory.cli`.  Exit codes as there: 0
 success, 1 the work failed (``status --fail-on``), 2 bad usage or a bad spec file
-(every message names file, line, document and field).
+(every message names file, line, document and field), 5 no data in the store
+(:mod:`observatory.exit_codes`).
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import Any
 
 import click
 
-DEFAULT_SPECS = Path(__file__).resolve().parent.parent / "examples" / "slo"
+from observatory.exit_codes import EXIT_FAILED, EXIT_USAGE, exit_no_data
 
-EXIT_FAILED, EXIT_USAGE = 1, 2
+DEFAULT_SPECS = Path(__file__).resolve().parent.parent / "examples" / "slo"
 
 _specs_option = click.option(
     "--specs",
@@ -150,8 +151,7 @@ def status(
         slos = [d for d in slos if d.name in names]
     store = _store(store_path, config_path)
     if not store.has_data():
-        click.echo(f"error: no data in store {store.root} (run `observatory demo`?)", err=True)
-        sys.exit(EXIT_FAILED)
+        exit_no_data(store.root)
     at = None
     if at_text:
         try:
@@ -170,7 +170,13 @@ def status(
             f"{w.end:%Y-%m-%dT%H:%M:%S}Z], {where}{why}",
             err=True,
         )
-    table = status_table(SloEngine(store, maintenance=windows), slos, at)
+    engine = SloEngine(store, maintenance=windows)
+    if at is None and not names:  # every SLO now: kept for the dashboard, as `precompute`
+        from observatory.slo_precomputed import refresh
+
+        table = refresh(engine, slos)[0]
+    else:
+        table = status_table(engine, slos, at)
     if global_only:
         table = table[(table["region"] == "*") & (table["model"] == "*") & (table["arm"] == "*")]
     if fmt == "csv":

@@ -178,6 +178,17 @@ class Prepared:
 
 
 @dataclass(frozen=True)
+class _Grid:
+    """A history's evaluations: slices ending in ``(start, end]`` are read; evaluations
+    at slice ends in ``(eval_start, end]`` whose epoch second divides by ``every_s``."""
+
+    start: datetime
+    eval_start: datetime
+    end: datetime
+    every_s: int
+
+
+@dataclass(frozen=True)
 class _BatchRows:
     """A batch query's rows as numpy arrays, with region/model/arm factorized once
     (every batched SLO filters and groups the same rows).  Codes follow the sorted
@@ -258,7 +269,7 @@ class SloEngine:
         date that has any (60 s without gauges); read once per engine."""
         if self._step is None:
             by_date: dict[str, list[Path]] = {}
-            for path in (self.store.lake / "gauges").glob("signal=*/date=*/region=*/part.parquet"):
+            for path in self.store.data_files("gauges"):
                 by_date.setdefault(path.parent.parent.name, []).append(path)
             s = None
             if by_date:
@@ -516,6 +527,18 @@ class SloEngine:
     ) -> pd.DataFrame:
         """The cached hours' sums per group and window ring ``k`` (as
         ``slo_window_status.sql``'s rows)."""
+        rows = self._cache_rows(prep, hours)
+        age = (np.datetime64(at, "us") - rows["hour_utc"].to_numpy(dtype="datetime64[us]")) / (
+            np.timedelta64(1, "s")
+        )
+        rows = rows.assign(k=np.searchsorted(np.asarray(secs, dtype=np.float64), age, side="right"))
+        return rows.groupby(["region", "model", "arm", "k"], as_index=False)[
+            ["bad", "total", "slices"]
+        ].sum()
+
+    def _cache_rows(self, prep: Prepared, hours: list[datetime]) -> pd.DataFrame:
+        """The slice cache's rows (hour_utc, region, model, arm, bad, total, slices) of
+        the hours ending at ``hours``; missing or stale days computed and written."""
         assert self.cache is not None
         key = cache_key(prep.sql, prep.params)
 
@@ -529,14 +552,33 @@ class SloEngine:
         rows = self.cache.hours(key, prep.source, days, compute)
         want = pd.DatetimeIndex(hours).as_unit("us")
         hour = pd.DatetimeIndex(rows["hour_utc"]).as_unit("us")
-        rows = rows[hour.isin(want)]
-        age = (np.datetime64(at, "us") - rows["hour_utc"].to_numpy(dtype="datetime64[us]")) / (
-            np.timedelta64(1, "s")
-        )
-        rows = rows.assign(k=np.searchsorted(np.asarray(secs, dtype=np.float64), age, side="right"))
-        return rows.groupby(["region", "model", "arm", "k"], as_index=False)[
-            ["bad", "total", "slices"]
-        ].sum()
+        return rows[hour.isin(want)]
+
+    def fill_cache(self, slo: SloDefinition, span: timedelta = timedelta(days=1)) -> int:
+        """Bring the slice cache of ``slo`` up to date for :meth:`history` over the
+        ``span`` before its latest step (and so for its status): every whole hour of
+        ``(latest - span - longest window, latest]`` (from the start of the calendar
+        period holding ``latest - span`` for calendar windows).  The ``precompute`` job runs it so
+        that the SLOs page's burn-down reads whole hours from the cache; days already
+        cached and unchanged are only checked.
+
+        Returns:
+            the number of cached hour rows in that range (0: no cache, no data, or a
+            slice that does not divide an hour).
+        """
+        if self.cache is None:
+            return 0
+        prep = self.prepare(slo)
+        end = self.latest(slo)
+        if end is None or 3600 % int(prep.slice.total_seconds()) or not prep.source.signals:
+            return 0
+        lo = end - span - max(self._windows(slo, end).values())
+        if slo.calendar is not None:  # history reads from the first period's start
+            cal = slo.calendar
+            lo = min(lo, slomath.calendar_period(end - span, cal.duration, cal.start, cal.tz)[0])
+        first = _ceil_hour(lo) + timedelta(hours=1)
+        hours = list(pd.date_range(first, end, freq="1h").to_pydatetime())
+        return len(self._cache_rows(prep, hours)) if hours else 0
 
     def _maintenance(self, slo: SloDefinition, region: str | None = None) -> list[Maintenance]:
         """The engine's and the SLO's maintenance windows (those of ``region`` if given)."""
@@ -1014,30 +1056,19 @@ class SloEngine:
                 start, slo.calendar.duration, slo.calendar.start, slo.calendar.tz
             )
             grid_start = min(grid_start, _floor(first_period, slice_s))
-        sql = _compose(_sql("slo_window_history"), "slices", prep.over())
-        params = {
-            **prep.params,
-            "start": grid_start,
-            "end": end,
-            "grid_start": grid_start,
-            "eval_start": start,
-            "every_s": every_s,
-            "w_names": names,
-            "w_secs": secs,
-        }
-        long = self.store.query(sql, params)
-        if long.empty:
-            return pd.DataFrame()
-        # Every (group, time) has one row per window, ordered by window length: reshape.
         order = sorted(range(len(names)), key=lambda i: (secs[i], names[i]))
-        names = [names[i] for i in order]
-        nw = len(names)
-        keys = long.iloc[::nw][["ts_utc", "region", "model", "arm", "cum_bad", "cum_total"]]
-        wide = keys.reset_index(drop=True)
+        names, secs = [names[i] for i in order], [secs[i] for i in order]
+        got, grid = None, _Grid(grid_start, start, end, every_s)
+        if self.cache is not None and history_cacheable(prep.slice, secs, every_s):
+            got = self._history_from_cache(prep, grid, secs)
+        if got is None:
+            got = self._history_query(prep, grid, names, secs)
+        if got is None:
+            return pd.DataFrame()
+        wide, blocks = got
         for col in ("bad", "total", "slices"):
-            block = long[col].to_numpy(dtype=np.float64).reshape(-1, nw)
             for j, name in enumerate(names):
-                wide[f"{col}_{name}"] = block[:, j]
+                wide[f"{col}_{name}"] = blocks[col][:, j]
         for name in names:
             e = slomath.error_ratio(wide[f"bad_{name}"], wide[f"total_{name}"], slo.min_events)
             wide[f"burn_{name}"] = slomath.burn_rate(e, slo.target)
@@ -1077,6 +1108,153 @@ class SloEngine:
         for tier, firing in slomath.tier_states(burn, slo.tiers).items():
             wide[tier] = firing
         return wide.sort_values(["region", "model", "arm", "ts_utc"]).reset_index(drop=True)
+
+    def _history_query(
+        self, prep: Prepared, grid: _Grid, names: list[str], secs: list[int]
+    ) -> tuple[pd.DataFrame, dict[str, np.ndarray]] | None:
+        """:meth:`history`'s window sums by ``slo_window_history.sql`` over every slice of
+        ``(grid.start, grid.end]`` (the direct computation).
+
+        Returns:
+            None without slices; else the key columns (ts_utc, region, model, arm,
+            cum_bad, cum_total: one row per group and evaluation time) and, per field
+            ``bad``/``total``/``slices``, an array of shape (rows, windows), windows in
+            the order of ``secs`` (ascending).
+        """
+        sql = _compose(_sql("slo_window_history"), "slices", prep.over())
+        params = {
+            **prep.params,
+            "start": grid.start,
+            "end": grid.end,
+            "grid_start": grid.start,
+            "eval_start": grid.eval_start,
+            "every_s": grid.every_s,
+            "w_names": names,
+            "w_secs": secs,
+        }
+        long = self.store.query(sql, params)
+        if long.empty:
+            return None
+        # Every (group, time) has one row per window, ordered by window length: reshape.
+        nw = len(names)
+        keys = long.iloc[::nw][["ts_utc", "region", "model", "arm", "cum_bad", "cum_total"]]
+        blocks = {
+            col: long[col].to_numpy(dtype=np.float64).reshape(-1, nw)
+            for col in ("bad", "total", "slices")
+        }
+        return keys.reset_index(drop=True), blocks
+
+    def _history_from_cache(
+        self, prep: Prepared, grid: _Grid, secs: list[int]
+    ) -> tuple[pd.DataFrame, dict[str, np.ndarray]] | None:
+        """:meth:`_history_query`'s result from the slice cache's hourly sums, reading
+        slice by slice only the hours an evaluation time falls inside.
+
+        A window sum at ``t`` is ``C(t) - C(t - w)``, ``C(t)`` the sum of the slices
+        ending in ``(grid_start, t]`` (as the SQL's running sums).  An hour
+        ``(h - 1h, h]`` that holds none of the times ``t`` and ``t - w`` strictly inside
+        lies wholly before or after each of them, so its cached row adds to ``C``
+        exactly where its slices would; the other hours (for a 1-day view at 1-minute
+        evaluations about 1 day around the evaluations and 1 day around each copy
+        shifted back by a window: 1 d, 3 d, the period) are read as slices, in one
+        query that reads only their dates' partitions.  Counts are added exactly;
+        float sums differ from the SQL's running sums by the order of additions only.
+
+        Returns:
+            as :meth:`_history_query` (None without slices).
+        """
+        slice_s, every_s = int(prep.slice.total_seconds()), grid.every_s
+        base = _epoch_s(grid.start)
+        last = _epoch_s(grid.end)
+        first_eval = max(
+            _epoch_s(grid.eval_start) // every_s * every_s + every_s,
+            -(-(base + slice_s) // every_s) * every_s,
+        )
+        evals = np.arange(first_eval, last + 1, every_s, dtype=np.int64)
+        needed = np.concatenate([evals, *(evals - w for w in secs)])
+        inside = needed[needed % 3600 != 0]
+        split = set((-(-inside // 3600) * 3600).tolist())
+        hours = [h for h in range(-(-base // 3600) * 3600 + 3600, last + 1, 3600) if h not in split]
+        ranges, cursor = [], base
+        for h in hours:
+            if h - 3600 > cursor:
+                ranges.append((cursor, h - 3600))
+            cursor = h
+        if last > cursor:
+            ranges.append((cursor, last))
+        parts = []
+        if hours:
+            rows = self._cache_rows(prep, [_from_epoch_s(h) for h in hours])
+            parts.append(
+                rows.assign(t=_epoch_s_of(rows["hour_utc"]), has=rows["slices"]).drop(
+                    columns=["hour_utc", "slices"]
+                )
+            )
+        if ranges:
+            rows = self._slices_query(
+                prep, [(_from_epoch_s(a), _from_epoch_s(b)) for a, b in ranges]
+            )
+            parts.append(rows.assign(t=_epoch_s_of(rows["ts_utc"])).drop(columns="ts_utc"))
+        parts = [p for p in parts if len(p)]
+        if not parts:
+            return None
+        items = pd.concat(parts, ignore_index=True)
+        # The grid starts at the first slice (an eval inside a cached hour is impossible).
+        evals = evals[evals >= int(items["t"].min())]
+        if not len(evals):
+            return None
+        grouped = items.groupby(["region", "model", "arm"], sort=True)
+        gid = grouped.ngroup().to_numpy(dtype=np.int64)
+        labels = grouped.size().index
+        span = last - base + 2 * slice_s + 1
+        key = gid * span + (items["t"].to_numpy(dtype=np.int64) - base)
+        order = np.argsort(key, kind="stable")
+        key = key[order]
+        cums = {
+            col: np.concatenate([[0.0], np.cumsum(items[col].to_numpy(dtype=np.float64)[order])])
+            for col in ("bad", "total", "has")
+        }
+        ng, ne = len(labels), len(evals)
+        g = np.repeat(np.arange(ng, dtype=np.int64), ne)
+        group_start = np.searchsorted(key, g * span, side="left")
+
+        def running(col: str, times: np.ndarray) -> np.ndarray:
+            rel = np.clip(np.tile(times, ng) - base, 0, span - 1)
+            upto = np.searchsorted(key, g * span + rel, side="right")
+            return cums[col][upto] - cums[col][group_start]
+
+        keys = pd.DataFrame(
+            {
+                "ts_utc": np.tile(evals * 1_000_000, ng).astype("datetime64[us]"),
+                "region": np.repeat(labels.get_level_values(0).to_numpy(dtype=object), ne),
+                "model": np.repeat(labels.get_level_values(1).to_numpy(dtype=object), ne),
+                "arm": np.repeat(labels.get_level_values(2).to_numpy(dtype=object), ne),
+            }
+        )
+        now = {col: running(col, evals) for col in ("bad", "total", "has")}
+        keys["cum_bad"], keys["cum_total"] = now["bad"], now["total"]
+        blocks = {
+            field: np.column_stack([now[col] - running(col, evals - w) for w in secs])
+            for field, col in (("bad", "bad"), ("total", "total"), ("slices", "has"))
+        }
+        return keys, blocks
+
+    def _slices_query(
+        self, prep: Prepared, ranges: list[tuple[datetime, datetime]]
+    ) -> pd.DataFrame:
+        """The SLO's slices (ts_utc, region, model, arm, bad, total, has) of the steps in
+        each ``(start, end]`` of ``ranges``, each range reading only its dates' files."""
+        params: dict[str, Any] = dict(prep.params)
+        branches = []
+        for i, (a, b) in enumerate(ranges):
+            files = partition_files(self.store, prep.source, days_in(a, b))
+            source = self.store.parquet_source(prep.source.table, files)
+            branches.append(
+                "SELECT ts_utc, region, model, arm, bad, total, has_data::INTEGER AS has "
+                f"FROM (\n{prep.over(source, f'_{i}')}\n)"
+            )
+            params[f"start_{i}"], params[f"end_{i}"] = a, b
+        return self.store.query("\nUNION ALL\n".join(branches), params)
 
     def alert_timeline(self, slo: SloDefinition, history: pd.DataFrame) -> pd.DataFrame:
         """When each tier fired and recovered (see :func:`alert_timeline`)."""
@@ -1173,6 +1351,28 @@ def _cacheable_hours(
     if at > cursor:
         ranges.append((cursor, at))
     return hours, [(a, b) for a, b in ranges if b > lo]
+
+
+def history_cacheable(slice_: timedelta, secs: Sequence[int], every_s: int) -> bool:
+    """True when :meth:`SloEngine.history` can use the slice cache: the slice divides an
+    hour, and every window and the evaluation interval are whole slices (the running
+    sums are then taken at slice ends only)."""
+    s = int(slice_.total_seconds())
+    return 3600 % s == 0 and every_s % s == 0 and all(w % s == 0 for w in secs)
+
+
+def _epoch_s(t: datetime) -> int:
+    """Whole seconds since the epoch of a UTC-naive time (floored)."""
+    return int(pd.Timestamp(t).as_unit("s").value // 1_000_000_000)
+
+
+def _from_epoch_s(s: int) -> datetime:
+    return pd.Timestamp(s, unit="s").to_pydatetime()
+
+
+def _epoch_s_of(times: pd.Series) -> np.ndarray:
+    """Seconds since the epoch of a column of UTC-naive times."""
+    return times.to_numpy(dtype="datetime64[us]").astype(np.int64) // 1_000_000
 
 
 def _ceil_hour(t: datetime) -> datetime:

@@ -136,13 +136,15 @@ def test_a_rewritten_partition_invalidates_its_days(
     before = cached.status(gauge, at)
     # Rewrite one region-day of GPU utilisation: every GPU-minute idle (bad).
     day = (END - 2 * 24 * H).date()
-    path = store.partition_path("gauges", "gpu_utilization", day, REGIONS[0])
-    table = pq.read_table(path)
-    zero = pa.array(np.zeros(table.num_rows))
-    for col in ("mean", "max", "last"):
-        table = table.set_column(table.schema.get_field_index(col), col, zero)
-    pq.write_table(table, path)
-    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    for path in store.partition_files("gauges", "gpu_utilization", day, REGIONS[0]):
+        table = pq.read_table(path)
+        zero = pa.array(np.zeros(table.num_rows))
+        for col in ("mean", "max", "last"):
+            table = table.set_column(table.schema.get_field_index(col), col, zero)
+        pq.write_table(table, path)
+        os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns + 1_000_000))
+    folder = store.partition_dir("gauges", "gpu_utilization", day, REGIONS[0])
+    os.utime(folder, ns=(folder.stat().st_atime_ns, folder.stat().st_mtime_ns + 1_000_000))
     computed = cache.computed
     after = cached.status(gauge, at)
     _same(after, SloEngine(store, cache=False).status(gauge, at))
@@ -201,3 +203,44 @@ def test_the_cache_lives_outside_the_store_one_folder_per_store(
     assert SloEngine(Store(demo)).cache is not None
     monkeypatch.setenv(CACHE_ENV, "off")
     assert SloEngine(Store(demo)).cache is None
+
+
+def _history_same(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """Equal histories: same rows and columns; counts (slices, tier states) exactly,
+    float sums to rounding: window sums are differences of running sums, so their
+    rounding error is relative to the running sums (1e-12 of the largest)."""
+    assert list(a.columns) == list(b.columns) and len(a) == len(b) > 0
+    exact = [c for c in a.columns if c.startswith("slices_") or a[c].dtype == bool]
+    for col in ["ts_utc", *KEY, *exact]:
+        assert (a[col].to_numpy() == b[col].to_numpy()).all(), col
+    scale = float(np.nanmax(np.abs(b[["cum_bad", "cum_total"]].to_numpy())))
+    pd.testing.assert_frame_equal(a, b, check_exact=False, rtol=1e-12, atol=1e-12 * scale)
+
+
+@pytest.mark.parametrize(
+    ("end", "days", "every"),
+    [
+        (END - 5 * H + timedelta(minutes=37), 1.0, timedelta(minutes=1)),
+        (END - 2 * H, 0.25, timedelta(minutes=5)),
+        (END - 24 * H, 1.0, timedelta(minutes=10)),
+    ],
+    ids=["mid-hour-1m", "on-the-hour-5m", "midnight-10m"],
+)
+def test_history_from_the_cache_equals_the_step_computation(
+    demo: Path, tmp_path: Path, end: datetime, days: float, every: timedelta
+) -> None:
+    """Every example SLO (batched ones too: history has no batch): the burn-down
+    history read from the cached hours plus the slices of the hours an evaluation
+    (or one shifted back by a window) falls in equals the history from all slices."""
+    store = Store(demo)
+    plain = SloEngine(store, cache=False)
+    cache = SliceCache(store, tmp_path / "cache")
+    cached = SloEngine(store, cache=cache)
+    start = end - timedelta(days=days)
+    every_slo = load_specs([ROOT / "examples" / "slo"])
+    for slo in every_slo:
+        want = plain.history(slo, start=start, end=end, every=every)
+        _history_same(cached.history(slo, start=start, end=end, every=every), want)  # cold
+        _history_same(cached.history(slo, start=start, end=end, every=every), want)  # warm
+    assert cache.write_error is None and cache.reused > 0
+    assert len(list(cache.root.iterdir())) == len(every_slo)  # one cache key per SLO

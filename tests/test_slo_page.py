@@ -297,3 +297,47 @@ def test_custom_dates_evaluate_the_slos_at_the_end_of_the_range(
     listing = _listing(at).set_index("name")
     assert listing["remaining"].to_dict() == pytest.approx(glob_then["remaining"].to_dict())
     assert glob_then["remaining"].to_dict() != pytest.approx(glob["remaining"].to_dict())
+
+
+def test_a_precomputed_status_behind_the_data_is_shown_with_its_time(
+    monkeypatch: pytest.MonkeyPatch, store_dir: Path, tmp_path: Path
+) -> None:
+    """The status the precompute job kept 3 minutes of data ago (built with the engine:
+    the status at ``latest - 3 min``, kept under an older data version) is listed, with
+    a caption saying how far behind it is, while within ``OBSERVATORY_SLO_MAX_AGE``;
+    with a tighter limit the page computes the status now."""
+    import shutil
+
+    from observatory import slo_precomputed as pre
+
+    store = tmp_path / "store"
+    shutil.copytree(store_dir, store, copy_function=shutil.copy2)
+    slos = list(_specs().values())
+    engine = SloEngine(Store(store))
+    then = max(t for t in (engine.latest(s) for s in slos) if t is not None) - timedelta(minutes=3)
+    older = status_table(engine, slos, then)
+    kept = pre.Kept(
+        older,
+        Store(store).data_version() - 1,
+        datetime(2026, 3, 1, 0, 2),
+        {s.name: then for s in slos},
+    )
+    assert pre.save(pre.status_path(engine, slos), kept) is None
+    monkeypatch.setenv("OBSERVATORY_SLO_MAX_AGE", "4")
+    at = _page(monkeypatch, store)
+    captions = " ".join(c.value for c in at.caption).replace("\\", "")  # markdown escapes
+    assert "SLO status precomputed at 2026-03-01 00:02 UTC, up to 3 min behind" in captions
+    listing = _listing(at).set_index("name")
+    want = older[older["region"] == "*"].set_index("slo")
+    assert listing.loc[want.index, "remaining"].tolist() == pytest.approx(
+        want["remaining"].tolist(), nan_ok=True
+    )
+    monkeypatch.setenv("OBSERVATORY_SLO_MAX_AGE", "2")
+    at = _page(monkeypatch, store)
+    assert "precomputed at" not in " ".join(c.value for c in at.caption)
+    now = status_table(SloEngine(Store(store), cache=False), slos)
+    listing = _listing(at).set_index("name")
+    want = now[now["region"] == "*"].set_index("slo")
+    assert listing.loc[want.index, "remaining"].tolist() == pytest.approx(
+        want["remaining"].tolist(), rel=1e-9, nan_ok=True
+    )

@@ -75,8 +75,10 @@ def _slo_region_states(f: Filters) -> tuple[pd.DataFrame | None, str]:
         return None, f"The SLO specs have {len(exc.messages)} mistake(s) (see the SLOs page)."
     if not slos:
         return None, "No SLO specs are configured (`OBSERVATORY_SLO_SPECS`)."
+    at = slo_data.evaluation_time(f.range_label, f.end)
     try:
-        table = slo_data.status(slos, slo_data.evaluation_time(f.range_label, f.end))
+        table = slo_data.status(slos, at)
+        lag = slo_data.status_source(slos, at)
     except data.StoreError as exc:
         return None, f"SLO status could not be computed: {exc}."
     states = slo_data.region_states(slo_data.selected_rows(table, f), slos)
@@ -85,7 +87,7 @@ def _slo_region_states(f: Filters) -> tuple[pd.DataFrame | None, str]:
     at = pd.to_datetime(table["at"]).max()
     when = f"at {at:%Y-%m-%d %H:%M} UTC" if pd.notna(at) else "no data"
     counted = states["slos"].max()
-    return states, f"{counted} SLO(s) per region, {when}"
+    return states, f"{counted} SLO(s) per region, {when}" + (f". {lag}" if lag else "")
 
 
 def _headline(head: Headline) -> None:

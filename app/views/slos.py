@@ -356,8 +356,12 @@ def render(f: Filters, c: PageChoices) -> None:
                 for m in maintenance
             )
         )
+    at = slo_data.evaluation_time(f.range_label, f.end)
     with st.spinner("Computing SLOs ...", show_time=True):
-        table = slo_data.status(c.slos, slo_data.evaluation_time(f.range_label, f.end))
+        table = slo_data.status(c.slos, at)
+    lag = slo_data.status_source(c.slos, at)
+    if lag:
+        st.caption(md(lag))
     selected = slo_data.selected_rows(table, f)
     _summary(selected, _listing(selected, c), c)
     _detail(selected, f, c)

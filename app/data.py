@@ -3,10 +3,11 @@
 - The store folder comes from ``OBSERVATORY_STORE`` (``observatory serve`` sets it;
   default ``data/demo``); the health thresholds from the configuration file named by
   ``OBSERVATORY_CONFIG`` when set, else the defaults.
-- One :class:`~observatory.store.Store` per ``(store folder, data version)`` is kept
-  with ``st.cache_resource``: when a writer finishes (``Store.touch_version``) the
-  next run gets a fresh Store whose views see tables that were empty before; older
-  ones are dropped (and their in-memory DuckDB closed when no run uses them).
+- One :class:`~observatory.store.Store` per store folder and view shape
+  (:meth:`~observatory.store.Store.view_key`) is kept with ``st.cache_resource``: its
+  views list the files again in every query, so it serves every data version; a table
+  that gets its first file gives a new key and so a fresh Store whose views read it
+  (the old one is dropped, its in-memory DuckDB closed when no run uses it).
 - Query results are kept with ``st.cache_data(ttl=60)`` keyed by
   ``(store folder, query name, params, data version)``.
 
@@ -65,12 +66,29 @@ def _release(store: Store) -> None:
 
 
 @st.cache_resource(max_entries=4, show_spinner=False, on_release=_release)
-def _store(path: str, version: float) -> Store:
-    """The Store of ``path`` as of data ``version`` (views built once)."""
-    del version  # part of the cache key only
+def _shared_store(path: str, views: tuple[tuple[str, str], ...]) -> Store:
+    """The Store of ``path`` whose views read ``views`` (:meth:`Store.view_key`)."""
+    del views  # part of the cache key only
     store = Store(path)
     store.connect()
     return store
+
+
+def _store(path: str, version: float) -> Store:
+    """The dashboard's shared Store of ``path`` (``version``: the caller's data version,
+    kept in the signature for its own cache keys).
+
+    The same Store, with its DuckDB views, serves every data version: a view over a
+    file pattern lists the files again in each query, so it sees every write, and
+    building the views costs 0.3 s at the large fleet (they list every file of 30
+    days), which each page paid after every collector write when the Store was kept
+    per data version.  A new Store is built only when :meth:`Store.view_key` changes
+    (a table got its first file).  DuckDB caches no local file data or Parquet
+    metadata across queries by default (``cache_local_files``,
+    ``parquet_metadata_cache``: false), so a long-lived connection reads no stale data.
+    """
+    del version
+    return _shared_store(path, Store(path).view_key())
 
 
 @st.cache_data(ttl=60, max_entries=512, show_spinner=False)

@@ -1,16 +1,18 @@
 """The ``observatory`` command line.
 
-Exit codes (stable, for scripts):
+Exit codes (stable, for scripts; :mod:`observatory.exit_codes`, docs/cli.md):
 
 - 0: success (``collect``: at least one region collected or already current; the
   regions that failed are listed on stderr);
 - 1: the work failed (``collect``: no region could be collected; ``sql``: the query
-  was refused or failed, the message is on stderr);
-- 2: bad usage or a bad configuration file (the message says what and where).
+  was refused or failed, the message is on stderr), or a finding a pipeline gates on;
+- 2: bad usage or a bad configuration file (the message says what and where);
+- 5: no data yet (the store folder is missing or holds no data files).
 
 ``report drift`` and ``run`` have codes of their own, because 2 means critical drift
 there: 0 no drift, 1 warning, 2 critical, 3 usage or configuration error, 4 runtime
-error, 5 nothing could be judged (``observatory/drift_cli.py``, ``docs/drift.md``).
+error, 5 no data or nothing could be judged (``observatory/drift_cli.py``,
+``docs/drift.md``).
 """
 
 from __future__ import annotations
@@ -33,8 +35,7 @@ from observatory.config import (
     ConfigError,
     load_config,
 )
-
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from observatory.exit_codes import EXIT_FAILED, EXIT_USAGE, exit_no_data
 
 
 def _parse_time(value: str | None, option: str) -> datetime | None:
@@ -58,7 +59,23 @@ def _config_or_exit(path: str):  # type: ignore[no-untyped-def]
         sys.exit(EXIT_USAGE)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Main(click.Group):
+    """The command group: a store that cannot be read (a file that is not Parquet, a
+    query DuckDB refuses) ends any command with ``error: <what and which file>`` and
+    exit 1, not a traceback.  Commands with codes of their own catch it first."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            store = sys.modules.get("observatory.store")  # not imported: not its error
+            if store is None or not isinstance(exc, store.StoreError):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_FAILED)
+
+
+@click.group(cls=_Main, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="observatory")
 def main() -> None:
     """Observatory: SLOs, regressions, A/B tests and drift for AI inference fleets."""
@@ -212,8 +229,6 @@ def demo(
             for p in paths:
                 click.echo(str(p))
             return
-        from observatory.drift_archive import archive_folder
-
         store = Path(store_path)
         summary = demo_build.build_store(
             store,
@@ -222,7 +237,7 @@ def demo(
             end=_parse_time(end, "--end"),
             regions=list(regions) or None,
             force=force,
-            drift_reports=archive_folder(),  # the Drift page opens on it
+            drift_reports=demo_build.drift_archive(store),  # the Drift page opens on it
         )
     except ValueError as exc:
         click.echo(f"error: {exc}", err=True)
@@ -261,14 +276,12 @@ def serve(config_path: str | None, store_path: str | None, host: str, port: int)
         if store_path is None:
             if not Store(store).has_data():
                 click.echo(f"Building the demo fleet into {store} (about a minute, once)...")
-            from observatory.drift_archive import archive_folder
-
-            reports = archive_folder()  # read by the app, which runs in the repository root
-            click.echo(
-                demo_build.build_store(
-                    store, drift_reports=reports if reports.is_absolute() else root / reports
-                )
-            )
+            click.echo(demo_build.build_store(store, drift_reports=demo_build.drift_archive(store)))
+    # The Drift page's archive: $OBSERVATORY_DRIFT_REPORTS, else the one `observatory
+    # demo` wrote inside this store; resolved here, before the app runs in `root`.
+    reports = demo_build.drift_archive(store)
+    if reports.is_dir() or "OBSERVATORY_DRIFT_REPORTS" in env:
+        env["OBSERVATORY_DRIFT_REPORTS"] = str(reports.resolve())
     env["OBSERVATORY_STORE"] = str(store.resolve())
     app = root / "app" / "main.py"
     click.echo(f"Observatory dashboard: http://{host}:{port}  (store: {store})", err=False)
@@ -385,7 +398,7 @@ def sql(
     QUERY is the query text; without it (or with -) the query is read from
     standard input.  The views, their columns and units: docs/sql.md (or run
     "SHOW TABLES" and "DESCRIBE view").  Example queries: sql/examples/.
-    Exit codes: 0 ok, 1 refused or failed, 2 bad usage.
+    Exit codes: 0 ok, 1 refused or failed, 2 bad usage, 5 no store folder.
     """
     from observatory.store import SandboxLimits, SQLError, Store, StoreError
 
@@ -413,12 +426,7 @@ def sql(
     else:
         store_dir = Path(store_path) if store_path else DEFAULT_DEMO_STORE
     if not store_dir.is_dir():
-        click.echo(
-            f"error: no store at {store_dir} (build the demo with `observatory demo`, "
-            "or pass --store or --config)",
-            err=True,
-        )
-        sys.exit(EXIT_USAGE)
+        exit_no_data(store_dir)
     if fmt == "parquet" and not out_path:
         raise click.UsageError("--format parquet needs --out FILE")
     try:

@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import datetime
 from pathlib import Path
 
 from collectors import demo_fleet
 from observatory.store import Store
+
+#: The drift report archive of a demo store, inside its folder (:func:`drift_archive`).
+DEMO_ARCHIVE = "drift-reports"
+
+
+def drift_archive(root: Path) -> Path:
+    """Where ``observatory demo`` writes the drift report of the demo store at ``root``,
+    and where ``observatory serve`` points the Drift page for that store: the folder
+    named by ``OBSERVATORY_DRIFT_REPORTS`` when it is set, else ``<root>/drift-reports``
+    (so the report lives with its store, wherever the command ran)."""
+    from observatory.drift_archive import archive_folder
+
+    if os.environ.get("OBSERVATORY_DRIFT_REPORTS", "").strip():
+        return archive_folder()
+    return root / DEMO_ARCHIVE
 
 
 def build_store(
@@ -50,7 +66,9 @@ def build_store(
         store.write_regions(demo_fleet.region_catalogue(regions))
         demo_fleet.write_truth(truth, root / "ground_truth.json")
         store.touch_version()
-    report = f"; drift report {_drift_report(store, drift_reports)}" if drift_reports else ""
+    report = (
+        f"; drift report {_drift_report(store, drift_reports).resolve()}" if drift_reports else ""
+    )
     return (
         f"demo fleet: {len(sims)} regions, {days:g} days, {rows:,} rows into {root} "
         f"in {time.monotonic() - began:.1f}s{report}"

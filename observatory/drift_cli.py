@@ -6,7 +6,9 @@ Exit codes of ``report drift`` (docs/drift.md; distinct from the other commands'
 - 0 no drift; 1 drift at the warning level; 2 drift at the critical level;
 - 3 bad usage or configuration (unknown option, bad window, invalid file);
 - 4 runtime error (store unreadable, query or render failed; no file is left);
-- 5 nothing could be judged (no data, or too little, in the window).
+- 5 no data in the store (no folder, no data files), or nothing could be judged (too
+  little data in the window): the "no data" code of every command
+  (:mod:`observatory.exit_codes`).
 
 ``run`` exits 0 when stopped by SIGINT/SIGTERM (or after ``--once``), 3 for a bad
 schedule or configuration file.  With ``--once`` it runs every job once and exits
@@ -29,6 +31,7 @@ import click
 from observatory.config import DEFAULT_DEMO_STORE as DEFAULT_STORE
 from observatory.config import ConfigError, load_config, parse_duration
 from observatory.drift_codes import EXIT_NO_DATA, EXIT_RUNTIME, EXIT_USAGE, FORMATS
+from observatory.exit_codes import exit_no_data
 
 
 class _Usage(click.UsageError):
@@ -180,11 +183,10 @@ def drift(
         if unknown:
             _usage(f"--signal: unknown {unknown}; known: {', '.join(known)}")
         chosen = [known[s] for s in signals]
-    if not root.is_dir():
-        click.echo(f"error: no store at {root}", err=True)
-        sys.exit(EXIT_RUNTIME)
+    store = Store(root)
+    if not store.has_data():  # no folder or no data files: 5, as every command
+        exit_no_data(root)
     try:
-        store = Store(root)
         if step is not None:
             stop = de.aligned_end(store, step, stop)
         result = de.compute_drift(

@@ -114,7 +114,7 @@ class Reference:
     def describe(self) -> str:
         """For people: ``previous 7d``, ``same window a week earlier``, ``baseline ...``."""
         if self.mode == "previous":
-            return f"previous {_fmt_span(self.span)}"
+            return f"previous {format_duration(self.span)}"
         if self.mode == "week_ago":
             return "same window a week earlier"
         assert self.start is not None and self.end is not None
@@ -122,9 +122,6 @@ class Reference:
 
 
 WEEK_AGO = Reference(mode="week_ago")
-
-
-_fmt_span = format_duration  # the name the drift modules use
 
 
 # --------------------------------------------------------------------------- signals
@@ -864,7 +861,7 @@ def _label_slices(ask: _Ask, sig: DriftSignal, ref: Reference) -> list[SliceResu
 def reference_spec(ref: Reference) -> str:
     """``ref`` as :meth:`Reference.parse` reads it back (``7d``, ``week-ago``, ``A/B``)."""
     if ref.mode == "previous":
-        return _fmt_span(ref.span)
+        return format_duration(ref.span)
     if ref.mode == "week_ago":
         return "week-ago"
     assert ref.start is not None and ref.end is not None

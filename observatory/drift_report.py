@@ -43,6 +43,7 @@ import plotly.graph_objects as go
 from plotly.offline import get_plotlyjs
 
 from analytics import drift as dm
+from observatory.config import format_duration
 from observatory.drift_codes import (
     EXIT_CRITICAL,
     EXIT_NO_DATA,
@@ -55,7 +56,6 @@ from observatory.drift_engine import (
     PRIMARY,
     DriftReport,
     SliceResult,
-    _fmt_span,
 )
 
 #: Drifted slices drawn in an HTML report (the table lists them all).
@@ -84,7 +84,7 @@ def file_name(report: DriftReport, fmt: str) -> str:
 def report_name(window_end: datetime, window: timedelta, fmt: str) -> str:
     """The file name of a report whose window ``(window_end - window, window_end]``
     (UTC naive) is given, in format ``fmt`` (a key of ``FORMATS``)."""
-    return f"drift-{window_end:%Y-%m-%dT%H%M}Z-{_fmt_span(window)}{FORMATS[fmt]}"
+    return f"drift-{window_end:%Y-%m-%dT%H%M}Z-{format_duration(window)}{FORMATS[fmt]}"
 
 
 def _num(x: float | None) -> float | None:
@@ -171,7 +171,7 @@ def to_dict(report: DriftReport) -> dict[str, Any]:
         "generated_utc": report.generated_utc.isoformat(),
         "window_start_utc": report.window_start.isoformat(),
         "window_end_utc": report.window_end.isoformat(),
-        "window": _fmt_span(report.window),
+        "window": format_duration(report.window),
         "reference": report.reference.describe(),
         "verdict": report.verdict,
         "exit_code": exit_code(report),
@@ -245,7 +245,8 @@ def render_markdown(report: DriftReport) -> str:
         "",
         f"**{icon.get(report.verdict, report.verdict)}**: {report.summary_line()}.",
         "",
-        f"- Window: {_fmt_span(report.window)} ending {report.window_end:%Y-%m-%d %H:%M} UTC; "
+        f"- Window: {format_duration(report.window)} "
+        f"ending {report.window_end:%Y-%m-%d %H:%M} UTC; "
         f"reference: {report.reference.describe()} (unless a signal sets its own).",
         "- Verdict per slice from PSI (natural log, empty buckets 1e-4): warning >= 0.1, "
         "critical >= 0.25, counted only when also above the threshold learned from "
@@ -469,7 +470,7 @@ def render_html(report: DriftReport) -> str:
         f"<b>{html.escape(report.verdict.upper())}</b>: "
         f"{html.escape(report.summary_line())}.</div>",
         '<p class="note">',
-        f"Window {html.escape(_fmt_span(report.window))}; reference "
+        f"Window {html.escape(format_duration(report.window))}; reference "
         f"{html.escape(report.reference.describe())} (unless a signal sets its own). "
         "A slice's verdict comes from PSI (natural log; empty buckets 1e-4): warning at "
         "0.1, critical at 0.25, counted only when PSI is also above the threshold learned "

@@ -46,6 +46,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -53,6 +54,7 @@ from pydantic import (
 from observatory import drift_engine as de
 from observatory.config import (
     ConfigError,
+    _LocatedError,
     load_config,
     parse_duration,
     validate_yaml,
@@ -63,6 +65,8 @@ log = logging.getLogger("observatory.run")
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
 Format = Literal["html", "md", "json"]
 _SIGNAL_NAMES = [s.name for s in de.DEFAULT_SIGNALS]
+#: Job names of their own: a report may not take them.
+_RESERVED = ("collect", "precompute")
 
 
 def _cron(value: Any) -> str:
@@ -104,6 +108,16 @@ class ReportJob(_Strict):
     #: The window ends at the latest data floored to this (``1h``, ``24h``); None: at
     #: the latest step (:func:`observatory.drift_engine.aligned_end`).
     align: Duration | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        if value in _RESERVED:
+            raise ValueError(
+                f"{value!r} is the name of the {value} job ('collect' and 'precompute' are "
+                "job names of their own): give this report another name, e.g. 'daily'"
+            )
+        return value
 
     @field_validator("window", "align")
     @classmethod
@@ -182,6 +196,21 @@ class ScheduleSettings(_Strict):
     regions: list[str] | None = None
     models: list[str] | None = None
 
+    @field_validator("collect", "precompute", "reports", "signals", mode="before")
+    @classmethod
+    def _not_empty(cls, value: Any, info: ValidationInfo) -> Any:
+        # A key written without a value is YAML null: refuse it rather than read it as
+        # "no such job", which would silently schedule nothing for it.
+        if value is None:
+            hint = {
+                "collect": 'a cron expression, e.g. collect: "*/5 * * * *"',
+                "precompute": 'at least its cron, e.g. precompute: {cron: "*/5 * * * *"}',
+                "reports": "a list of report jobs (name, cron, ...)",
+                "signals": "a list of per-signal overrides (name, ...)",
+            }[str(info.field_name)]
+            raise ValueError(f"is empty: give {hint}, or remove the key (docs/drift.md)")
+        return value
+
     @field_validator("timezone")
     @classmethod
     def _zone(cls, value: str) -> str:
@@ -199,14 +228,19 @@ class ScheduleSettings(_Strict):
             raise ValueError("'collect' needs 'config' (the regions to collect from)")
         if self.collect is None and not self.reports and self.precompute is None:
             raise ValueError("nothing to schedule: add 'collect', 'reports' or 'precompute'")
-        names = [r.name for r in self.reports]
-        if "collect" in names or "precompute" in names:
-            raise ValueError("'collect' and 'precompute' are job names of their own")
-        if len(set(names)) != len(names):
-            raise ValueError(f"report names must be unique, got {names}")
-        seen = [s.name for s in self.signals]
-        if len(set(seen)) != len(seen):
-            raise ValueError(f"a signal is listed twice in 'signals': {seen}")
+        for key, names in (
+            ("reports", [r.name for r in self.reports]),
+            ("signals", [s.name for s in self.signals]),
+        ):
+            for i, name in enumerate(names):
+                if name in names[:i]:
+                    first = names.index(name)
+                    raise _LocatedError(
+                        f"{name!r} is given twice (also {key}[{first}].name): each name once",
+                        key,
+                        i,
+                        "name",
+                    )
         return self
 
 
@@ -388,17 +422,20 @@ def run_collect(schedule: Schedule) -> str:
     return text
 
 
-def run_precompute(schedule: Schedule) -> str:
+def run_precompute(schedule: Schedule) -> tuple[str, int]:
     """The ``precompute`` job: :func:`observatory.precompute.precompute` on the schedule's
-    store; returns its one-line summary.
+    store; returns its one-line summary and the job's exit code: 0, or 5
+    (:data:`~observatory.drift_codes.EXIT_NO_DATA`) when the store holds no data yet
+    (every part then says so), as a report job on such a store.
 
     Raises:
         RuntimeError: a part failed (the summary says which and why; the other parts
             still ran).
         ConfigError: the main configuration or the experiments file is invalid.
     """
+    from observatory.drift_codes import EXIT_NO_DATA
     from observatory.experiments_config import load_experiments
-    from observatory.precompute import precompute, summary
+    from observatory.precompute import NO_DATA, precompute, summary
     from observatory.slo_engine import maintenance_from_config
     from observatory.store import Store
 
@@ -421,7 +458,9 @@ def run_precompute(schedule: Schedule) -> str:
     text = summary(results)
     if not all(r.ok for r in results):
         raise RuntimeError(text)
-    return text
+    if all(r.message == NO_DATA for r in results):
+        return f"{text} (store {schedule.store_path})", EXIT_NO_DATA
+    return text, 0
 
 
 class Scheduler:
@@ -482,11 +521,20 @@ class Scheduler:
                 msg = run_collect(self.schedule)
                 return JobResult(name, started, time.monotonic() - began, True, msg)
             if name == self.PRECOMPUTE:
-                msg = run_precompute(self.schedule)
-                return JobResult(name, started, time.monotonic() - began, True, msg)
+                msg, code = run_precompute(self.schedule)
+                return JobResult(name, started, time.monotonic() - began, True, msg, [], code)
             job = next(j for j in self.schedule.settings.reports if j.name == name)
+            from observatory.drift_codes import EXIT_NO_DATA
             from observatory.drift_report import exit_code
+            from observatory.exit_codes import no_data_message
+            from observatory.store import Store
 
+            root = self.schedule.store_path
+            if not Store(root).has_data():  # before the first collection: not a failure
+                msg = no_data_message(root, "nothing to report until the first collection")
+                return JobResult(
+                    name, started, time.monotonic() - began, True, msg, [], EXIT_NO_DATA
+                )
             report, paths = run_report(self.schedule, job)
             return JobResult(
                 name,

@@ -1,9 +1,10 @@
 """``observatory experiment``: list A/B experiments and write their reports.
 
-Registered on the main command in :mod:`observatory.cli`.  Exit codes as there: 0
-success, 1 the work failed (no store or no data for the experiment), 2 bad usage, a
-bad experiments file (every message names file, line and key) or an unknown
-experiment.
+Registered on the main command in :mod:`observatory.cli`.  Exit codes as there
+(:mod:`observatory.exit_codes`): 0 success, 1 the work failed (``refresh``: the state
+could not be written), 2 bad usage, a bad experiments file (every message names file,
+line and key) or an unknown experiment, 5 no data (no store, an empty store, or no
+data for the experiment in its window).
 
 Experiments come from the experiments file (``--experiments``, default the file
 named by ``$OBSERVATORY_EXPERIMENTS``; ``examples/experiments.yaml`` is an example)
@@ -20,7 +21,7 @@ from typing import Any, NoReturn
 
 import click
 
-EXIT_FAILED, EXIT_USAGE = 1, 2
+from observatory.exit_codes import EXIT_FAILED, EXIT_NO_DATA, EXIT_USAGE, exit_no_data
 
 _store_option = click.option(
     "--store",
@@ -55,13 +56,7 @@ def _store(store_path: str | None, config_path: str | None) -> Any:
         _fail(exc.messages, EXIT_USAGE)
     store = Store(path)
     if not store.has_data():
-        _fail(
-            [
-                f"no data in the store at {path}; run `observatory demo` or "
-                "`observatory collect --config ...` first"
-            ],
-            EXIT_FAILED,
-        )
+        exit_no_data(path)
     return store
 
 
@@ -151,7 +146,7 @@ def report_command(
         _fail([str(exc.args[0])], EXIT_USAGE)
     rep = run(store.named, item, experiments.carbon if experiments else None)
     if rep is None:
-        _fail([f"the store holds no data for experiment {name!r} in its window"], EXIT_FAILED)
+        _fail([f"the store holds no data for experiment {name!r} in its window"], EXIT_NO_DATA)
     text = render(rep, fmt)
     if out_path:
         Path(out_path).write_text(text, encoding="utf-8")
@@ -177,17 +172,31 @@ def refresh_command(
     The scheduler's job, off the request path.  Reads only the blocks (days of each
     experiment's window) whose source partitions changed since the last refresh, and
     the data files the listing has not seen.  The state lives in
-    <store>/.experiments, or under $OBSERVATORY_EXPERIMENT_STATE.
+    <store>/.experiments, or under $OBSERVATORY_EXPERIMENT_STATE; exit 1 when it
+    cannot be written.
     """
     from observatory import experiment_state as es
     from observatory.experiment_engine import ExperimentNotFound
-    from observatory.experiment_files import state_dir
+    from observatory.experiment_files import ENV_STATE, state_dir
 
     store = _store(store_path, config_path)
     try:
         done = es.refresh(store, _experiments(experiments_path), names)
     except ExperimentNotFound as exc:
         _fail([str(exc.args[0])], EXIT_USAGE)
+    except OSError as exc:  # the state folder cannot be written: nothing was refreshed
+        where = exc.filename or state_dir(store)
+        _fail(
+            [
+                f"cannot write the experiment state of the store at {store.root} "
+                f"into {state_dir(store)}: {exc.strerror or exc} ({where}); the saved "
+                "state and the store's data are unchanged. Make that folder writable, or "
+                f"set ${ENV_STATE} to a folder you can write",
+            ],
+            EXIT_FAILED,
+        )
+    if not done:
+        click.echo(f"nothing to refresh: no experiment has data in the store at {store.root}")
     for r in done:
         click.echo(
             f"{r.name}: {r.replicates:,} replicates summed ({r.seconds:.1f} s) "

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 import time
 import uuid
@@ -96,13 +95,13 @@ def blocks(origin: datetime, end: datetime) -> list[Block]:
 def fingerprint(
     store: Store, block: Block, regions: list[str], seen: dict[str, str] | None = None
 ) -> str:
-    """A digest of every source file the block reads: path, mtime (ns) and size.
+    """A digest of every source partition the block reads: its path and
+    :meth:`Store.partition_stamp` (changes with any write into it).
 
     ``seen`` keeps each file's entry across the blocks of one call (neighbouring
     blocks share a date).
     """
     seen = {} if seen is None else seen
-    lake = store.lake.as_posix()
     h = hashlib.sha1(f"{block.start.isoformat()}|{block.end.isoformat()}".encode())
     for table, signals in SOURCES.items():
         for signal in signals:
@@ -111,11 +110,8 @@ def fingerprint(
                     rel = f"{table}/signal={signal}/date={day.isoformat()}/region={region}"
                     entry = seen.get(rel)
                     if entry is None:
-                        try:
-                            st = os.stat(f"{lake}/{rel}/part.parquet")
-                            entry = f"{rel}:{st.st_mtime_ns}:{st.st_size}\n"
-                        except FileNotFoundError:
-                            entry = f"{rel}:-\n"
+                        stamp = store.partition_stamp(table, signal, day, region)
+                        entry = f"{rel}:{'-' if stamp is None else stamp}\n"
                         seen[rel] = entry
                     h.update(entry.encode())
     return h.hexdigest()
@@ -201,13 +197,7 @@ def block_query(store: Store, dates: Sequence[date], regions: Sequence[str]) -> 
     """
 
     def files(table: str) -> list[Path]:
-        paths = [
-            store.partition_path(table, s, d, r)
-            for s in SOURCES[table]
-            for d in dates
-            for r in regions
-        ]
-        return [p for p in paths if p.exists()]
+        return list(store.data_files(table, SOURCES[table], dates, regions))
 
     sources = {table: store.parquet_source(table, files(table)) for table in SOURCES}
 
@@ -274,13 +264,18 @@ def update(store: Store, item: ee.Listed, carbon: CarbonModel | None = None) -> 
 
 
 def _update(
-    store: Store, item: ee.Listed, carbon: CarbonModel | None, max_stale_s: float
+    store: Store,
+    item: ee.Listed,
+    carbon: CarbonModel | None,
+    max_stale_s: float,
+    strict: bool = False,
 ) -> tuple[Moments | None, datetime | None]:
     """:func:`update`, and the end of the data the moments cover.
 
     With ``max_stale_s`` > 0 the **last** block is taken as saved, although its
     partitions changed, when it was computed at most that many seconds ago: the
-    moments then cover the window up to that computation's end (returned).
+    moments then cover the window up to that computation's end (returned).  With
+    ``strict`` a failed save raises :class:`OSError` instead of being skipped.
     """
     win = ee.window(item)
     if win is None or not item.regions:
@@ -335,7 +330,10 @@ def _update(
     kept = {n: f[f["block"].isin(valid)] for n, f in saved.frames.items()} if valid else {}
     new = {b: m for b, m in fresh.items() if m is not None}
     if stale or redo:
-        best_effort(_save, folder, key, union, entries, kept, new)
+        if strict:  # refresh: saving is the whole point, a failure must be seen
+            _save(folder, key, union, entries, kept, new)
+        else:
+            best_effort(_save, folder, key, union, entries, kept, new)
     parts = [saved.part(valid, origin, arms)] if valid else []
     parts += [new[b] for b in sorted(new)]
     return (Moments.combine(parts) if parts else None), end
@@ -392,6 +390,8 @@ def refresh(
     Raises:
         observatory.experiment_engine.ExperimentNotFound: a name that is neither
             configured nor discovered (the message lists the known ones).
+        OSError: the state folder (:func:`~observatory.experiment_files.state_dir`)
+            cannot be written; the store's data is not touched.
     """
     items = ee.list_experiments(store.named, experiments, arms_frame(store))
     known = {i.spec.name for i in items}
@@ -406,7 +406,7 @@ def refresh(
         if (names and item.spec.name not in names) or not item.has_data:
             continue
         began = time.perf_counter()
-        moments = update(store, item, carbon)
+        moments, _ = _update(store, item, carbon, 0.0, strict=True)
         rows = 0 if moments is None else int(moments.regional["rows"].sum())
         out.append(Refreshed(item.spec.name, rows, time.perf_counter() - began))
     return out

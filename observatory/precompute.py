@@ -5,7 +5,8 @@ data arrives, ``observatory run``'s ``precompute`` job (docs/drift.md, "The sche
 file") brings up to date what the heavy pages read instead of computing on a request:
 
 - **SLOs** (SLOs and Overview pages): the per-SLO hourly slice cache
-  (:mod:`observatory.slo_cache`), by evaluating every SLO's status once;
+  (:mod:`observatory.slo_cache`), and the status table and every SLO's default
+  1-day burn-down themselves (:mod:`observatory.slo_precomputed`);
 - **Experiments**: the summed moments per day block
   (:func:`observatory.experiment_state.refresh`);
 - **Regressions**: the page's findings per lookback
@@ -28,6 +29,9 @@ from typing import Any
 
 from observatory.config import format_duration
 from observatory.store import Store
+
+#: The message of every part on a store that holds no data yet.
+NO_DATA = "no data yet"
 
 
 @dataclass(frozen=True)
@@ -73,19 +77,31 @@ def precompute(
         regressions_bin_s: their bin length, seconds (the page's default is 60).
 
     Returns:
-        One :class:`PartResult` per part, in the order SLOs, experiments, regressions.
+        One :class:`PartResult` per part, in the order SLOs, experiments, regressions;
+        on a store without data (before the first collection) every part is ok with
+        the message :data:`NO_DATA` and nothing is written.
     """
     from observatory import experiment_state, regressions_findings
-    from observatory.slo_engine import SloEngine, status_table
+    from observatory.slo_engine import SloEngine
+    from observatory.slo_precomputed import refresh
     from observatory.slo_specs import load_specs
 
     out: list[PartResult] = []
+    if not store.has_data():  # nothing to bring up to date, the same for every part
+        names = ["slo"] * bool(slo_specs) + ["experiments"]
+        names += [f"regressions {format_duration(lookback)}" for lookback in regressions]
+        return [PartResult(name, 0.0, True, NO_DATA) for name in names]
     if slo_specs:
 
         def slos() -> str:
             defs = load_specs(list(slo_specs))
-            table = status_table(SloEngine(store, maintenance=tuple(maintenance)), defs, None)
-            return f"{len(defs)} SLOs evaluated ({len(table)} status rows)"
+            engine = SloEngine(store, maintenance=tuple(maintenance))
+            table, how, hours = refresh(engine, defs)
+            kept = "up to date" if how.source == "exact" else "kept"
+            return (
+                f"{len(defs)} SLOs evaluated ({len(table)} status rows, {kept}; "
+                f"{hours:,} cached slice hours)"
+            )
 
         out.append(_timed("slo", slos))
 

@@ -2,8 +2,8 @@
 
 ``regressions`` exits 1 when a critical regression (error ratio, accuracy, p99 or
 mean latency getting worse) is still open, so a CI/CD pipeline can gate on it;
-``regressions verdict`` exits 1 when a verdict is Fail; both 2 for bad usage or an
-empty store.
+``regressions verdict`` exits 1 when a verdict is Fail; both 2 for bad usage, 5 for
+no data in the store or nothing to compare (:mod:`observatory.exit_codes`).
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Any
 
 import click
 
-EXIT_OK, EXIT_OPEN_CRITICAL, EXIT_USAGE = 0, 1, 2
+from observatory.exit_codes import EXIT_FAILED as EXIT_OPEN_CRITICAL
+from observatory.exit_codes import EXIT_NO_DATA, EXIT_OK, EXIT_USAGE, exit_no_data
 
 _store_option = click.option(
     "--store",
@@ -207,8 +208,7 @@ def regressions(
             marginal_score=marginal_score,
         )
     except StoreMissing:
-        click.echo(f"error: no data in store {store.root} (run `observatory demo`?)", err=True)
-        sys.exit(EXIT_USAGE)
+        exit_no_data(store.root)
     shown = reg.select(report, window)
     cut = report.end - window
     verdicts = [v for v in report.verdicts if v.event.time.replace(tzinfo=UTC) > cut]
@@ -306,8 +306,9 @@ def verdict(
     config_path: str | None,
 ) -> None:
     """Kayenta-style verdict (Pass / Marginal / Fail) of a canary range against a baseline
-    range, or of one arm against another; exit 1 when any verdict is Fail,
-    2 on bad usage or when nothing could be compared (no series with data in both)."""
+    range, or of one arm against another; exit 1 when any verdict is Fail, 2 on bad
+    usage, 5 when nothing could be compared (no series with data in both) or the store
+    holds no data."""
     from observatory import regressions as reg
     from observatory.store import StoreMissing
 
@@ -327,8 +328,7 @@ def verdict(
     try:
         _first, last = reg.time_bounds(store)
     except StoreMissing:
-        click.echo(f"error: no data in store {store.root} (run `observatory demo`?)", err=True)
-        sys.exit(EXIT_USAGE)
+        exit_no_data(store.root)
     scores = {"pass_score": pass_score, "marginal_score": marginal_score}
     regions = [region] if region else None
     if arms is not None:
@@ -355,7 +355,7 @@ def verdict(
             '(observatory sql "SELECT DISTINCT region, model, arm FROM counters")',
             err=True,
         )
-        sys.exit(EXIT_USAGE)
+        sys.exit(EXIT_NO_DATA)
     if fmt == "json":
         click.echo(json.dumps({"verdicts": [v.as_dict() for v in out]}, indent=2, default=str))
     for v in out if fmt == "table" else []:
@@ -418,8 +418,7 @@ def precompute(
         try:
             found, where = rf.save(store, lookback=lookback, bin_s=bin_s, batch=batch)
         except StoreMissing:
-            click.echo(f"error: no data in store {store.root} (run `observatory demo`?)", err=True)
-            sys.exit(EXIT_USAGE)
+            exit_no_data(store.root)
         click.echo(
             f"{text}: {len(found.regressions)} changes in {len(found.regions)} regions, "
             f"{found.start:%Y-%m-%d %H:%M} .. {found.end:%Y-%m-%d %H:%M} UTC, "

@@ -134,7 +134,15 @@ def test_exit_codes(store: Path, tmp_path: Path) -> None:
     assert run(*common, "--format", "pdf")[0] == 3
     assert run(*common, "--no-such-option")[0] == 3
     assert run(*common, "--signal", "nope")[0] == 3
-    assert run("report", "drift", "--store", str(tmp_path / "none"), "--out", str(tmp_path))[0] == 4
+    # no store folder: no data (5, as every command), the folder named
+    none = run("report", "drift", "--store", str(tmp_path / "none"), "--out", str(tmp_path))
+    assert none[0] == 5 and f"{tmp_path / 'none'} (no such folder)" in none[1], none[1]
+    # a store whose data file is not Parquet: a runtime error (4) naming the file
+    part = tmp_path / "bad/lake/histograms/signal=latency/date=2026-11-29/region=r1/h00.parquet"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"not parquet")
+    bad = run("report", "drift", "--store", str(tmp_path / "bad"), "--out", str(tmp_path))
+    assert bad[0] == 4 and str(part) in bad[1], bad[1]
     nothing = run(*common, "--signal", "accuracy", "--end", "2020-01-01T00:00Z")
     assert nothing[0] == 5, nothing[1]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -44,7 +45,8 @@ def test_example_schedule_is_valid() -> None:
     assert pre is not None and pre.cron == "*/5 * * * *"
     assert pre.regressions == [timedelta(hours=24)]
     assert schedule._resolve(pre.slo_specs[0]).resolve() == (repo / "examples" / "slo").resolve()
-    assert schedule.out_path.resolve() == (repo / "reports" / "drift").resolve()
+    # the demo store's own archive, where `observatory demo` writes and `serve` reads
+    assert schedule.out_path.resolve() == (repo / "data" / "demo" / "drift-reports").resolve()
     assert schedule.store_path.resolve() == (repo / "data" / "demo").resolve()
 
 
@@ -69,8 +71,9 @@ def test_errors_name_file_line_and_key() -> None:
     assert "'collect' needs 'config'" in msg
     (msg,) = errors("reports:\n  - {name: d, cron: '0 * * * *'}\n")
     assert "exactly one of 'config'" in msg
-    (msg,) = errors("store: data\ntimezone: Mars/Olympus\nreports: []\ncollect: null\n")
-    assert msg.startswith("s.yaml:2: timezone: unknown time zone")
+    zone, empty = errors("store: data\ntimezone: Mars/Olympus\nreports: []\ncollect: null\n")
+    assert zone.startswith("s.yaml:2: timezone: unknown time zone")
+    assert empty.startswith("s.yaml:4: collect: is empty")  # null is no cron: said, not ignored
     assert errors("store: [unclosed\n")[0].startswith("s.yaml:")
 
 
@@ -124,13 +127,17 @@ def test_scheduler_runs_due_jobs_and_coalesces_missed_runs() -> None:
 
 
 def test_failed_job_does_not_stop_the_loop(tmp_path: Path) -> None:
+    # a store whose only data file is not Parquet (a torn copy): the job fails for real
+    part = tmp_path / "store/lake/histograms/signal=latency/date=2026-11-29/region=r1/h00.parquet"
+    part.parent.mkdir(parents=True)
+    part.write_bytes(b"not parquet")
     schedule = parse_schedule(
-        f"store: {tmp_path / 'missing'}\nout: {tmp_path / 'out'}\n"
+        f"store: {tmp_path / 'store'}\nout: {tmp_path / 'out'}\n"
         "reports:\n  - {name: r, cron: '* * * * *'}\n"
     )
     sched = Scheduler(schedule)
     result = sched.run_job("r")
-    assert not result.ok and result.message  # no store: reported, not raised
+    assert not result.ok and str(part) in result.message  # reported, not raised
     stop = threading.Event()
     stop.set()
     run_forever(sched, stop)  # returns at once when stopped
@@ -150,17 +157,86 @@ def test_precompute_job_runs_on_its_cron_and_reports_each_part(
     assert sched.next == {"precompute": datetime(2026, 11, 30, 4, 35, tzinfo=UTC)}
     result = sched.run_job("precompute")
     assert result.ok, result.message
-    parts = [p.split(" ", 1)[0] for p in result.message.split("; ")]
-    assert parts == ["slo", "experiments", "regressions"], result.message
+    # each part as "<part> <seconds> s: <what it did>" (a message may hold "; " itself)
+    parts = re.findall(r"(?:^|; )(slo|experiments|regressions \S+) [\d.]+ s: ", result.message)
+    assert parts == ["slo", "experiments", "regressions 24h"], result.message
     assert "9 SLOs evaluated" in result.message and "FAILED" not in result.message
     # a second run finds the regressions findings current
     assert "regressions 24h " in sched.run_job("precompute").message
     assert "up to date" in sched.run_job("precompute").message
-    # a job may not take the precompute job's name; nothing at all is refused too
-    with pytest.raises(ConfigError, match="job names of their own"):
-        parse_schedule("store: s\nreports:\n  - {name: precompute, cron: '0 0 * * *'}\n")
+    # nothing at all is refused
     with pytest.raises(ConfigError, match="add 'collect', 'reports' or 'precompute'"):
         parse_schedule("store: s\n")
+
+
+def test_a_report_named_like_a_job_or_twice_names_its_field() -> None:
+    jobs = (
+        "store: s\nreports:\n  - {name: a, cron: '0 0 * * *'}\n  - {name: b, cron: '0 0 * * *'}\n"
+    )
+    for reserved in ("precompute", "collect"):
+        (msg,) = errors(f"{jobs}  - name: {reserved}\n    cron: '0 0 * * *'\n")
+        assert msg == (
+            f"s.yaml:5: reports[2].name: {reserved!r} is the name of the {reserved} job "
+            "('collect' and 'precompute' are job names of their own): give this report "
+            "another name, e.g. 'daily'"
+        )
+    (msg,) = errors(f"{jobs}  - {{name: a, cron: '0 1 * * *'}}\n")
+    assert (
+        msg
+        == "s.yaml:5: reports[2].name: 'a' is given twice (also reports[0].name): each name once"
+    )
+    (msg,) = errors(f"{jobs}signals:\n  - name: latency\n  - name: latency\n")
+    assert msg.startswith("s.yaml:7: signals[1].name: 'latency' is given twice")
+
+
+@pytest.mark.parametrize(
+    ("key", "line"), [("precompute", 4), ("collect", 4), ("reports", 2), ("signals", 4)]
+)
+def test_an_empty_section_is_refused_not_ignored(key: str, line: int) -> None:
+    text = "config: c.yaml\nreports:\n  - {name: d, cron: '0 0 * * *'}\n"
+    text = f"config: c.yaml\n{key}:\n" if key == "reports" else f"{text}{key}:\n"
+    (msg,) = errors(text)
+    assert msg.startswith(f"s.yaml:{line}: {key}: is empty: give "), msg
+    assert msg.endswith("or remove the key (docs/drift.md)")
+
+
+def test_an_empty_precompute_section_names_the_file_when_loaded(tmp_path: Path) -> None:
+    cfg = tmp_path / "schedule.yaml"
+    cfg.write_text("store: s\nreports:\n  - {name: d, cron: '0 0 * * *'}\nprecompute:\n")
+    with pytest.raises(ConfigError) as info:
+        load_schedule(cfg)
+    assert info.value.messages == [
+        f"{cfg}:4: precompute: is empty: give at least its cron, e.g. precompute: "
+        '{cron: "*/5 * * * *"}, or remove the key (docs/drift.md)'
+    ]
+    res = CliRunner().invoke(main, ["run", "--config", str(cfg), "--once"])
+    assert res.exit_code == 3 and f"{cfg}:4: precompute: is empty" in res.output
+
+
+def test_on_a_store_without_data_every_job_says_no_data_yet(tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    store.mkdir()
+    cfg = tmp_path / "schedule.yaml"
+    specs = Path(__file__).resolve().parent.parent / "examples" / "slo"
+    cfg.write_text(
+        f"store: store\nout: out\nreports:\n  - {{name: daily, cron: '0 0 * * *'}}\n"
+        f"precompute:\n  cron: '*/5 * * * *'\n  slo_specs: [{specs}]\n  regressions: [24h, 7d]\n"
+    )
+    sched = Scheduler(load_schedule(cfg))
+    pre = sched.run_job("precompute")
+    # every part alike, none failed: no KeyError from the experiments part
+    assert pre.ok and pre.exit_code == 5, pre.message
+    assert pre.message == (
+        "slo 0.0 s: no data yet; experiments 0.0 s: no data yet; regressions 24h 0.0 s: "
+        f"no data yet; regressions 7d 0.0 s: no data yet (store {store})"
+    )
+    daily = sched.run_job("daily")
+    assert daily.ok and daily.exit_code == 5 and daily.paths == []
+    assert daily.message.startswith(f"no data yet in the store at {store} (no data files)")
+    res = CliRunner().invoke(main, ["run", "--config", str(cfg), "--once"])
+    assert res.exit_code == 5, res.output  # "nothing judged", not a failure (4)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["schedule.yaml", "store"]
+    assert list(store.iterdir()) == []  # nothing written into the empty store
 
 
 def test_late_labels_refuse_metric_and_rule() -> None:

@@ -341,4 +341,4 @@ def test_cli_verdict_ranges_and_arms(fleet) -> None:
         ["regressions", "verdict", "--store", str(store.root), "--arms", "v1,bogus",
          "--during", f"{t - day:{iso}}..{t:{iso}}"],
     )
-    assert nothing.exit_code == 2 and "nothing compared" in nothing.output
+    assert nothing.exit_code == 5 and "nothing compared" in nothing.output  # no data

@@ -595,8 +595,9 @@ def test_cli_exit_codes(
 
 
 def test_cli_usage_errors_about_the_store(store_dir: Path, deploy: Path, tmp_path: Path) -> None:
+    # A missing store folder is "no data yet" (exit 5, observatory/exit_codes.py).
     code, _, err = _cli(["--store", str(tmp_path / "nope"), "SELECT 1"])
-    assert code == 2 and "no store" in err
+    assert code == 5 and "no such folder" in err and str(tmp_path / "nope") in err
     code, _, err = _cli(
         ["--store", str(store_dir), "--config", str(deploy / "observatory.yaml"), "SELECT 1"]
     )

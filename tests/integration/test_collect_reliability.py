@@ -86,7 +86,9 @@ def test_sigkill_at_random_points_loses_and_doubles_nothing(
             if marker.exists() and marker.stat().st_mtime >= launched:
                 break
             time.sleep(0.05)
-        time.sleep(rng.uniform(0.05, 1.0))
+        # Later attempts may wait longer, so that the kills also land after the first
+        # writes even when a write takes over a second on a loaded machine.
+        time.sleep(rng.uniform(0.05, 1.0 + 0.5 * attempt))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             kills += 1

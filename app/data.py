@@ -74,9 +74,8 @@ def _shared_store(path: str, views: tuple[tuple[str, str], ...]) -> Store:
     return store
 
 
-def _store(path: str, version: float) -> Store:
-    """The dashboard's shared Store of ``path`` (``version``: the caller's data version,
-    kept in the signature for its own cache keys).
+def shared_store(path: str) -> Store:
+    """The dashboard's shared Store of ``path``.
 
     The same Store, with its DuckDB views, serves every data version: a view over a
     file pattern lists the files again in each query, so it sees every write, and
@@ -87,7 +86,6 @@ def _store(path: str, version: float) -> Store:
     metadata across queries by default (``cache_local_files``,
     ``parquet_metadata_cache``: false), so a long-lived connection reads no stale data.
     """
-    del version
     return _shared_store(path, Store(path).view_key())
 
 
@@ -95,7 +93,8 @@ def _store(path: str, version: float) -> Store:
 def _named(
     path: str, name: str, params: tuple[tuple[str, Any], ...], version: float
 ) -> pd.DataFrame:
-    return _store(path, version).named(
+    del version  # part of the cache key only
+    return shared_store(path).named(
         name, **{k: list(v) if isinstance(v, tuple) else v for k, v in params}
     )
 

@@ -37,7 +37,7 @@ def archive_path() -> Path:
 def _report(
     path: str, version: float, window_s: int, reference: str, end: datetime | None
 ) -> DriftReport:
-    store = data._store(path, version)  # the dashboard's shared Store
+    store = data.shared_store(path)  # the dashboard's shared Store
     return compute_drift(
         store, window=timedelta(seconds=window_s), reference=Reference.parse(reference), end=end
     )
@@ -59,7 +59,7 @@ def store() -> Store:
     """The dashboard's shared, connected :class:`Store` of the current data version
     (for the saved reports' freshness digests: no new DuckDB connection per check)."""
     path = data.store_path()
-    return data._store(str(path.resolve()), Store(path).data_version())
+    return data.shared_store(str(path.resolve()))
 
 
 def selected(report: DriftReport, filters: Filters) -> DriftReport:

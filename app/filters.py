@@ -263,7 +263,7 @@ def _catalogue(path: str, version: float) -> FilterCatalogue:
     """The catalogue of the store at ``path`` as of data ``version`` (cached)."""
     from app import data
 
-    return read_catalogue(data._store(path, version))  # the dashboard's shared Store
+    return read_catalogue(data.shared_store(path))  # the dashboard's shared Store
 
 
 def catalogue() -> FilterCatalogue:

@@ -27,7 +27,7 @@ def _report(
     path: str, version: float, noted: float, end: datetime | None, lookback_s: int, bin_s: int
 ) -> Report:
     del noted  # cache key only: the annotations file's modification time
-    store = data._store(path, version)  # the dashboard's shared Store
+    store = data.shared_store(path)  # the dashboard's shared Store
     return analyse(store, end=end, lookback=timedelta(seconds=lookback_s), bin_s=bin_s)
 
 

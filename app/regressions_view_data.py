@@ -65,7 +65,7 @@ def _computed(
     regions: tuple[str, ...],
 ) -> rf.Findings:
     del noted  # cache key only: the annotations file's modification time
-    store = data._store(path, version)  # the dashboard's shared Store
+    store = data.shared_store(path)  # the dashboard's shared Store
     lookback = timedelta(seconds=lookback_s)
     # a few regions at a time: memory bounded by one batch (the same findings)
     return rf.compute(store, end, lookback, bin_s, regions=list(regions) or None)

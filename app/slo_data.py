@@ -112,7 +112,7 @@ def maintenance() -> tuple[tuple[Maintenance, ...], str | None]:
 def _engine() -> tuple[SloEngine, float]:
     path = data.store_path()
     version = Store(path).data_version()
-    store = data._store(str(path.resolve()), version)  # the dashboard's shared Store
+    store = data.shared_store(str(path.resolve()))  # the dashboard's shared Store
     return SloEngine(store, maintenance=maintenance()[0]), version
 
 

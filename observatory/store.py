@@ -1078,9 +1078,8 @@ class Store:
         ascending (folder listings only)."""
         days: set[date] = set()
         for sig in self.stored_signals(table) if signals is None else signals:
-            for name in _subfolders(self.lake / table / f"signal={sig}", "date="):
-                with contextlib.suppress(ValueError):
-                    days.add(date.fromisoformat(name))
+            names = _subfolders(self.lake / table / f"signal={sig}", "date=")
+            days.update(d for d in map(_parse_date, names) if d)
         return sorted(days)
 
     def stored_signals(self, table: str) -> list[str]:

@@ -3,7 +3,8 @@
 # the pinned requirements and Observatory installed in it.
 #   scripts/setup.sh          what the dashboard needs
 #   scripts/setup.sh --test   plus what the tests need: Prometheus (with promtool),
-#                             VictoriaMetrics and Chromium from Debian's packages
+#                             VictoriaMetrics, Chromium and a Java runtime from Debian's
+#                             packages, and pyspark (requirements-spark.txt) in .venv
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,7 @@ if [ "${1:-}" = "--test" ]; then
   command -v prometheus >/dev/null && command -v promtool >/dev/null || missing+=(prometheus)
   command -v chromium >/dev/null || missing+=(chromium)
   command -v victoria-metrics >/dev/null || missing+=(victoria-metrics)
+  command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
   if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing ${missing[*]} from Debian's packages" >&2
     apt_install "${missing[@]}"
@@ -44,4 +46,14 @@ if [ ! -x .venv/bin/python ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; th
   .venv/bin/python -m pip install -q -r requirements.txt
   .venv/bin/python -m pip install -q --no-deps -e .
   echo "$want" > "$stamp"
+fi
+
+if [ "${1:-}" = "--test" ]; then
+  spark_stamp=.venv/.requirements-spark.sha256
+  spark_want=$(sha256sum < requirements-spark.txt | cut -d' ' -f1)
+  if [ "$(cat "$spark_stamp" 2>/dev/null)" != "$spark_want" ]; then
+    echo "setup: installing pyspark for the Spark test (requirements-spark.txt, a 456 MB download, once)" >&2
+    .venv/bin/python -m pip install -q -r requirements-spark.txt
+    echo "$spark_want" > "$spark_stamp"
+  fi
 fi

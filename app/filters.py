@@ -176,6 +176,35 @@ def _custom_window(sb: Any, latest: datetime, first: datetime | None) -> tuple[d
     return start, end
 
 
+def unknown_in_link(key: str, options: Sequence[str]) -> list[str]:
+    """The values of URL parameter ``key`` that are not among ``options``.
+
+    A link may name a region, model, arm or time range the store no longer has (or
+    never had: a typo).  The widgets bound to the URL drop such values silently;
+    :func:`sidebar_filters` calls this first and says what it dropped.
+    """
+    known = set(options)
+    return [v for v in st.query_params.get_all(key) if v not in known]
+
+
+def _say_dropped(sb: Any, dropped: dict[str, list[str]]) -> None:
+    """One sidebar notice naming the link's values the store does not hold."""
+    from app.ui import md
+
+    parts = [
+        f"{what} {', '.join(f'“{md(v)}”' for v in values)}"
+        for what, values in dropped.items()
+        if values
+    ]
+    if parts:
+        sb.warning(
+            "This link asks for "
+            + "; ".join(parts)
+            + ", which this dashboard does not offer (not in the store, or not a preset): "
+            "left out. The filters show what the store has; choose again or check the link."
+        )
+
+
 def sidebar_filters(
     catalogue: pd.DataFrame,
     models: list[str],
@@ -194,8 +223,15 @@ def sidebar_filters(
     """
     names = dict(zip(catalogue["region"], catalogue["display_name"], strict=True))
     regions = sorted(names)
+    dropped = {
+        "time range": unknown_in_link("range", [*TIME_RANGES, CUSTOM_RANGE]),
+        "region": unknown_in_link("regions", regions),
+        "model": unknown_in_link("models", models),
+        "arm": unknown_in_link("arms", list(arms or [])),
+    }
     sb = st.sidebar
     sb.header("Filters")
+    _say_dropped(sb, dropped)
     label = sb.selectbox(
         "Time range",
         [*TIME_RANGES, CUSTOM_RANGE],

@@ -422,6 +422,34 @@ def test_filters_live_in_the_url_and_a_link_restores_them(
     assert linked.dataframe[0].value["Requests"].sum() == pytest.approx(v2)
 
 
+def test_a_link_with_values_the_store_lacks_says_what_it_left_out(
+    monkeypatch: pytest.MonkeyPatch, store_dir: Path
+) -> None:
+    # An old or mistyped link: the known region is kept, the unknown values are named
+    # in a sidebar notice (as text: the markup in one of them is escaped, not rendered).
+    monkeypatch.setenv("OBSERVATORY_STORE", str(store_dir))
+    linked = AppTest.from_file(MAIN, default_timeout=60)
+    linked.query_params["regions"] = ["eu-west-1", "<b>mars-1</b>"]
+    linked.query_params["models"] = ["no-such-model"]
+    linked.query_params["range"] = "Last 5 y"
+    linked.run()
+    assert not linked.exception
+    assert linked.multiselect(key="regions").value == ["eu-west-1"]
+    assert linked.selectbox(key="range").value == "Last 24 h"
+    [notice] = [w.value for w in linked.sidebar.warning]
+    from app.ui import md
+
+    assert "time range “Last 5 y”" in notice
+    assert f"region “{md('<b>mars-1</b>')}”" in notice and "\\<b\\>" in notice
+    assert f"model “{md('no-such-model')}”" in notice
+    assert "eu-west-1" not in notice
+    # A link naming only what the store has gets no notice.
+    clean = AppTest.from_file(MAIN, default_timeout=60)
+    clean.query_params["regions"] = ["eu-west-1"]
+    clean.run()
+    assert not clean.sidebar.warning
+
+
 def _numbers(values: object) -> np.ndarray:
     """A Plotly JSON array as floats: a list, or a typed array (``{"dtype", "bdata"}``)."""
     if isinstance(values, dict):

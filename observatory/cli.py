@@ -22,7 +22,7 @@ import math
 import os
 import sys
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from datetime import time as dt_time
 from decimal import Decimal
 from pathlib import Path
@@ -30,24 +30,13 @@ from typing import Any
 
 import click
 
+from observatory.cli_args import parse_time
 from observatory.config import (
     DEFAULT_DEMO_STORE,
     ConfigError,
     load_config,
 )
 from observatory.exit_codes import EXIT_FAILED, EXIT_USAGE, exit_no_data
-
-
-def _parse_time(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        t = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"expected an ISO 8601 time such as 2026-11-30T12:00Z, got {value!r}", param_hint=option
-        ) from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 def _config_or_exit(path: str):  # type: ignore[no-untyped-def]
@@ -124,7 +113,7 @@ def collect(
     from observatory.config import parse_duration
 
     config = _config_or_exit(config_path)
-    t0, t1 = _parse_time(start, "--from"), _parse_time(end, "--to")
+    t0, t1 = parse_time(start, "--from"), parse_time(end, "--to")
     if dry_run:
         sys.exit(commands.dry_run(config, t0, t1, list(regions) or None))
     interval = None
@@ -154,9 +143,9 @@ def backfill(config_path: str, start: str, end: str | None, regions: tuple[str, 
     from collectors import commands
 
     config = _config_or_exit(config_path)
-    t0 = _parse_time(start, "--from")
+    t0 = parse_time(start, "--from")
     assert t0 is not None
-    sys.exit(commands.backfill(config, t0, _parse_time(end, "--to"), list(regions) or None))
+    sys.exit(commands.backfill(config, t0, parse_time(end, "--to"), list(regions) or None))
 
 
 @main.command()
@@ -213,7 +202,7 @@ def demo(
                 raise ValueError(f"--size {size} writes a store only; drop --openmetrics/--region")
             click.echo(
                 demo_build.build_scale_store(
-                    Path(store_path), size, seed, days, _parse_time(end, "--end"), force
+                    Path(store_path), size, seed, days, parse_time(end, "--end"), force
                 )
             )
             return
@@ -223,7 +212,7 @@ def demo(
                 Path(om_dir),
                 seed=seed,
                 days=days,
-                end=_parse_time(end, "--end"),
+                end=parse_time(end, "--end"),
                 regions=list(regions) or None,
             )
             for p in paths:
@@ -234,7 +223,7 @@ def demo(
             store,
             seed=seed,
             days=days,
-            end=_parse_time(end, "--end"),
+            end=parse_time(end, "--end"),
             regions=list(regions) or None,
             force=force,
             drift_reports=demo_build.drift_archive(store),  # the Drift page opens on it
@@ -300,13 +289,14 @@ def serve(config_path: str | None, store_path: str | None, host: str, port: int)
     sys.stdout.flush()
     os.chdir(root)
     os.environ.update(env)
-    # The filters' catalogue is read once in the background now, so the first page a
-    # viewer opens does not pay for it (app/filter_catalogue.py, docs/scaling.md).
+    # The pages' shared Store (its DuckDB views) and the filters' catalogue are built
+    # once in the background now, so the first page a viewer opens does not pay for
+    # them (app/data.py warm_up, app/filter_catalogue.py, docs/scaling.md).
     from streamlit.web import cli as streamlit_cli
 
-    from app.filter_catalogue import warm_in_background
+    from app.data import warm_up
 
-    warm_in_background(store.resolve())
+    warm_up(store.resolve())
     # Streamlit runs in this process (not a child): a supervisor's SIGTERM reaches it.
     streamlit_cli.main(args, prog_name="streamlit")
 

@@ -15,13 +15,13 @@ the model.
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
-from observatory.exit_codes import EXIT_FAILED, EXIT_NO_DATA, EXIT_USAGE, exit_no_data
+from observatory.cli_args import fail, open_store
+from observatory.exit_codes import EXIT_FAILED, EXIT_NO_DATA, EXIT_USAGE
 
 _store_option = click.option(
     "--store",
@@ -40,26 +40,6 @@ _experiments_option = click.option(
 )
 
 
-def _fail(messages: list[str], code: int) -> NoReturn:
-    for line in messages:
-        click.echo(f"error: {line}", err=True)
-    sys.exit(code)
-
-
-def _store(store_path: str | None, config_path: str | None) -> Any:
-    from observatory.config import ConfigError, resolve_store_path
-    from observatory.store import Store
-
-    try:
-        path = resolve_store_path(store_path, config_path)
-    except ConfigError as exc:
-        _fail(exc.messages, EXIT_USAGE)
-    store = Store(path)
-    if not store.has_data():
-        exit_no_data(path)
-    return store
-
-
 def _experiments(path: str | None) -> Any:
     from observatory.config import ConfigError
     from observatory.experiments_config import ENV_FILE, load_experiments
@@ -70,7 +50,7 @@ def _experiments(path: str | None) -> Any:
     try:
         return load_experiments(chosen)
     except ConfigError as exc:
-        _fail(exc.messages, EXIT_USAGE)
+        fail(exc.messages, EXIT_USAGE)
 
 
 @click.group("experiment")
@@ -88,7 +68,7 @@ def list_command(
     """List the configured and discovered experiments and the data the store holds."""
     from observatory.experiment_engine import list_experiments
 
-    store = _store(store_path, config_path)
+    store = open_store(store_path, config_path, require_data=True)
     items = list_experiments(store.named, _experiments(experiments_path))
     if not items:
         click.echo("no experiments: no model has two or more arms, and no file defines one")
@@ -138,15 +118,15 @@ def report_command(
     from observatory.experiment_engine import ExperimentNotFound, find, run
     from observatory.experiment_report import render
 
-    store = _store(store_path, config_path)
+    store = open_store(store_path, config_path, require_data=True)
     experiments = _experiments(experiments_path)
     try:
         item = find(store.named, name, experiments)
     except ExperimentNotFound as exc:
-        _fail([str(exc.args[0])], EXIT_USAGE)
+        fail([str(exc.args[0])], EXIT_USAGE)
     rep = run(store.named, item, experiments.carbon if experiments else None)
     if rep is None:
-        _fail([f"the store holds no data for experiment {name!r} in its window"], EXIT_NO_DATA)
+        fail([f"the store holds no data for experiment {name!r} in its window"], EXIT_NO_DATA)
     text = render(rep, fmt)
     if out_path:
         Path(out_path).write_text(text, encoding="utf-8")
@@ -179,14 +159,14 @@ def refresh_command(
     from observatory.experiment_engine import ExperimentNotFound
     from observatory.experiment_files import ENV_STATE, state_dir
 
-    store = _store(store_path, config_path)
+    store = open_store(store_path, config_path, require_data=True)
     try:
         done = es.refresh(store, _experiments(experiments_path), names)
     except ExperimentNotFound as exc:
-        _fail([str(exc.args[0])], EXIT_USAGE)
+        fail([str(exc.args[0])], EXIT_USAGE)
     except OSError as exc:  # the state folder cannot be written: nothing was refreshed
         where = exc.filename or state_dir(store)
-        _fail(
+        fail(
             [
                 f"cannot write the experiment state of the store at {store.root} "
                 f"into {state_dir(store)}: {exc.strerror or exc} ({where}); the saved "

@@ -15,6 +15,7 @@ from typing import Any
 
 import click
 
+from observatory.cli_args import open_store, parse_duration_option, parse_time
 from observatory.exit_codes import EXIT_FAILED as EXIT_OPEN_CRITICAL
 from observatory.exit_codes import EXIT_NO_DATA, EXIT_OK, EXIT_USAGE, exit_no_data
 
@@ -27,43 +28,6 @@ _store_option = click.option(
 _config_option = click.option(
     "--config", "config_path", type=click.Path(dir_okay=False), help="Configuration file."
 )
-
-
-def _store(store_path: str | None, config_path: str | None) -> Any:
-    from observatory.config import ConfigError, load_config, resolve_store_path
-    from observatory.store import Store
-
-    try:
-        if store_path and config_path:
-            load_config(config_path)  # checked even when --store overrides its store
-        return Store(resolve_store_path(store_path, config_path))
-    except ConfigError as exc:
-        for line in exc.messages:
-            click.echo(f"error: {line}", err=True)
-        sys.exit(EXIT_USAGE)
-
-
-def _duration(text: str, option: str) -> timedelta:
-    """:func:`observatory.config.parse_duration` (``24h``, ``7d``, sums like ``1d12h``)
-    as a usage error naming the option."""
-    from observatory.config import parse_duration
-
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc), param_hint=option) from None
-
-
-def _time(value: str | None, option: str) -> datetime | None:
-    if value is None:
-        return None
-    try:
-        t = datetime.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(
-            f"expected an ISO 8601 time such as 2026-11-30T12:00Z, got {value!r}", param_hint=option
-        ) from None
-    return t if t.tzinfo else t.replace(tzinfo=UTC)
 
 
 @click.command("annotate")
@@ -90,8 +54,8 @@ def annotate(
     """Record a deployment (or another event) in the store, for regression causes and verdicts."""
     from observatory import annotations as notes
 
-    store = _store(store_path, config_path)
-    when = _time(at, "--at") or datetime.now(UTC)
+    store = open_store(store_path, config_path)
+    when = parse_time(at, "--at") or datetime.now(UTC)
     try:
         target = notes.add(
             store.root,
@@ -192,16 +156,16 @@ def regressions(
     from observatory import regressions as reg
     from observatory.store import StoreMissing
 
-    store = _store(store_path, config_path)
+    store = open_store(store_path, config_path)
     _known_regions(store, regions)
     _check_bin(bin_s)
     _check_scores(pass_score, marginal_score)
-    window = _duration(since, "--since")  # a usage error before the analysis, not after
+    window = parse_duration_option(since, "--since")  # a usage error before the analysis, not after
     try:
         report = reg.analyse(
             store,
-            end=_time(end, "--end"),
-            lookback=_duration(lookback, "--lookback"),
+            end=parse_time(end, "--end"),
+            lookback=parse_duration_option(lookback, "--lookback"),
             bin_s=bin_s,
             regions=list(regions) or None,
             pass_score=pass_score,
@@ -265,7 +229,7 @@ def _span(text: str | None, option: str) -> tuple[datetime, datetime] | None:
             f"expected START..END such as 2026-11-27T10:00Z..2026-11-27T11:00Z, got {text!r}",
             param_hint=option,
         )
-    a, b = (_time(p.strip(), option) for p in parts)
+    a, b = (parse_time(p.strip(), option) for p in parts)
     assert a is not None and b is not None
     if b <= a:
         raise click.BadParameter(f"{text!r} ends before it starts", param_hint=option)
@@ -321,7 +285,7 @@ def verdict(
         raise click.UsageError("--arm narrows --baseline/--canary; with --arms both arms are named")
     if arms is None and during is not None:
         raise click.UsageError("--during goes with --arms; ranges are --baseline and --canary")
-    store = _store(store_path, config_path)
+    store = open_store(store_path, config_path)
     _known_regions(store, (region,) if region else ())
     _check_bin(bin_s)
     _check_scores(pass_score, marginal_score)
@@ -404,11 +368,11 @@ def precompute(
     from observatory import regressions_findings as rf
     from observatory.store import StoreMissing
 
-    store = _store(store_path, config_path)
+    store = open_store(store_path, config_path)
     _check_bin(bin_s)
     if batch < 1:
         raise click.BadParameter(f"expected at least 1, got {batch}", param_hint="--batch")
-    windows = [_duration(text, "--lookback") for text in lookbacks]
+    windows = [parse_duration_option(text, "--lookback") for text in lookbacks]
     for text, lookback in zip(lookbacks, windows, strict=True):
         old = rf.load(store.root, bin_s, lookback)
         if old is not None and not force and old.data_version == store.data_version():

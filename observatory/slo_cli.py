@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from observatory.cli_args import open_store
 from observatory.exit_codes import EXIT_FAILED, EXIT_USAGE, exit_no_data
 
 DEFAULT_SPECS = Path(__file__).resolve().parent.parent / "examples" / "slo"
@@ -45,18 +46,6 @@ def _load(spec_paths: tuple[str, ...]) -> list[Any]:
     try:
         return load_specs(list(spec_paths) or [DEFAULT_SPECS])
     except SpecError as exc:
-        for line in exc.messages:
-            click.echo(f"error: {line}", err=True)
-        sys.exit(EXIT_USAGE)
-
-
-def _store(store_path: str | None, config_path: str | None) -> Any:
-    from observatory.config import ConfigError, resolve_store_path
-    from observatory.store import Store
-
-    try:
-        return Store(resolve_store_path(store_path, config_path))
-    except ConfigError as exc:
         for line in exc.messages:
             click.echo(f"error: {line}", err=True)
         sys.exit(EXIT_USAGE)
@@ -149,7 +138,7 @@ def status(
             click.echo(f"error: unknown SLO(s) {unknown}", err=True)
             sys.exit(EXIT_USAGE)
         slos = [d for d in slos if d.name in names]
-    store = _store(store_path, config_path)
+    store = open_store(store_path, config_path)
     if not store.has_data():
         exit_no_data(store.root)
     at = None
@@ -274,7 +263,7 @@ def export_rules_cmd(
     from observatory.store import atomic_write_bytes
 
     slos = _load(spec_paths)
-    store = _store(store_path, config_path)
+    store = open_store(store_path, config_path)
     bounds: dict[str, Sequence[float]] | None = None
     region_list: list[str | None] = list(regions) or [None]
     if store.has_data():

@@ -30,6 +30,14 @@ the machine) per step of all regions.  The baseline is the step length, 60 s: th
 ratio (seconds per step / 60) must stay below 1, with head-room for fetching from
 Prometheus (not measured here).
 
+``--spread`` measures only the collector runs after the built day closes (issue #9,
+"the once-a-day compaction spike"), on two copies of the day in hour files: each run
+is one step of every region (on the next date) plus ``Store.compact_closed`` with the
+collector's per-run budget (``collectors.collect.COMPACT_BUDGET_S``), run after run
+until nothing is left; the baseline, same run: one step plus the whole date's
+compaction at once (no budget, the collector before the fix).  Rows and the counter
+sum are checked equal after both.
+
 ``--compare-tiers N`` then repeats the end-of-day step N times with the store writing
 the hourly roll-ups only and with both tiers (hourly + 5-minute, the product),
 alternating (ABBA) on the same store (a step rewrites the same minute: idempotent), and
@@ -320,6 +328,9 @@ def main() -> None:
     ap.add_argument(
         "--compare-tiers", type=int, default=0, help="end-of-day runs per tier set (0: none)"
     )
+    ap.add_argument(
+        "--spread", action="store_true", help="only the runs after the day closes (compaction)"
+    )
     args = ap.parse_args()
     size = sized("large", regions=args.regions, days=1)
     if args.workdir.exists():
@@ -330,6 +341,9 @@ def main() -> None:
     build(full, size, seed=args.seed, end=day_end)  # one full day, every region
     print(f"(built one full day of {args.regions} regions in {time.perf_counter() - began:.0f} s)")
     print(f"(converted the day files to hour files: {to_hour_files(full)} partitions)")
+    if args.spread:
+        spread_compaction(args.workdir, full, size, args.regions, day_end, args.seed)
+        return
     last_step = day_end - timedelta(seconds=size.step_s)
     day = day_end - timedelta(days=1)
     hour = args.workdir / "hour"
@@ -403,6 +417,57 @@ def main() -> None:
 
 
 HOUR_59 = timedelta(minutes=59)
+
+
+def spread_compaction(
+    workdir: Path, full: Path, size: FleetSize, regions: int, day_end: datetime, seed: int
+) -> None:
+    """Collector runs after the day of ``full`` closes: a step of every region plus
+    the closed date's compaction, with the collector's budget per run (until done)
+    and, as the baseline, all at once; prints a row per run and checks the sums."""
+    from collectors.collect import COMPACT_BUDGET_S
+
+    now = day_end + store_module.COMPACT_GRACE  # the built date has just closed
+    results = {}
+    print(
+        f"\ncollector runs after a date closes, {regions} regions: a step of every region "
+        f"+ compact_closed; budget {COMPACT_BUDGET_S:g} s per run vs none (all at once)"
+    )
+    print(
+        f"{'compaction':12} {'run':>3} {'step s':>7} {'step CPU':>8} {'compact s':>9} "
+        f"{'compact CPU':>11} {'partitions':>10} {'left':>5} {'run s':>6} {'/60 s':>6}"
+    )
+    for label, budget in (("all at once", None), ("spread", COMPACT_BUDGET_S)):
+        root = workdir / f"close-{label.replace(' ', '-')}"
+        shutil.copytree(full, root)
+        store = Store(root)
+        run = 0
+        while True:
+            run += 1
+            minute = day_end + timedelta(minutes=run)
+            with store.writer():
+                t, cpu = time.perf_counter(), time.process_time()
+                for r in range(regions):
+                    step(store, size, REGIONS[r].name, minute, seed)
+                t1, cpu1 = time.perf_counter(), time.process_time()
+                done = store.compact_closed(now + timedelta(minutes=run), budget_s=budget)
+                t2, cpu2 = time.perf_counter(), time.process_time()
+            print(
+                f"{label:12} {run:>3} {t1 - t:>7.2f} {cpu1 - cpu:>8.2f} {t2 - t1:>9.2f} "
+                f"{cpu2 - cpu1:>11.2f} {done.compacted:>10} {done.remaining:>5} "
+                f"{t2 - t:>6.2f} {(t2 - t) / 60:>6.3f}"
+            )
+            if not done.remaining:
+                break
+        files = sum(1 for _ in (root / "lake").rglob("*.parquet"))
+        closed = Store(root).query(
+            "SELECT count(*) AS n, sum(value) AS v FROM counters WHERE ts_utc <= $end",
+            {"end": day_end.replace(tzinfo=None)},
+        )
+        results[label] = (int(closed["n"].iloc[0]), round(float(closed["v"].iloc[0]), 3), files)
+    print(f"(closed date's counter rows and sum, Parquet files after: {results})")
+    if len({r for r in results.values()}) != 1:
+        raise SystemExit(f"spread and all-at-once compaction disagree: {results}")
 
 
 def compare_tiers(

@@ -33,6 +33,7 @@ from __future__ import annotations
 import re
 import sys
 import time
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -116,6 +117,33 @@ def _max_rel_diff(a: Any, b: Any) -> float:
     return worst
 
 
+def page_filters(store: Store) -> dict[str, Any]:
+    """Every region, model and arm of ``store``: the pages' filters with all selected."""
+    return {
+        "regions": sorted({p.name[7:] for p in store.lake.glob("counters/*/*/region=*")}),
+        "models": [*sorted(store.query("SELECT DISTINCT coalesce(model, '') AS m FROM "
+                    f"read_parquet('{store.lake}/counters_hourly/*/*/*/*.parquet')")["m"]), ""],
+        "arms": ["v1", "v2", ""],
+        "all_arms": ["v1", "v2"],
+    }  # fmt: skip
+
+
+def page_calls(root: str) -> Iterator[tuple[Store, str, str, dict[str, Any]]]:
+    """(store, window, named query, its parameters) of each converted named query
+    (:data:`NAMED`) over the last 24 h (5-minute buckets) and 7 days (hourly buckets)
+    up to the latest step of the store at ``root``, every region, model and arm."""
+    store = Store(root)
+    last = store.latest_step("counters", ["requests"])
+    assert last is not None, f"{root}: no request rows"
+    every = page_filters(store)
+    windows = (("24 h", timedelta(hours=24), 300), ("7 d", timedelta(days=7), 3600))
+    for label, span, bucket in windows:
+        params = {"start": last - span, "end": last, **every}
+        for name, extra in NAMED.items():
+            series = {"bucket_s": bucket} if name in SERIES else {}
+            yield store, label, name, {**params, **extra, **series}
+
+
 def named_main(roots: list[str]) -> None:
     """Time every converted named query over minute rows, the hourly tier only and
     every tier (``OBSERVATORY_ROLLUP`` = 0, hourly, 1), alternating."""
@@ -127,42 +155,28 @@ def named_main(roots: list[str]) -> None:
           f"{'max rel diff':>12}")  # fmt: skip
     before = os.environ.get("OBSERVATORY_ROLLUP")
     for root in roots:
-        store = Store(root)
-        last = store.latest_step("counters", ["requests"])
-        assert last is not None, f"{root}: no request rows"
-        every = {
-            "regions": sorted({p.name[7:] for p in store.lake.glob("counters/*/*/region=*")}),
-            "models": [*sorted(store.query("SELECT DISTINCT coalesce(model, '') AS m FROM "
-                        f"read_parquet('{store.lake}/counters_hourly/*/*/*/*.parquet')")["m"]), ""],
-            "arms": ["v1", "v2", ""],
-            "all_arms": ["v1", "v2"],
-        }  # fmt: skip
-        windows = (("24 h", timedelta(hours=24), 300), ("7 d", timedelta(days=7), 3600))
-        for label, span, bucket in windows:
-            params = {"start": last - span, "end": last, **every}
-            for name, extra in NAMED.items():
-                extra = {**extra, **({"bucket_s": bucket} if name in SERIES else {})}
-                times: dict[str, list[float]] = {m: [] for m in modes}
-                frames = {}
-                try:
-                    for _ in range(2):
-                        for mode, env in modes.items():
-                            os.environ["OBSERVATORY_ROLLUP"] = env
-                            t0 = time.perf_counter()
-                            frames[mode] = store.named(name, **params, **extra)
-                            times[mode].append(time.perf_counter() - t0)
-                finally:
-                    if before is None:
-                        os.environ.pop("OBSERVATORY_ROLLUP", None)
-                    else:
-                        os.environ["OBSERVATORY_ROLLUP"] = before
-                m, h, r = times["minute"], times["hourly"], times["tiers"]
-                diff = _max_rel_diff(frames["tiers"], frames["minute"])
-                print(
-                    f"{Path(root).name:10} {label:5} {name:28} {m[0]:>9.3f} {m[1]:>6.3f} "
-                    f"{h[0]:>9.3f} {h[1]:>6.3f} {r[0]:>9.3f} {r[1]:>6.3f} "
-                    f"{m[0] / r[0]:>5.1f} {diff:>12.1e}"
-                )
+        for store, label, name, params in page_calls(root):
+            times: dict[str, list[float]] = {m: [] for m in modes}
+            frames = {}
+            try:
+                for _ in range(2):
+                    for mode, env in modes.items():
+                        os.environ["OBSERVATORY_ROLLUP"] = env
+                        t0 = time.perf_counter()
+                        frames[mode] = store.named(name, **params)
+                        times[mode].append(time.perf_counter() - t0)
+            finally:
+                if before is None:
+                    os.environ.pop("OBSERVATORY_ROLLUP", None)
+                else:
+                    os.environ["OBSERVATORY_ROLLUP"] = before
+            m, h, r = times["minute"], times["hourly"], times["tiers"]
+            diff = _max_rel_diff(frames["tiers"], frames["minute"])
+            print(
+                f"{Path(root).name:10} {label:5} {name:28} {m[0]:>9.3f} {m[1]:>6.3f} "
+                f"{h[0]:>9.3f} {h[1]:>6.3f} {r[0]:>9.3f} {r[1]:>6.3f} "
+                f"{m[0] / r[0]:>5.1f} {diff:>12.1e}"
+            )
 
 
 def main() -> None:

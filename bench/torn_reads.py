@@ -5,12 +5,14 @@ the store writes every partition) while DuckDB queries it.
 
 A writer thread alternates two versions of one file (1,997 rows of 1 and 2,994 rows
 of 2, row groups of 500) every ``--every`` seconds; the reader sums the column
-``--reads`` times through ``Store.query`` (which runs a query again when DuckDB
-reports a torn read).  Each read is classified: a whole version (sum 1,997 or 5,988),
-an error, or a *silent mix* (any other sum: DuckDB bound the query on one version's
-footer and scanned the other's pages).  Baseline, same run: the same reads with no
-writer.  The table shows why replacing files in place is not safe for DuckDB readers
-(docs/architecture.md, "Readers and writers").
+``--reads`` times through ``Store.query``, once with the store's file check off
+(``Store.verify_files = False``: only DuckDB's errors are retried, the store before
+issue #9's fix) and once with it on (each named file's identity compared before and
+after the query, a changed file runs the query again).  Each read is classified: a
+whole version (sum 1,997 or 5,988), an error after the retries, or a *silent mix* (any
+other sum: DuckDB bound the query on one version's footer and scanned the other's
+pages).  Baseline, same run: the same reads with no writer (docs/architecture.md,
+"Readers and writers").
 """
 
 from __future__ import annotations
@@ -32,8 +34,9 @@ VERSIONS = [pa.table({"v": pa.array([k] * (1000 + 997 * k), pa.int64())}) for k 
 WHOLE = {1997, 5988}
 
 
-def run(reads: int, every: float | None) -> collections.Counter[str]:
-    """Classify ``reads`` sums of the file while a writer replaces it every ``every`` s."""
+def run(reads: int, every: float | None, verify: bool) -> collections.Counter[str]:
+    """Classify ``reads`` sums of the file while a writer replaces it every ``every``
+    s (``verify``: the store's file check on)."""
     folder = Path(tempfile.mkdtemp(prefix="torn-"))
     path = folder / "part.parquet"
     pq.write_table(VERSIONS[0], path, row_group_size=500)
@@ -51,6 +54,7 @@ def run(reads: int, every: float | None) -> collections.Counter[str]:
     thread = threading.Thread(target=writer)
     thread.start()
     store = Store(folder / "store")
+    store.verify_files = verify
     seen: collections.Counter[str] = collections.Counter()
     try:
         for _ in range(reads):
@@ -62,6 +66,7 @@ def run(reads: int, every: float | None) -> collections.Counter[str]:
     finally:
         stop.set()
         thread.join()
+    seen["reruns"] = store.torn_retries
     return seen
 
 
@@ -72,16 +77,17 @@ def main() -> None:
     ap.add_argument("--every", type=float, nargs="+", default=[0.005, 0.05, 0.5])
     args = ap.parse_args()
     cases: list[float | None] = [None, *args.every]
-    head = f"{'writer replaces every':>22} {'reads':>6} {'whole':>6} {'silent mix':>11}"
-    print(f"{head} {'errors':>7}")
+    head = f"{'writer replaces every':>22} {'file check':>10} {'reads':>6} {'whole':>6}"
+    print(f"{head} {'silent mix':>11} {'errors':>7} {'reruns':>7}")
     for every in cases:
-        seen = run(args.reads, every)
-        label = "no writer (baseline)" if every is None else f"{every:g} s"
-        print(
-            f"{label:>22} {args.reads:>6} {seen['whole version']:>6} "
-            f"{seen['silent mix']:>11} {seen['error after retries']:>7}"
-        )
-
+        for verify in (False, True):
+            seen = run(args.reads, every, verify)
+            label = "no writer (baseline)" if every is None else f"{every:g} s"
+            print(
+                f"{label:>22} {'on' if verify else 'off':>10} {args.reads:>6} "
+                f"{seen['whole version']:>6} {seen['silent mix']:>11} "
+                f"{seen['error after retries']:>7} {seen['reruns']:>7}"
+            )
 
 if __name__ == "__main__":
     main()

@@ -21,7 +21,7 @@ from observatory.experiment_files import (
     state_dir,
     write_frame,
 )
-from observatory.store import Store
+from observatory.store import Store, retry_on_vanished
 
 _ARMS_SQL = (
     "SELECT filename, region, model, arm, min(ts_utc) AS first_ts, max(ts_utc) AS last_ts, "
@@ -67,8 +67,18 @@ def arms_frame(store: Store) -> pd.DataFrame:
     Files whose fingerprint changed since the last call (in this process or saved in
     the state folder) are read; the rest comes from the saved rows.  Columns:
     ``model``, ``arm``, ``first_ts``, ``last_ts``, ``requests``, ``regions`` (sorted
-    list), ``has_accuracy``, sorted by model and arm.
+    list), ``has_accuracy``, sorted by model and arm.  A file listed and gone before
+    it is read (a closed day compacted meanwhile) makes it list again, once
+    (:func:`observatory.store.retry_on_vanished`).
+
+    Raises:
+        StoreError: a data file could not be read (named), twice for a vanished one.
     """
+    return retry_on_vanished(lambda: _arms_frame(store), "experiment listing")
+
+
+def _arms_frame(store: Store) -> pd.DataFrame:
+    """:func:`arms_frame`, one listing."""
     folder = state_dir(store)
     saved_path = folder / "listing.parquet"
     now = _listing_files(store)

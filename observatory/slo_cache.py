@@ -47,7 +47,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from observatory.store import Store, atomic_write_bytes
+from observatory.store import Store, atomic_write_bytes, retry_on_vanished
 
 #: Environment variable naming another cache root (``off``: no cache by default).
 CACHE_ENV = "OBSERVATORY_SLO_CACHE"
@@ -230,38 +230,55 @@ class SliceCache:
 
         Returns:
             the rows of every hour of ``days`` (hours without slices have no row).
+
+        A data file listed for the stamps and gone when ``compute`` reads it (a closed
+        day compacted meanwhile) makes it list and compute again, once
+        (:func:`observatory.store.retry_on_vanished`): the stamps then name the new
+        files.
+
+        Raises:
+            StoreError: ``compute`` failed (twice for a vanished file).
         """
-        tables: list[pa.Table] = []
-        todo: list[tuple[date, dict[str, str], pa.Table | None, list[str]]] = []
-        days = sorted(set(days))
-        listing = self._listing(source, [*days, *(d + timedelta(days=1) for d in days)])
-        for day in days:
-            after = listing[day + timedelta(days=1)]
-            stamps = {"day": _stamp(listing[day]), "midnight": _stamp(listing[day] + after)}
-            table, old = self._read(key, day)
-            valid = [p for p in _PARTS if table is not None and old.get(p) == stamps[p]]
-            kept = None
-            if table is not None and valid:
-                kept = table if len(valid) == len(_PARTS) else _within(table, day, valid)
-                self.reused += len(valid)
-            if len(valid) == len(_PARTS):
-                tables.append(kept)
-            else:
-                todo.append((day, stamps, kept, [p for p in _PARTS if p not in valid]))
-        spans = _merge_spans([_span(day, part) for day, _, _, missing in todo for part in missing])
-        fresh = [
-            pa.Table.from_pandas(compute(a, b)[list(COLUMNS)], schema=SCHEMA, preserve_index=False)
-            for a, b in spans
-        ]
-        new = pa.concat_tables(fresh) if fresh else SCHEMA.empty_table()
-        for day, stamps, kept, missing in todo:
-            rows = _within(new, day, missing)
-            if kept is not None:
-                rows = pa.concat_tables([kept, rows])
-            self.computed += len(missing)
-            self._write(key, day, rows, stamps)
-            tables.append(rows)
-        return (pa.concat_tables(tables) if tables else SCHEMA.empty_table()).to_pandas()
+        wanted = sorted(set(days))
+
+        def once() -> pd.DataFrame:  # one listing and its reads
+            tables: list[pa.Table] = []
+            todo: list[tuple[date, dict[str, str], pa.Table | None, list[str]]] = []
+            listing = self._listing(source, [*wanted, *(d + timedelta(days=1) for d in wanted)])
+            for day in wanted:
+                after = listing[day + timedelta(days=1)]
+                stamps = {
+                    "day": _stamp(listing[day]),
+                    "midnight": _stamp(listing[day] + after),
+                }
+                table, old = self._read(key, day)
+                valid = [p for p in _PARTS if table is not None and old.get(p) == stamps[p]]
+                kept = None
+                if table is not None and valid:
+                    kept = table if len(valid) == len(_PARTS) else _within(table, day, valid)
+                    self.reused += len(valid)
+                if len(valid) == len(_PARTS):
+                    tables.append(kept)
+                else:
+                    todo.append((day, stamps, kept, [p for p in _PARTS if p not in valid]))
+            spans = _merge_spans([_span(d, part) for d, _, _, missing in todo for part in missing])
+            fresh = [
+                pa.Table.from_pandas(
+                    compute(a, b)[list(COLUMNS)], schema=SCHEMA, preserve_index=False
+                )
+                for a, b in spans
+            ]
+            new = pa.concat_tables(fresh) if fresh else SCHEMA.empty_table()
+            for day, stamps, kept, missing in todo:
+                rows = _within(new, day, missing)
+                if kept is not None:
+                    rows = pa.concat_tables([kept, rows])
+                self.computed += len(missing)
+                self._write(key, day, rows, stamps)
+                tables.append(rows)
+            return (pa.concat_tables(tables) if tables else SCHEMA.empty_table()).to_pandas()
+
+        return retry_on_vanished(once, f"SLO slice cache {key}")
 
 
 def parquet_bytes(table: pa.Table) -> bytes:

@@ -23,6 +23,8 @@ This is the only module that imports DuckDB.  Layout under the store folder::
     runs.jsonl                          the collector's run log (one JSON object a line)
     state.json                          per region: collected up to (UTC)
     compaction.json                     the newest date whose hour files are compacted
+    .compaction-mark                    a counter, odd while a partition folder is
+                                        swapped (readers rerun queries that overlap)
     .writer.lock                        serialises writers across processes
 
 Why files and not one DuckDB database: DuckDB lets one process at a time open a
@@ -81,7 +83,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeVar
 
 import duckdb
 import numpy as np
@@ -89,7 +91,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from filelock import FileLock
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from observatory.folder_exchange import ExchangeUnsupported, exchange, exchange_supported
 from observatory.hour_files import (
@@ -257,9 +259,24 @@ REGION_SCHEMA = pa.schema(
 )
 
 
-#: A query that fails because a Parquet file it reads was replaced while it ran is run
-#: this many times in all (see :func:`_torn_read`).
-TORN_READ_ATTEMPTS = 3
+#: A query that fails because a Parquet file it reads was replaced while it ran, or
+#: whose files changed while it ran, is run this many times in all (see
+#: :func:`_torn_read`, :meth:`Store.query_planned`), waiting 0.05 s doubling to
+#: 0.8 s between (tenacity's ``wait_exponential``): 1.55 s of waits in all, so a
+#: query over the files a collector step is rewriting (a few seconds for 20 regions)
+#: can outlast the step's writes.
+TORN_READ_ATTEMPTS = 6
+
+
+class _TornRead(Exception):
+    """One attempt of :meth:`Store.query_planned` read files that changed while it ran
+    (``files``), or failed with a DuckDB ``error`` such a change explains: try again."""
+
+    def __init__(self, files: list[str], error: duckdb.Error | None) -> None:
+        super().__init__(", ".join(files))
+        self.files = files
+        self.error = error
+
 #: What DuckDB reports when a file's footer and pages came from two versions of it: a
 #: writer's ``os.replace`` landed between DuckDB's opens of the same path (seen under
 #: the 10-session load test, docs/scaling.md).  Readers take no lock, so the query is
@@ -279,8 +296,98 @@ def _torn_read(exc: BaseException) -> bool:
     return isinstance(exc, duckdb.Error) and bool(_TORN_READ_MESSAGES.search(str(exc)))
 
 
+#: A file a query names itself: a quoted SQL string literal ending in ``.parquet``
+#: without glob characters (``parquet_source``'s lists, ``read_parquet('<file>')``).
+#: A glob (a view over ``*/*/*/*.parquet``) is not matched: DuckDB lists it.
+_LISTED_FILE = re.compile(r"'((?:[^'*?\[]|'')+\.parquet)'")
+#: The compaction mark beside the lake (:meth:`Store.compact_partition`): a counter,
+#: odd while a partition folder is being swapped, even otherwise.  Readers of globs
+#: (views) compare it before and after a query (:func:`_compaction_mark`).
+COMPACTION_MARK = ".compaction-mark"
+#: An odd compaction mark older than this is a killed compactor's, not a swap.
+_MARK_STALE_S = 30.0
+
+#: A file's identity for the torn-read check: (inode, mtime in ns, size in bytes);
+#: None when it does not exist.  A writer's atomic replace gives a new inode.
+FileIdentity = tuple[int, int, int] | None
+
+
+def planned_files(sql: str) -> list[str]:
+    """The Parquet files ``sql`` names as string literals (no globs), in order, once
+    each: what :meth:`Store.query` checks for a replace during the query."""
+    found = (m.group(1).replace("''", "'") for m in _LISTED_FILE.finditer(sql))
+    return list(dict.fromkeys(found))
+
+
+def file_identity(path: str | os.PathLike[str]) -> FileIdentity:
+    """``(st_ino, st_mtime_ns, st_size)`` of ``path`` (one ``stat``), None when missing."""
+    try:
+        st = os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+def _changed(files: list[str], before: list[FileIdentity]) -> list[str]:
+    """The ``files`` whose identity is no longer the one recorded in ``before``."""
+    return [f for f, old in zip(files, before, strict=True) if file_identity(f) != old]
+
+
+def _compaction_mark(root: Path) -> tuple[int, bool]:
+    """The compaction mark of the store at ``root``: (counter, a swap in progress).
+
+    ``(0, False)`` without a mark; an odd counter older than :data:`_MARK_STALE_S`
+    (a compactor killed between its two writes) counts as no swap in progress.
+    """
+    path = root / COMPACTION_MARK
+    try:
+        with open(path, "rb") as fh:
+            text = fh.read()
+            age = time.time() - os.fstat(fh.fileno()).st_mtime
+    except FileNotFoundError:
+        return 0, False
+    try:
+        value = int(text)
+    except ValueError:
+        return -1, False
+    return value, value % 2 == 1 and age < _MARK_STALE_S
+
+
 class StoreError(RuntimeError):
     """A store operation failed; the message names the file or query."""
+
+
+_T = TypeVar("_T")
+#: What a read reports when a data file it listed was removed before it opened it.
+_VANISHED = re.compile(r"No such file or directory|No files found that match", re.IGNORECASE)
+
+
+def retry_on_vanished(read: Callable[[], _T], what: str) -> _T:
+    """``read()``, run once more when it fails because a data file it listed was gone
+    when it opened it: a closed day compacted between the listing and the read
+    (:meth:`Store.compact_closed`; once per partition, a day after its date ends).
+
+    For readers that list partition files and then read them outside
+    :meth:`Store.query_planned` (caches keyed by file lists, pyarrow readers):
+    ``read`` must list the files again itself.  A second failure is raised.
+
+    Args:
+        read: lists the files and reads them; no argument.
+        what: the reader, for the log line (e.g. ``"experiment listing"``).
+
+    Raises:
+        whatever ``read`` raises the second time, or the first time when the error
+        is not a vanished file (:class:`StoreError` or :class:`FileNotFoundError`).
+    """
+    try:
+        return read()
+    except FileNotFoundError as exc:
+        log.info("%s: %s vanished while it was read; listing again", what, exc.filename)
+    except StoreError as exc:
+        if not _VANISHED.search(str(exc)):
+            raise
+        log.info("%s: a listed file vanished while it was read (%s); listing again", what, exc)
+    return read()
 
 
 class StoreMissing(StoreError):
@@ -920,18 +1027,21 @@ class Compaction:
     """What :meth:`Store.compact_closed` did.
 
     Attributes:
-        compacted: partition folders whose hour files became one ``part.parquet``.
-        skipped: closed partitions left as they are (a ``part.parquet`` beside hour
-            files: see :meth:`Store.compact_partition`).
+        compacted: partition folders whose data files became one ``part.parquet``.
+        skipped: always 0 since folders with a ``part.parquet`` beside hour files
+            are compacted too (kept for callers that read it).
         listed: partition folders looked at (the cost of finding them).
         supported: False when the file system cannot swap folders atomically
             (nothing is compacted then).
+        remaining: candidates left for a later call because the call's time budget
+            ran out (:meth:`Store.compact_closed` ``budget_s``).
     """
 
     compacted: int
     skipped: int
     listed: int
     supported: bool
+    remaining: int = 0
 
 
 @dataclass(frozen=True)
@@ -943,9 +1053,24 @@ class WriteResult:
 
 
 def _create_views(con: duckdb.DuckDBPyConnection, sources: dict[str, str]) -> None:
-    """Create the empty tables of ``sql/schema.sql`` and the views of ``sql/views.sql``."""
+    """Create the empty tables of ``sql/schema.sql`` and the views of ``sql/views.sql``.
+
+    DuckDB binds a view when it is created, and binding a view over the lake lists
+    every file of its glob; a view built on ``counters`` binds ``counters`` again, so
+    the nine views listed the lake eight times.  So every view is first created over
+    the empty typed tables (the files' types: sql/schema.sql), then only the views
+    that read a ``{placeholder}`` are created again over the lake: three listings.
+    Each query binds its views again by name, so the derived views read the lake
+    (same rows, same types; bench/view_build.py measures both ways).
+    """
     con.execute((SQL_DIR / "schema.sql").read_text(encoding="utf-8"))
-    con.execute((SQL_DIR / "views.sql").read_text(encoding="utf-8").format(**sources))
+    stand_in = (SQL_DIR / "views.sql").read_text(encoding="utf-8")
+    stand_in = stand_in.format(**{name: f"_empty_{name}" for name in sources})
+    con.execute(stand_in)
+    empty = re.compile(r"\b_empty_(" + "|".join(map(re.escape, sources)) + r")\b")
+    for statement in duckdb.extract_statements(stand_in):
+        if empty.search(statement.query):
+            con.execute(empty.sub(lambda m: sources[m.group(1)], statement.query))
 
 
 class Store:
@@ -965,6 +1090,11 @@ class Store:
         #: partition folders this object wrote hour files into (compaction candidates)
         self._written: set[DataPartition] = set()
         self._exchange_ok: bool | None = None
+        #: False: queries skip the torn-read file check (:meth:`query_planned`;
+        #: benchmarks' baseline only)
+        self.verify_files = True
+        #: queries run again because a file they read changed (tests, benchmarks)
+        self.torn_retries = 0
 
     # ------------------------------------------------------------------ writing
     @contextlib.contextmanager
@@ -1485,20 +1615,23 @@ class Store:
         Read from the fresh hourly roll-ups (60x fewer rows than the steps) and from
         the data files that have none.
         """
-        rollups: list[Path] = []
-        data: list[Path] = []
-        for part in self.partitions("histograms", [signal]):
-            rollup = self._rollup_fresh("histograms", part.folder)
-            if rollup is None:
-                data.extend(part.files())
-            else:
-                rollups.append(rollup)
-        sql = (
-            f"SELECT DISTINCT le FROM (SELECT le FROM "
-            f"{self.parquet_source('histograms_hourly', rollups)} UNION ALL "
-            f"SELECT le FROM {self.parquet_source('histograms', data)}) ORDER BY le"
-        )
-        return [float(x) for x in self.query(sql)["le"]]
+
+        def plan() -> str:
+            rollups: list[Path] = []
+            data: list[Path] = []
+            for part in self.partitions("histograms", [signal]):
+                rollup = self._rollup_fresh("histograms", part.folder)
+                if rollup is None:
+                    data.extend(part.files())
+                else:
+                    rollups.append(rollup)
+            return (
+                f"SELECT DISTINCT le FROM (SELECT le FROM "
+                f"{self.parquet_source('histograms_hourly', rollups)} UNION ALL "
+                f"SELECT le FROM {self.parquet_source('histograms', data)}) ORDER BY le"
+            )
+
+        return [float(x) for x in self.query_planned(plan)["le"]]
 
     def latest_step(self, table: str, signals: Iterable[str]) -> datetime | None:
         """The last stored ``ts_utc`` of ``signals`` in ``table`` (None without rows).
@@ -1508,16 +1641,20 @@ class Store:
         """
         signals = list(signals)
         for day in reversed(self.stored_dates(table, signals)):
-            files = list(self.data_files(table, signals, [day]))
-            if not files:
+            if not list(self.data_files(table, signals, [day])):
                 continue
-            df = self.query(f"SELECT max(ts_utc) AS t FROM {self.parquet_source(table, files)}")
+            df = self.query_planned(functools.partial(self._max_ts_sql, table, signals, [day]))
             t = df["t"].iloc[0]
             import pandas as pd
 
             if pd.notna(t):
                 return pd.Timestamp(t).to_pydatetime()
         return None
+
+    def _max_ts_sql(self, table: str, signals: list[str], dates: list[date]) -> str:
+        """SQL: the newest ``ts_utc`` of the data files of ``signals`` on ``dates`` now."""
+        files = list(self.data_files(table, signals, dates))
+        return f"SELECT max(ts_utc) AS t FROM {self.parquet_source(table, files)}"
 
     def parquet_source(self, table: str, files: list[Path]) -> str:
         """SQL that reads ``files`` of ``table`` (or its roll-up) with the Hive columns.
@@ -1776,24 +1913,33 @@ class Store:
 
     # ------------------------------------------------------------------ compaction
     def compact_partition(self, part: DataPartition) -> bool:
-        """Merge the hour files of one partition into one ``part.parquet``, swapping
+        """Merge the data files of one partition into one ``part.parquet``, swapping
         folders so that readers never see a double count or a gap.  Call it holding
         the writer lock (:meth:`writer`), on a closed day (:meth:`compact_closed`).
 
-        The rows (every hour file, sorted by ``ts_utc``; the same rows, so the
-        roll-ups stay exact) are written into ``date=D/.tmp-compact/region=R/``
+        The rows (every hour file and a ``part.parquet`` beside them, sorted by
+        ``ts_utc``) are written into ``date=D/.tmp-compact/region=R/``
         (:data:`COMPACT_DIR`), that folder gets the partition folder's stamp (its
         modification time: the roll-ups stay fresh), and the two folders are
         exchanged in one ``renameat2(RENAME_EXCHANGE)``
         (:mod:`observatory.folder_exchange`); then the old folder is deleted.  A
         reader that listed an old hour file and opens it after the swap gets "file
-        not found" and runs again (:meth:`query`).  A partition that also holds a
-        ``part.parquet`` is left alone: a reader that listed the old one could open
-        the new one of the same name and count the hour files' rows twice.
+        not found" and runs again (:meth:`query_planned`).
+
+        A folder holding a ``part.parquet`` beside hour files (a day file written into
+        later) is compacted too: the writer keeps their rows disjoint (a write over
+        the day file's rows deletes them from it before it writes the hour file), so
+        their union is exact.  The new file has the old one's name; a reader that
+        opened the old hour files before the swap and the new ``part.parquet`` after
+        it would count the hour files' rows twice, so the swap is bracketed by the
+        compaction mark (:data:`COMPACTION_MARK`), which every :meth:`query` checks,
+        and the new file's identity differs from the old one's (planned files are
+        checked too).  The new file keeps the old ``part.parquet``'s modification
+        time (a roll-up stamp of stores written before hour files).
 
         Returns:
             True when the partition was compacted; False when there was nothing to
-            do (no hour file) or it holds a ``part.parquet`` too.
+            do (no hour file).
 
         Raises:
             ExchangeUnsupported: the file system cannot exchange folders (nothing
@@ -1802,7 +1948,7 @@ class Store:
         """
         folder = part.folder
         files = folder_files(folder)
-        if not files or any(f.name == LEGACY_FILE for f in files):
+        if not any(f.name != LEGACY_FILE for f in files):
             return False
         stamp = folder_stamp(folder)
         if stamp is None:
@@ -1811,26 +1957,50 @@ class Store:
         rows = _concat([_read_rows(f, schema) for f in files], schema)
         if not _is_sorted(rows["ts_utc"]):
             rows = rows.sort_by([("ts_utc", "ascending")])
+        legacy_time = file_identity(folder / LEGACY_FILE)
         side = folder.parent / COMPACT_DIR / folder.name
         if side.exists():
             shutil.rmtree(side)
         side.mkdir(parents=True)
-        _atomic_write_table(side / LEGACY_FILE, rows)
+        _atomic_write_table(
+            side / LEGACY_FILE, rows, None if legacy_time is None else legacy_time[1]
+        )
         os.utime(side, ns=(stamp, stamp))
         if folder_stamp(folder) != stamp:  # the writer lock makes this impossible
             raise StoreError(f"{folder} changed while it was compacted; left as it was")
-        exchange(side, folder)
-        if folder_stamp(folder) != stamp:  # a file system that stamps the swap
-            os.utime(folder, ns=(stamp, stamp))
+        self._bump_mark(swapping=True)
+        try:
+            exchange(side, folder)
+            if folder_stamp(folder) != stamp:  # a file system that stamps the swap
+                os.utime(folder, ns=(stamp, stamp))
+        finally:
+            self._bump_mark(swapping=False)
         shutil.rmtree(side)
         with contextlib.suppress(OSError):
             side.parent.rmdir()
         return True
 
+    def _bump_mark(self, swapping: bool) -> None:
+        """Move the compaction mark (:data:`COMPACTION_MARK`) to its next odd value
+        before a swap (``swapping``), to its next even value after one.
+
+        Written to a temporary name and renamed (readers see one value or the next),
+        without ``fsync``: after a crash a reader only needs it to differ.
+        """
+        value = max(_compaction_mark(self.root)[0], 0) + 1
+        if value % 2 != int(swapping):
+            value += 1
+        self.root.mkdir(parents=True, exist_ok=True)
+        with _replacing(self.root / COMPACTION_MARK, ".tmp") as tmp, open(tmp, "w") as fh:
+            fh.write(str(value))
+
     def compact_closed(
-        self, now: datetime | None = None, grace: timedelta = COMPACT_GRACE
+        self,
+        now: datetime | None = None,
+        grace: timedelta = COMPACT_GRACE,
+        budget_s: float | None = None,
     ) -> Compaction:
-        """Compact every closed day's hour files (:meth:`compact_partition`): a date
+        """Compact every closed day's partitions (:meth:`compact_partition`): a date
         D is closed when ``D + 1 day + grace <= now`` (default: dates older than
         yesterday, UTC).  Call it holding the writer lock, after writing.
 
@@ -1843,6 +2013,16 @@ class Store:
         the file system cannot exchange folders atomically, nothing is compacted and
         a warning is logged once per store object.
 
+        With ``budget_s`` the work is spread over calls (issue #9: a newly closed
+        date of a 20-region fleet is 17 CPU-s, too much for one collector step): no
+        partition is started once ``budget_s`` seconds of wall-clock time have
+        passed since the call began, the rest is left (:attr:`Compaction.remaining`)
+        and the note is not moved, so the next call lists the same dates again (a
+        folder listing per partition; those already compacted hold one file and are
+        passed over) and goes on, oldest first.  A call overruns the budget by at
+        most one partition's compaction, and compacts at least one partition
+        (a partition already compacted costs a folder listing and does not count).
+
         Returns:
             counts of what was done (:class:`Compaction`).
 
@@ -1850,6 +2030,7 @@ class Store:
             StoreError: a data file of a closed partition cannot be read (named);
                 the partitions before it are compacted, the rest stay as they were.
         """
+        began = time.monotonic()
         now = _to_utc_naive(now or datetime.now(UTC))
         last_closed = (now - grace).date() - timedelta(days=1)
         try:
@@ -1882,21 +2063,22 @@ class Store:
                 )
         if not self._exchange_ok:
             return Compaction(0, 0, len(candidates), False)
-        compacted = skipped = 0
-        for part in sorted(candidates, key=lambda p: p.folder):
+        compacted = 0
+        todo = sorted(candidates, key=lambda p: (p.day, p.folder))
+        for i, part in enumerate(todo):
+            if budget_s is not None and compacted and time.monotonic() - began >= budget_s:
+                return Compaction(compacted, 0, len(candidates), True, remaining=len(todo) - i)
             try:
                 if self.compact_partition(part):
                     compacted += 1
-                elif any(f.name != LEGACY_FILE for f in part.files()):
-                    skipped += 1
             except ExchangeUnsupported as exc:
                 self._exchange_ok = False
                 log.warning("compaction skipped: %s", exc)
-                return Compaction(compacted, skipped, len(candidates), False)
+                return Compaction(compacted, 0, len(candidates), False)
             self._written.discard(part)
         if scan:
             self._note_compacted(last_closed)
-        return Compaction(compacted, skipped, len(candidates), True)
+        return Compaction(compacted, 0, len(candidates), True)
 
     def _note_compacted(self, through: date) -> None:
         """Record that every partition of dates up to ``through`` was compacted."""
@@ -2017,36 +2199,97 @@ class Store:
     def query(self, sql: str, params: dict[str, Any] | list[Any] | None = None) -> pd.DataFrame:
         """Run ``sql`` on its own cursor (thread-safe) and return a DataFrame.
 
+        Checked for torn reads (:meth:`query_planned`): a query is run again when a
+        Parquet file it names was replaced while it ran, or a compaction swapped a
+        partition folder meanwhile.  A caller that lists files itself should use
+        :meth:`query_planned`, which lists them again for each attempt.
+
         Raises:
-            StoreError: DuckDB rejected the query; the message holds its text.
+            StoreError: DuckDB rejected the query (the message holds its text), or
+                the files it names changed in every attempt (they are named).
         """
-        return self._query_retrying(lambda: sql, params)
+        return self._query_retrying(lambda: sql, params, replans=False)
+
+    def query_planned(
+        self, build: Callable[[], str], params: dict[str, Any] | list[Any] | None = None
+    ) -> pd.DataFrame:
+        """Run the SQL that ``build()`` returns, planning it again for each attempt.
+
+        ``build`` lists the files to read (e.g. :meth:`partition_files` and
+        :meth:`parquet_source`) and returns SQL naming them.  Each attempt records
+        the identity (inode, mtime ns, size: :func:`file_identity`) of every file the
+        SQL names before the query and compares it after: a file replaced, created or
+        removed meanwhile (a collector's atomic replace, a compaction) may have given
+        DuckDB a mix of two versions without an error (docs/architecture.md, "Readers
+        and writers"), so the result is dropped and ``build`` is called again.  So is
+        a DuckDB error that such a change explains (:func:`_torn_read`), and any
+        query that overlapped the swap of a partition folder (the compaction mark:
+        this covers views over globs against compaction).  At most
+        :data:`TORN_READ_ATTEMPTS` attempts.  Cost: two ``stat`` calls per named
+        file and two reads of a small file per attempt (bench/torn_reads.py).
+
+        Raises:
+            StoreError: DuckDB rejected the query (its message), or the named files
+                changed during every attempt (the changed files are named).
+        """
+        return self._query_retrying(build, params)
 
     def _query_retrying(
-        self, build: Callable[[], str], params: dict[str, Any] | list[Any] | None
+        self,
+        build: Callable[[], str],
+        params: dict[str, Any] | list[Any] | None,
+        replans: bool = True,
     ) -> pd.DataFrame:
-        """Run the SQL ``build()`` returns; on a torn read (:func:`_torn_read`) build
-        it again and rerun, :data:`TORN_READ_ATTEMPTS` attempts in all.
+        """:meth:`query_planned`; ``verify_files`` False skips the identity check
+        (the benchmarks' baseline).  Without ``replans`` (``build`` returns the same
+        SQL each time) an error over a named file that is gone is raised at once:
+        running it again cannot help; the caller lists again (:func:`retry_on_vanished`)."""
+        def once() -> pd.DataFrame:
+            sql = build()
+            files = planned_files(sql) if self.verify_files else []
+            before = [file_identity(f) for f in files]
+            mark = _compaction_mark(self.root) if self.verify_files else (0, False)
+            try:
+                cur = self.connect().cursor()  # builds the views on first use: may fail too
+                try:
+                    frame = cur.execute(sql, params or {}).df()
+                finally:
+                    cur.close()
+            except duckdb.Error as exc:
+                gone = not replans and any(file_identity(f) is None for f in files)
+                if _torn_read(exc) and not gone:
+                    raise _TornRead(_changed(files, before), exc) from exc
+                raise StoreError(f"query failed: {exc}") from exc
+            changed = _changed(files, before)
+            if self.verify_files:
+                after = _compaction_mark(self.root)
+                if mark[1] or after[1] or after[0] != mark[0]:
+                    changed.append(f"{self.root / COMPACTION_MARK} (a partition folder swap)")
+            if changed:
+                self.torn_retries += 1
+                raise _TornRead(changed, None)
+            return frame
 
-        Raises:
-            StoreError: DuckDB rejected the query; the message holds its text.
-        """
         try:
             for attempt in Retrying(
-                retry=retry_if_exception(_torn_read),
+                retry=retry_if_exception_type(_TornRead),
                 stop=stop_after_attempt(TORN_READ_ATTEMPTS),
-                wait=wait_fixed(0.05),
+                wait=wait_exponential(multiplier=0.05, max=0.8),
                 reraise=True,
             ):
                 with attempt:
-                    sql = build()
-                    cur = self.connect().cursor()
-                    try:
-                        return cur.execute(sql, params or {}).df()
-                    finally:
-                        cur.close()
-        except duckdb.Error as exc:
-            raise StoreError(f"query failed: {exc}") from exc
+                    return once()
+        except _TornRead as torn:
+            shown = ", ".join(torn.files[:5]) + (
+                f" and {len(torn.files) - 5} more" if len(torn.files) > 5 else ""
+            )
+            if torn.error is not None:
+                note = f" (changed or gone while it ran: {shown})" if torn.files else ""
+                raise StoreError(f"query failed: {torn.error}{note}") from torn.error
+            raise StoreError(
+                f"query gave up after {TORN_READ_ATTEMPTS} attempts: files it reads were "
+                f"replaced while it ran each time (a writer or compaction is busy): {shown}"
+            ) from None
         raise AssertionError("unreachable: Retrying returns or raises")
 
     def sandbox(self, limits: SandboxLimits | None = None) -> SafeSQL:

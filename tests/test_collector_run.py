@@ -196,3 +196,43 @@ def test_state_never_passes_settled_time(prom: FakeProm, tmp_path: Path) -> None
     settled = now - timedelta(seconds=60)
     assert datetime.fromisoformat(state["collected_until"]) <= settled
     assert report.status == "ok"
+
+
+def test_closed_days_are_compacted_a_budget_at_a_time_and_stay_exact(
+    prom: FakeProm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Compaction after a run is bounded (issue #9): with a budget of 0 s each run
+    compacts one partition, the next run goes on, and the totals never change."""
+    from collectors import collect
+    from observatory.hour_files import LEGACY_FILE
+
+    store = tmp_path / "store"
+    config = _config(prom.url, store)
+    end = T0 + timedelta(hours=6)  # a partial day: hour files
+    Collector(config, Store(store)).run(start=T0, end=end, now=end + timedelta(hours=1))
+    totals = _totals(store)
+    parts = list(Store(store).partitions("counters", dates=[T0.date()]))
+    assert len(parts) >= 3 and all(LEGACY_FILE not in {f.name for f in p.files()} for p in parts)
+    monkeypatch.setattr(collect, "COMPACT_BUDGET_S", 0.0)
+    every = [p for t in ("counters", "histograms", "gauges") for p in Store(store).partitions(t)]
+    day_two = T0 + timedelta(days=2, minutes=5)  # T0's date has closed (grace: 1 day)
+    runs, compacted = 0, []
+    while len(compacted) < len([p for p in every if p.day == T0.date()]):
+        runs += 1
+        assert runs <= 50
+        Collector(config, Store(store)).run(now=day_two + timedelta(minutes=runs))
+        compacted = [
+            p for p in every if p.day == T0.date() and [f.name for f in p.files()] == [LEGACY_FILE]
+        ]
+        assert len(compacted) == runs  # one partition a run, no more
+    first_day = {
+        k: v
+        for k, v in Store(store)
+        .query(
+            "SELECT signal, SUM(value) AS v FROM counters WHERE ts_utc <= $e GROUP BY signal",
+            {"e": end},
+        )
+        .itertuples(index=False)
+    }
+    assert first_day == totals  # every row of the compacted day once
+    assert json.loads((store / "compaction.json").read_text())["through"] >= T0.date().isoformat()

@@ -496,14 +496,47 @@ def test_compaction_merges_closed_days_and_keeps_rows_stamps_and_rollups(
     assert done.compacted == 6 and _sums(store) == pytest.approx(before, rel=1e-12)
     assert_rollups_equal_a_rebuild(store, [d1, d2])
     # A region re-collected after an outage writes into a compacted day: exact (delete
-    # then write into part.parquet); the mixed folder is left as it is by compaction.
+    # then write into part.parquet), a mixed folder (part.parquet + h22).
     with store.writer():
         _write(store, DAY + 21 * H, DAY + 21 * H + MIN, seed=42)
-        done = store.compact_closed(now=DAY + 82 * H + MIN)
-    assert (done.compacted, done.skipped) == (0, 6)
     assert _names(store, "counters", "requests", d1) == ["h22.parquet", LEGACY_FILE]
-    assert _sums(store)[0] == before[0]
+    mixed = _sums(store)
+    assert mixed[0] == before[0] and mixed[1] != before[1]  # new values, same steps
+    legacy_mtime = os.stat(store.partition_dir("counters", "requests", d1, REGION) / LEGACY_FILE)
+    # Its next compaction merges both files: every row once (the writer kept them disjoint).
+    with store.writer():
+        done = store.compact_closed(now=DAY + 82 * H + MIN)
+    assert (done.compacted, done.skipped, done.remaining) == (6, 0, 0)
+    assert _names(store, "counters", "requests", d1) == [LEGACY_FILE]
+    assert _sums(store) == pytest.approx(mixed, rel=1e-12)
+    merged = os.stat(store.partition_dir("counters", "requests", d1, REGION) / LEGACY_FILE)
+    assert merged.st_mtime_ns == legacy_mtime.st_mtime_ns  # a legacy roll-up stamp kept
+    assert merged.st_ino != legacy_mtime.st_ino  # a new file: readers that planned it rerun
     assert_rollups_equal_a_rebuild(store, [d1, d2])
+
+
+def test_compaction_with_a_budget_goes_on_in_the_next_calls(tmp_path: Path) -> None:
+    """``budget_s`` spreads a closed date over calls: at least one partition a call,
+    the note moved only when the date is done, rows and roll-ups unchanged."""
+    store = Store(tmp_path)
+    with store.writer():
+        _write(store, DAY + 20 * H, DAY + 23 * H, seed=44)
+    before = _sums(store)
+    note = tmp_path / "compaction.json"
+    counts = []
+    with store.writer():
+        for minute in range(10):
+            done = store.compact_closed(now=DAY + 58 * H + minute * MIN, budget_s=0.0)
+            counts.append((done.compacted, done.remaining))
+            assert note.exists() == (done.remaining == 0)
+            if not done.remaining:
+                break
+    assert counts == [(1, 5), (1, 4), (1, 3), (1, 2), (1, 1), (1, 0)]
+    assert all(
+        [f.name for f in p.files()] == [LEGACY_FILE] for t in SIGNALS for p in store.partitions(t)
+    )
+    assert _sums(store) == pytest.approx(before, rel=1e-12)
+    assert_rollups_equal_a_rebuild(store, [DAY.date()])
 
 
 def test_a_named_query_planned_before_a_compaction_reruns_on_fresh_file_lists(

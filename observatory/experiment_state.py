@@ -196,17 +196,18 @@ def block_query(store: Store, dates: Sequence[date], regions: Sequence[str]) -> 
     files instead of 13,000).
     """
 
-    def files(table: str) -> list[Path]:
-        return list(store.data_files(table, SOURCES[table], dates, regions))
-
-    sources = {table: store.parquet_source(table, files(table)) for table in SOURCES}
+    def source(table: str) -> str:
+        files = list(store.data_files(table, SOURCES[table], dates, regions))
+        return store.parquet_source(table, files)
 
     def query(name: str, **params: Any) -> pd.DataFrame:
         sql = (SQL_DIR / "queries" / f"{name}.sql").read_text(encoding="utf-8")
         code = "\n".join(x for x in sql.split("\n") if not x.lstrip().startswith("--"))
-        code = _VIEW.sub(lambda m: f"FROM {sources[m.group(1)]}", code)
         used = {k: v for k, v in params.items() if re.search(rf"\${re.escape(k)}\b", code)}
-        return store.query(code, used)
+        # The files are listed again on each attempt (a day compacted meanwhile).
+        return store.query_planned(
+            lambda: _VIEW.sub(lambda m: f"FROM {source(m.group(1))}", code), used
+        )
 
     return query
 

@@ -268,14 +268,19 @@ class SloEngine:
         """The store's step: the shortest ``step_s`` of the gauge files of the newest
         date that has any (60 s without gauges); read once per engine."""
         if self._step is None:
-            by_date: dict[str, list[Path]] = {}
-            for path in self.store.data_files("gauges"):
-                by_date.setdefault(path.parent.parent.name, []).append(path)
+
+            def newest_files() -> list[Path]:
+                by_date: dict[str, list[Path]] = {}
+                for path in self.store.data_files("gauges"):
+                    by_date.setdefault(path.parent.parent.name, []).append(path)
+                return by_date[max(by_date)] if by_date else []
+
             s = None
-            if by_date:
-                newest = by_date[max(by_date)]
-                sql = f"SELECT min(step_s) AS s FROM {self.store.parquet_source('gauges', newest)}"
-                s = self.store.query(sql)["s"].iloc[0]
+            if newest_files():  # listed again on each attempt (a day may be compacted)
+                s = self.store.query_planned(
+                    lambda: "SELECT min(step_s) AS s FROM "
+                    + self.store.parquet_source("gauges", newest_files())
+                )["s"].iloc[0]
             self._step = timedelta(seconds=60)
             if s is not None and pd.notna(s):
                 self._step = timedelta(seconds=int(s))
@@ -511,16 +516,20 @@ class SloEngine:
         ``(start, end]``, hour-aligned except the first start and the last end), each
         range reading only its dates' partitions (the table's view without a cache)."""
         params: dict[str, Any] = {**prep.params, "at": at, "w_secs": secs}
-        branches = []
         for i, (a, b) in enumerate(ranges):
-            source = None
-            if self.cache is not None:
-                files = partition_files(self.store, prep.source, days_in(a, b))
-                source = self.store.parquet_source(prep.source.table, files)
-            branches.append(f"SELECT * FROM (\n{prep.over(source, f'_{i}')}\n)")
             params[f"start_{i}"], params[f"end_{i}"] = a, b
-        sql = _compose(_sql("slo_window_status"), "slices", "\nUNION ALL\n".join(branches))
-        return self.store.query(sql, params)
+
+        def build() -> str:  # lists the files again on each attempt
+            branches = []
+            for i, (a, b) in enumerate(ranges):
+                source = None
+                if self.cache is not None:
+                    files = partition_files(self.store, prep.source, days_in(a, b))
+                    source = self.store.parquet_source(prep.source.table, files)
+                branches.append(f"SELECT * FROM (\n{prep.over(source, f'_{i}')}\n)")
+            return _compose(_sql("slo_window_status"), "slices", "\nUNION ALL\n".join(branches))
+
+        return self.store.query_planned(build, params)
 
     def _cached_rings(
         self, prep: Prepared, at: datetime, secs: list[int], hours: list[datetime]
@@ -543,10 +552,12 @@ class SloEngine:
         key = cache_key(prep.sql, prep.params)
 
         def compute(start: datetime, end: datetime) -> pd.DataFrame:
-            files = partition_files(self.store, prep.source, days_in(start, end))
-            source = self.store.parquet_source(prep.source.table, files)
-            sql = _compose(_sql("slo_hourly"), "slices", prep.over(source))
-            return self.store.query(sql, {**prep.params, "start": start, "end": end})
+            def build() -> str:  # lists the files again on each attempt
+                files = partition_files(self.store, prep.source, days_in(start, end))
+                source = self.store.parquet_source(prep.source.table, files)
+                return _compose(_sql("slo_hourly"), "slices", prep.over(source))
+
+            return self.store.query_planned(build, {**prep.params, "start": start, "end": end})
 
         days = sorted({(h - timedelta(hours=1)).date() for h in hours})
         rows = self.cache.hours(key, prep.source, days, compute)
@@ -806,14 +817,17 @@ class SloEngine:
         for m in self.maintenance:
             edges += [m.start, m.end]
         split = sorted({_ceil_hour(e) for e in edges if e != _ceil_hour(e)})
-        plan = self.store.hourly_plan(table, signals, at - longest, at, split, self.use_rollup)
         rollup = ROLLUP_OF[table]
-        sql = _sql("slo_batch_sums").format(
-            hourly=self.store.parquet_source(rollup, plan.hourly),
-            minutes_split=self.store.parquet_source(table, plan.minutes_split),
-            minutes_all=self.store.parquet_source(table, plan.minutes_all),
-            le="le" if table == "histograms" else "NULL::DOUBLE AS le",
-        )
+
+        def build() -> str:  # plans the files again on each attempt
+            plan = self.store.hourly_plan(table, signals, at - longest, at, split, self.use_rollup)
+            return _sql("slo_batch_sums").format(
+                hourly=self.store.parquet_source(rollup, plan.hourly),
+                minutes_split=self.store.parquet_source(table, plan.minutes_split),
+                minutes_all=self.store.parquet_source(table, plan.minutes_all),
+                le="le" if table == "histograms" else "NULL::DOUBLE AS le",
+            )
+
         params = {
             "signals": signals,
             "les": les,
@@ -822,7 +836,7 @@ class SloEngine:
             "split_hours": split,
             **_maintenance_params(self.maintenance),
         }
-        return self.store.query(sql, params)
+        return self.store.query_planned(build, params)
 
     def _sums_from_batch(
         self,
@@ -1245,16 +1259,21 @@ class SloEngine:
         """The SLO's slices (ts_utc, region, model, arm, bad, total, has) of the steps in
         each ``(start, end]`` of ``ranges``, each range reading only its dates' files."""
         params: dict[str, Any] = dict(prep.params)
-        branches = []
         for i, (a, b) in enumerate(ranges):
-            files = partition_files(self.store, prep.source, days_in(a, b))
-            source = self.store.parquet_source(prep.source.table, files)
-            branches.append(
-                "SELECT ts_utc, region, model, arm, bad, total, has_data::INTEGER AS has "
-                f"FROM (\n{prep.over(source, f'_{i}')}\n)"
-            )
             params[f"start_{i}"], params[f"end_{i}"] = a, b
-        return self.store.query("\nUNION ALL\n".join(branches), params)
+
+        def build() -> str:  # lists the files again on each attempt
+            branches = []
+            for i, (a, b) in enumerate(ranges):
+                files = partition_files(self.store, prep.source, days_in(a, b))
+                source = self.store.parquet_source(prep.source.table, files)
+                branches.append(
+                    "SELECT ts_utc, region, model, arm, bad, total, has_data::INTEGER AS has "
+                    f"FROM (\n{prep.over(source, f'_{i}')}\n)"
+                )
+            return "\nUNION ALL\n".join(branches)
+
+        return self.store.query_planned(build, params)
 
     def alert_timeline(self, slo: SloDefinition, history: pd.DataFrame) -> pd.DataFrame:
         """When each tier fired and recovered (see :func:`alert_timeline`)."""

@@ -1,8 +1,11 @@
-"""The Drift page's data: drift reports computed over the dashboard's store, cached.
+"""The Drift page's data: drift computed on demand over the dashboard's store, the
+report archive.
 
-The store is the one :mod:`app.data` keeps (the dashboard's only door to the store);
-results are cached with ``st.cache_data`` keyed by the store folder, its data version
-and the page's choices, so a new collection run shows on the next run.  The report
+The store is the one :mod:`app.data` keeps (the dashboard's only door to the store).
+Drift computed on demand runs in the server's background worker
+(:func:`on_demand`, :mod:`observatory.drift_ondemand`): once per question for all
+sessions, one question at a time; a finished report is used while it is fresh
+(:func:`fresh`: the digests and modification times of what it read).  The report
 archive is the folder named by ``OBSERVATORY_DRIFT_REPORTS`` (default
 ``reports/drift``), where ``observatory report drift`` and ``observatory run`` write.
 """
@@ -20,11 +23,22 @@ import streamlit as st
 from app import data
 from app.filters import Filters
 from observatory.drift_archive import archive_folder
-from observatory.drift_engine import DriftReport, Reference, compute_drift
+from observatory.drift_engine import DriftReport, Reference, _utc_naive, compute_drift
+from observatory.drift_fresh import stale_files
+from observatory.drift_ondemand import OnDemandDrift, Question
 from observatory.drift_report import list_reports
 from observatory.store import Store
 
-__all__ = ["archive", "archive_path", "archive_table", "report", "selected", "store"]
+__all__ = [
+    "archive",
+    "archive_path",
+    "archive_table",
+    "fresh",
+    "on_demand",
+    "question",
+    "selected",
+    "store",
+]
 
 
 def archive_path() -> Path:
@@ -33,26 +47,48 @@ def archive_path() -> Path:
     return archive_folder()
 
 
-@st.cache_data(ttl=300, show_spinner="Computing drift ...", max_entries=8)
-def _report(
-    path: str, version: float, window_s: int, reference: str, end: datetime | None
-) -> DriftReport:
-    store = data.shared_store(path)  # the dashboard's shared Store
-    return compute_drift(
-        store, window=timedelta(seconds=window_s), reference=Reference.parse(reference), end=end
+def _compute(question: Question) -> DriftReport:
+    """``compute_drift`` of the whole fleet for ``question``, on its own Store (runs in
+    the on-demand worker thread: no Streamlit, no DuckDB connection shared with a page)."""
+    reader = Store(question.store)
+    try:
+        return compute_drift(
+            reader,
+            window=question.window,
+            reference=Reference.parse(question.reference),
+            end=question.end,
+        )
+    finally:
+        reader.refresh()  # closes its DuckDB connection
+
+
+@st.cache_resource(show_spinner=False)
+def on_demand() -> OnDemandDrift:
+    """The server process's on-demand drift runs, shared by every session
+    (:class:`observatory.drift_ondemand.OnDemandDrift`: one run at a time, single flight)."""
+    return OnDemandDrift(_compute)
+
+
+def question(window: timedelta, reference: str, end: datetime) -> Question:
+    """The on-demand question of the page: the whole fleet of the dashboard's store,
+    the window of ``window`` ending at ``end`` (UTC; to the minute, as ``compute_drift``).
+
+    Raises:
+        ValueError: a bad reference.
+    """
+    Reference.parse(reference)  # a bad reference fails here, not in the worker
+    return Question(
+        str(data.store_path().resolve()),
+        window,
+        reference,
+        _utc_naive(end).replace(second=0, microsecond=0),
     )
 
 
-def report(window: timedelta, reference: str, end: datetime | None = None) -> DriftReport:
-    """Drift of every signal slice in the window ending at ``end`` (default: latest data).
-
-    Raises:
-        observatory.store.StoreError: a query failed.
-        ValueError: a bad window or reference, or an empty store.
-    """
-    path = data.store_path()
-    version = Store(path).data_version()
-    return _report(str(path.resolve()), version, int(window.total_seconds()), reference, end)
+def fresh(report: DriftReport) -> bool:
+    """True while no row ``report`` read has changed in the dashboard's store
+    (:func:`observatory.drift_fresh.stale_files` on its settings)."""
+    return not stale_files(data.store_path(), report.settings, None, store())
 
 
 def store() -> Store:

@@ -9,8 +9,20 @@ reports have the same name.  This runs the page on one store with its own archiv
 (an empty folder measures the on-demand path): first ``page_times``'s own child
 (cold and warm run in a fresh process, SQL time, RSS), then, in another fresh
 process, the cold run again with the time spent in the page's main parts
-(the sidebar's filters, reading and checking the saved report, computing drift,
-figures, the archive preview).  Prints one JSON object.
+(the sidebar's filters, reading and checking the saved report, figures, the archive
+preview); on the on-demand path the cold run only starts the background computation
+(:mod:`observatory.drift_ondemand`), so this run then waits for it (``on_demand_s``)
+and runs the page again, which picks the result up (``picked_up_s``).  Prints one
+JSON object.
+
+``--modes`` (as ``bench/page_times.py``'s; default both, each in its own fresh
+processes): ``warmed``, the page's first run in a server whose warm-up (the one
+``observatory serve`` starts: :func:`app.filter_catalogue.warm_in_background`) has
+finished, timed as ``warmup_s``; ``start``, the first page right after the server
+started, warm-up not done (the worst case)::
+
+    flock /tmp/large.lock python bench/drift_page_times.py --store /work/scale-data/large-h5 \
+        --archive /tmp/final/arch-large --modes warmed start
 
 A live store (the page's default view while the collector writes)::
 
@@ -40,7 +52,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.page_times import measure  # noqa: E402
+from bench.page_times import MODES, measure  # noqa: E402
 
 PAGE = ROOT / "app" / "views" / "drift.py"
 
@@ -70,24 +82,41 @@ def timed(mod, name):
     setattr(mod, name, run)
 for mod, name in [(app.filters, "shared_filters"), (da, "load_report"), (da, "covers"),
                   (da, "latest_fresh"),
-                  (app.drift_data, "report"), (dr, "dist_figure"), (dr, "over_time_figure"),
+                  (app.drift_data, "fresh"), (dr, "dist_figure"), (dr, "over_time_figure"),
                   (app.ui, "show_report_file")]:
     timed(mod, name)
 from streamlit.testing.v1 import AppTest
+out = {}
+if sys.argv[3] == "warmed":  # the server's warm-up (observatory serve's) has finished
+    import os
+    from app.filter_catalogue import warm_in_background
+    t = time.perf_counter()
+    warm_in_background(os.environ["OBSERVATORY_STORE"]).join()
+    out["warmup_s"] = round(time.perf_counter() - t, 3)
 at = AppTest.from_file(sys.argv[1], default_timeout=float(sys.argv[2]))
 t = time.perf_counter()
 at.run()
-out = {"cold": time.perf_counter() - t, "exceptions": [str(e.value)[:300] for e in at.exception]}
+out["cold"] = time.perf_counter() - t
+out["exceptions"] = [str(e.value)[:300] for e in at.exception]
+job = app.drift_data.on_demand().running()
+if job is not None:  # computing on demand in the background: wait, then pick it up
+    job.done.wait()
+    out["on_demand_s"] = round(job.seconds, 1)
+    out["on_demand_error"] = job.error
+    t = time.perf_counter()
+    at.run()
+    out["picked_up_s"] = round(time.perf_counter() - t, 3)
 out["parts"] = {k: round(v, 3) for k, v in sorted(times.items(), key=lambda kv: -kv[1])}
 print("RESULT " + json.dumps(out))
 """
 
 
-def parts(store: Path, timeout: float) -> dict[str, object]:
-    """One cold run in a fresh process, timing the page's main parts."""
+def parts(store: Path, timeout: float, mode: str = "start") -> dict[str, object]:
+    """One cold run in a fresh process after what ``mode`` says (``start`` or
+    ``warmed``, :data:`bench.page_times.MODES`), timing the page's main parts."""
     env = {**os.environ, "OBSERVATORY_STORE": str(store), "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-c", PARTS_CHILD, str(PAGE), str(timeout)],
+        [sys.executable, "-c", PARTS_CHILD, str(PAGE), str(timeout), mode],
         capture_output=True,
         text=True,
         env=env,
@@ -186,6 +215,13 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per page run")
     ap.add_argument("--live", type=Path, help="build a live copy here (must not exist)")
     ap.add_argument("--cut", help="the live copy's last step before the append (ISO 8601 UTC)")
+    ap.add_argument(
+        "--modes",
+        nargs="*",
+        default=["warmed", "start"],
+        choices=["warmed", "start"],
+        help="what precedes the cold run (bench/page_times.py's MODES), one fresh process each",
+    )
     args = ap.parse_args()
     out: dict[str, object] = {"store": str(args.store), "archive": str(args.archive)}
     if args.live is not None:
@@ -197,10 +233,14 @@ def main() -> None:
         )
         args.store = args.live
     os.environ["OBSERVATORY_DRIFT_REPORTS"] = str(args.archive.resolve())
-    page = measure(PAGE, args.store, args.timeout)
-    keep = ("cold", "cold_sql_s", "cold_queries", "warm", "exceptions", "errors", "rss_mib")
-    out.update({k: page[k] for k in (*keep, "failed") if k in page})
-    out["parts_run"] = parts(args.store, args.timeout)
+    keep = ["warmup_s", "cold", "cold_parts", "cold_sql_s", "cold_queries", "warm"]
+    keep += ["exceptions", "errors", "rss_mib", "failed"]
+    for mode in args.modes:
+        page = measure(PAGE, args.store, args.timeout, mode)
+        got: dict[str, object] = {"means": MODES[mode]}
+        got.update({k: page[k] for k in keep if k in page})
+        got["parts_run"] = parts(args.store, args.timeout, mode)
+        out[mode] = got
     print(json.dumps(out, indent=1))
 
 

@@ -9,15 +9,18 @@ It covers the question when all of these hold (else the page computes on demand)
 
 - its file is the one of the window: ``drift-<end>-<length>.json``;
 - its ``settings`` (:func:`observatory.drift_engine.settings_of`) equal the page's:
-  the same store folder, reference, step, no region or model filter, and every
-  default signal with the same kind, sources, reference, rule, alarm metric and
-  minimum count;
+  the same reference, step, no region or model filter, and every default signal with
+  the same kind, sources, reference, rule, alarm metric and minimum count (not the
+  store folder: a copy of the store answers, see below);
 - it is fresh (:mod:`observatory.drift_fresh`): no data file of its signals on the
   dates it read (reference start to window end) was modified, or created, after its
   computation began (``settings["read_started_utc"]``), except files of the window
   end's date whose rows inside the report's range still have the digest recorded
   before it read them (the collector appending later steps).  A late backfill of
-  any row it read makes it stale.
+  any row it read makes it stale.  On a copy of the store (another folder than the
+  report's ``settings["store"]``) the earlier dates' files must be listed with the
+  names and sizes the report recorded, and every file of the window end's date must
+  have its recorded digest (:mod:`observatory.drift_fresh`).
 
 :func:`latest_fresh` finds the page's default view: the newest fresh report of the
 question ending at or before the latest data.
@@ -308,11 +311,17 @@ def same_question(
     signals: Sequence[DriftSignal] = DEFAULT_SIGNALS,
     step_s: int = 60,
 ) -> bool:
-    """True when a report's ``settings`` are those of ``compute_drift`` on ``store_root``
-    with this reference, signals and step for the whole fleet
+    """True when a report's ``settings`` are those of ``compute_drift`` with this
+    reference, signals and step for the whole fleet
     (:func:`observatory.drift_engine.settings_of`; other keys, such as when it began
-    reading or its fingerprint, are not compared)."""
+    reading or its fingerprint, are not compared).
+
+    The store folder is not compared: a report of another folder answers when that
+    folder holds the same data (a copy), which :func:`stale_files` checks
+    (:mod:`observatory.drift_fresh`, "A copy of the store").  ``store_root`` is kept
+    for callers' symmetry with :func:`covers`."""
     wanted = settings_of(store_root, reference, signals, None, None, step_s)
+    del wanted["store"]  # a copy answers too: the freshness rules check its data
     return all(settings.get(k) == v for k, v in wanted.items())
 
 

@@ -20,6 +20,23 @@ changed by every write into the partition) is at or after
   (:func:`stale_files`): the collector appending later steps keeps the report fresh,
   any changed, added or removed row inside the window makes it stale.
 
+**A copy of the store** (the same data in another folder: ``cp -a``, ``cp -al``,
+``rsync -a``, a restored backup) answers too: the report's question does not include
+the folder (:func:`observatory.drift_archive.same_question`), and when the store is
+not the folder the report recorded (``settings["store"]``), :func:`stale_files` is
+stricter, since modification times say nothing about another folder's history:
+
+- the data files of the dates before the window end's must be listed as the report
+  recorded them: the same names under ``lake/`` with the same sizes (the digest of
+  the listing, :func:`listing_digest`), and none modified since the report began
+  (so a copy that kept its files' times; a copy with new times is stale);
+- every file of the window end's date is re-digested (not only those modified since)
+  and the digests must equal the recorded ones, with no file added or missing.
+
+A different store with different data is refused by both rules: its edge files'
+digests differ, and so does its listing (unless every earlier file has the same name
+and size, and none was modified since the report began).
+
 The digest of a file's rows is ``[count, sum of h1, sum of h2]`` (sums modulo 2**64)
 with ``h1``, ``h2`` two DuckDB ``hash`` values of the whole row (every column of the
 table's schema, :data:`observatory.store.SCHEMAS`): order-independent (the collector
@@ -30,18 +47,31 @@ reads its rows, so a file that changes during the computation is seen as changed
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from observatory.store import SCHEMAS, Store, StoreError
+from observatory.store import SCHEMAS, Store, StoreError, retry_on_vanished
 
-__all__ = ["FINGERPRINT_KEY", "edge_digests", "fingerprint", "read_span", "stale_files"]
+__all__ = [
+    "FINGERPRINT_KEY",
+    "LISTING_KEY",
+    "edge_digests",
+    "fingerprint",
+    "listing_digest",
+    "read_span",
+    "stale_files",
+]
 
 #: The key of :func:`fingerprint`'s record in a report's ``settings``.
 FINGERPRINT_KEY = "fingerprint"
+
+#: The key of :func:`listing_digest`'s value in :func:`fingerprint`'s record.
+LISTING_KEY = "listing"
 
 #: The store table holding each kind of drift signal's sources.
 TABLE_OF_KIND = {
@@ -118,6 +148,27 @@ def _edge_files(store: Store, sources: dict[str, list[str]], day: date) -> dict[
     }
 
 
+def listing_digest(store: Store, sources: dict[str, list[str]], lo: datetime, hi: datetime) -> str:
+    """SHA-256 (hex) of the sorted lines ``"<path under lake/> <size in bytes>"`` of the
+    data files of ``sources`` (table -> signals) on the dates from ``lo``'s up to the
+    day before ``hi``'s: what a copy of the store must hold unchanged (module doc).
+    One ``stat`` per file (about 5,000 for a 24 h window against 7 days at 20 regions).
+    """
+    lines = []
+    for table, signals in sources.items():
+        for part in store.partitions(table, signals, _dates(lo, hi)[:-1]):
+            for path in part.files():
+                try:
+                    size = path.stat().st_size
+                except FileNotFoundError:  # replaced meanwhile: listed by name only
+                    size = -1
+                lines.append(f"{path.relative_to(store.lake).as_posix()} {size}\n")
+    digest = hashlib.sha256()
+    for line in sorted(lines):
+        digest.update(line.encode())
+    return digest.hexdigest()
+
+
 def fingerprint(
     store: Store, signals: dict[str, Any], lo: datetime, hi: datetime
 ) -> dict[str, Any]:
@@ -130,17 +181,29 @@ def fingerprint(
         lo, hi: the rows it reads, ``(lo, hi]`` (:func:`read_span`), UTC naive.
 
     Returns:
-        ``{"read_from", "read_to" (ISO 8601), "edge": {file: [n, h1, h2]}}``: the
-        digests of the files of ``hi``'s date (:func:`edge_digests`).
+        ``{"read_from", "read_to" (ISO 8601), "edge": {file: [n, h1, h2]}, "listing"}``:
+        the digests of the files of ``hi``'s date (:func:`edge_digests`) and the
+        listing digest of the earlier dates' files (:func:`listing_digest`).
 
     Raises:
         StoreError: an edge file could not be read.
     """
-    files = _edge_files(store, _sources(signals), hi.date())
+    sources = _sources(signals)
+
+    def digests() -> dict[str, list[int]]:
+        files = _edge_files(store, sources, hi.date())
+        out = edge_digests(store, files, lo, hi)  # skips files gone since the listing
+        gone = [p for paths in files.values() for p in paths if not p.is_file()]
+        if gone:
+            raise FileNotFoundError(errno.ENOENT, "listed and gone before read", str(gone[0]))
+        return out
+
     return {
         "read_from": lo.isoformat(),
         "read_to": hi.isoformat(),
-        "edge": edge_digests(store, files, lo, hi),
+        # a file listed and compacted away before it is read: list again, once
+        "edge": retry_on_vanished(digests, "drift fingerprint"),
+        LISTING_KEY: listing_digest(store, sources, lo, hi),
     }
 
 
@@ -159,6 +222,26 @@ def _modified_since(path: Path, cutoff_ns: int) -> bool:
         return path.stat().st_mtime_ns >= cutoff_ns
     except FileNotFoundError:
         return False
+
+
+def _is_copy(root: Path, settings: dict[str, Any]) -> bool:
+    """True when ``root`` is not the folder the report was computed on."""
+    recorded = settings.get("store")
+    return bool(recorded) and Path(str(recorded)) != root.resolve()
+
+
+def _edge_differs(
+    store: Store, sources: dict[str, list[str]], fp: dict[str, Any], lo: datetime, hi: datetime
+) -> list[Path]:
+    """The files of ``hi``'s date whose digests differ from the recorded ones (a copy:
+    every file digested; a file added with rows in the range, or missing, differs)."""
+    try:
+        now = edge_digests(store, _edge_files(store, sources, hi.date()), lo, hi)
+    except StoreError:
+        return [store.root]
+    recorded: dict[str, list[int]] = fp.get("edge", {})
+    keys = sorted(k for k in set(now) | set(recorded) if now.get(k) != recorded.get(k))
+    return [store.lake / k for k in keys]
 
 
 def stale_files(
@@ -181,7 +264,9 @@ def stale_files(
         The files modified (or created) since the report began reading whose rows
         inside the report's range may differ: outside the window end's date, every
         such file; on it, those whose digest changed, and recorded files now gone.
-        A report without ``read_started_utc`` or a span gives ``[store_root]``.
+        A report without ``read_started_utc`` or a span gives ``[store_root]``, and so
+        does a copy (``store_root`` is not ``settings["store"]``) whose listing of the
+        earlier dates differs (module docstring).
     """
     root = Path(store_root)
     began = settings.get("read_started_utc")
@@ -194,20 +279,27 @@ def stale_files(
     cutoff = _epoch_ns(datetime.fromisoformat(began))
     sources = _sources(settings.get("signals", {}))
     store = store or Store(root)
+    copy = _is_copy(root, settings)
+    if copy and (not fp or fp.get(LISTING_KEY) != listing_digest(store, sources, lo, hi)):
+        return [root]  # another folder whose earlier files differ (or an old report)
     stale: list[Path] = []
     changed_edge: dict[str, list[Path]] = {}
     for table, signals in sources.items():
         for part in store.partitions(table, signals, _dates(lo, hi)):
+            if copy and part.day == hi.date():
+                continue  # every edge file is digested below
             stamp = store.partition_stamp(table, part.signal, part.day, part.region)
             if stamp is None or stamp < cutoff:
                 continue  # nothing in the partition changed since the report began
             changed = [p for p in part.files() if _modified_since(p, cutoff)]
             if fp and part.day == hi.date():
                 changed_edge.setdefault(table, []).extend(changed)
-            else:
-                stale.extend(changed or [part.folder])
+            else:  # a changed folder without a changed file lost one (a copy: listed)
+                stale.extend(changed or ([] if copy else [part.folder]))
     if not fp:
         return stale
+    if copy:
+        return stale or _edge_differs(store, sources, fp, lo, hi)
     recorded: dict[str, list[int]] = fp.get("edge", {})
     gone = [k for k in recorded if not (root / "lake" / k).is_file()]
     stale += [root / "lake" / k for k in gone]

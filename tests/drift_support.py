@@ -30,3 +30,21 @@ def drift_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
             )
             build_store(root, days=14, regions=DRIFT_REGIONS, end=END, force=True)
     return root
+
+
+def finish_on_demand(timeout: float = 300.0) -> None:
+    """Wait until the dashboard's on-demand drift run (:func:`app.drift_data.on_demand`,
+    shared by every AppTest session of this process) has finished, if one runs."""
+    from app import drift_data
+
+    job = drift_data.on_demand().running()
+    if job is not None:
+        assert job.done.wait(timeout), f"on-demand drift still running after {timeout} s"
+
+
+def reset_on_demand() -> None:
+    """Forget the on-demand runs of earlier tests (one worker per process, as a server)."""
+    from app import drift_data
+
+    finish_on_demand()
+    drift_data.on_demand.clear()

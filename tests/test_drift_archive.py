@@ -6,10 +6,13 @@ from __future__ import annotations
 import json
 import math
 import os
+import subprocess
 from datetime import timedelta
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from drift_support import END, drift_store
 from streamlit.testing.v1 import AppTest
@@ -189,3 +192,60 @@ def test_report_head_is_the_report_without_its_slices(archive: Path, tmp_path: P
     other = tmp_path / "other.json"  # not render_json's layout: parsed whole
     other.write_text(json.dumps({"verdict": "ok", "slices": [1]}), encoding="utf-8")
     assert report_head(other) == {"verdict": "ok", "slices": [1]}
+
+
+def _copy(src: Path, dst: Path, keep_times: bool = True) -> Store:
+    """A copy of the store in another folder, with ``cp -a`` (``keep_times=False``:
+    ``cp -r``, whose files and folders get new times)."""
+    subprocess.run(["cp", "-a" if keep_times else "-r", str(src), str(dst)], check=True)
+    return Store(dst)
+
+
+def _rewrite_keeping_mtime(path: Path, table: pa.Table) -> None:
+    """``path`` rewritten with ``table``, its and its folder's times set back: a store
+    whose data differs although no file is newer than the report."""
+    kept = {p: p.stat() for p in (path, path.parent)}
+    pq.write_table(table, path)
+    for p, st in kept.items():
+        os.utime(p, ns=(st.st_atime_ns, st.st_mtime_ns))
+
+
+def test_a_copy_of_the_store_answers_and_a_store_with_other_data_does_not(
+    store: Store, archive: Path, computed: DriftReport, tmp_path: Path
+) -> None:
+    ref = Reference.parse("7d")
+    name = "drift-2026-11-30T0000Z-24h.json"
+    assert computed.settings["store"] == str(store.root.resolve())
+    assert computed.settings["fingerprint"]["listing"]  # the earlier dates' files
+    # The same data in another folder (times kept, as cp -a, cp -al, rsync -a do).
+    copy = _copy(store.root, tmp_path / "copy")
+    hit = da.covering_report(archive, copy, DAY, ref, END)
+    assert hit is not None and to_dict(hit.report) == to_dict(computed)
+    assert da.latest_fresh(archive, copy.root, DAY, ref, NAIVE_END) == archive / name
+    # A copy with new file times: the times say nothing, refused (the page computes).
+    new_times = _copy(store.root, tmp_path / "cp-r", keep_times=False)
+    assert da.covering_report(archive, new_times, DAY, ref, END) is None
+    # Other data on the window end's date, no file newer than the report: every edge
+    # file of a copy is digested, so the changed row is found.
+    other = _copy(store.root, tmp_path / "other-edge")
+    day = other.lake / "gauges" / "signal=accuracy" / "date=2026-11-30" / "region=us-west-2"
+    path = next(day.glob("*.parquet"))
+    table = pq.read_table(path)
+    means = table["mean"].to_pylist()
+    means[0] += 0.01
+    column = table.schema.get_field_index("mean")
+    _rewrite_keeping_mtime(path, table.set_column(column, "mean", pa.array(means)))
+    assert da.stale_files(other.root, da.load_report(archive / name)) == [path]
+    assert da.covering_report(archive, other, DAY, ref, END) is None
+    # Other data on an earlier date (one row fewer), times set back: the listing of
+    # the earlier dates' files (names and sizes) differs.
+    other = _copy(store.root, tmp_path / "other-early")
+    day = other.lake / "gauges" / "signal=accuracy" / "date=2026-11-27" / "region=us-west-2"
+    path = next(day.glob("*.parquet"))
+    size = path.stat().st_size
+    _rewrite_keeping_mtime(path, pq.read_table(path).slice(1))
+    assert path.stat().st_size != size  # the precondition of this check
+    assert da.stale_files(other.root, da.load_report(archive / name)) == [other.root]
+    assert da.covering_report(archive, other, DAY, ref, END) is None
+    # The original folder keeps the modification-time rule (same data: fresh).
+    assert da.covering_report(archive, store, DAY, ref, END) is not None

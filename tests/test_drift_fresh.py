@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from drift_support import drift_store
+from drift_support import drift_store, finish_on_demand, reset_on_demand
 from streamlit.testing.v1 import AppTest
 
 from observatory import drift_archive as da
@@ -266,10 +267,14 @@ def test_page_shows_the_latest_scheduled_report_and_computes_on_request(
     monkeypatch.setenv("OBSERVATORY_DRIFT_REPORTS", str(archive))
     monkeypatch.delenv("OBSERVATORY_CONFIG", raising=False)
     asked: list[Any] = []
+    hold: list[threading.Event] = []
     saved = _saved(archive, CUT)
+    reset_on_demand()
 
     def no_computation(*args: object, **kwargs: Any) -> DriftReport:
         asked.append(kwargs.get("end"))
+        for release in hold:
+            assert release.wait(60)
         return saved
 
     monkeypatch.setattr("app.drift_data.compute_drift", no_computation)
@@ -284,11 +289,24 @@ def test_page_shows_the_latest_scheduled_report_and_computes_on_request(
     assert table.reset_index(drop=True).equals(saved.summary().reset_index(drop=True))
     button = next(b for b in at.button if b.label == "Compute now for the latest data")
     assert "about" in str(button.help) and " s," in str(button.help)
+    release = threading.Event()
+    hold.append(release)  # the computation waits: the page must not
     button.click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    captions = "\n".join(str(c.value) for c in at.caption).replace("\\", "")
+    assert "drift-2026-11-29T1200Z-24h.json while drift for the latest data is computed" in (
+        captions
+    )
+    status = "\n".join(str(i.value) for i in at.info).replace("\\", "")
+    assert "Computing drift for the 24 h window ending 2026-11-29 12:01 UTC, started " in status
+    assert f"about {saved.settings['compute_s']:.0f} s expected" in status
+    release.set()
+    finish_on_demand()
+    at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert asked == [CUT + STEP]
     captions = "\n".join(str(c.value) for c in at.caption)
-    assert "Computed now for the latest data" in captions
+    assert "Computed now for the latest data (on demand in " in captions
 
 
 def test_the_demo_writes_the_report_the_page_opens_on(tmp_path: Path) -> None:

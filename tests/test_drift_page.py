@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import shutil
+import threading
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from drift_support import END, drift_store
+from drift_support import END, drift_store, finish_on_demand, reset_on_demand
 from streamlit.testing.v1 import AppTest
 
 from observatory.cli import main
@@ -46,8 +49,14 @@ def test_drift_page_heatmap_drilldown_and_archive(
     monkeypatch.setenv("OBSERVATORY_STORE", str(store))
     monkeypatch.setenv("OBSERVATORY_DRIFT_REPORTS", str(archive))
     monkeypatch.delenv("OBSERVATORY_CONFIG", raising=False)
+    reset_on_demand()
     at = AppTest.from_file(MAIN, default_timeout=300).run()
     at.switch_page("views/drift.py").run()
+    assert not at.exception, [e.value for e in at.exception]
+    # The archive's report answers another question (one region, one signal): drift is
+    # computed on demand in the background, then picked up.
+    finish_on_demand()
+    at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.title[0].value == "Drift"
     text = _texts(at)
@@ -111,7 +120,10 @@ def test_drift_page_link_restores_the_view_and_the_filters_narrow_it(
     at.query_params["drift_window"] = "7 days"
     at.query_params["drift_metric"] = "Jensen-Shannon distance (log base 2)"
     at.query_params["drift_slice"] = "ttft/us-west-2/qwen2.5-32b/v1"
+    reset_on_demand()
     at.switch_page("views/drift.py").run()
+    finish_on_demand()
+    at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.multiselect(key="regions").value == ["us-west-2"]
     assert at.selectbox(key="drift_window").value == "7 days"
@@ -150,3 +162,118 @@ def test_drift_page_link_restores_the_view_and_the_filters_narrow_it(
     assert json.loads(at.get("plotly_chart")[0].proto.spec)["data"][0]["x"] == ["sa-east-1"]
     assert str(at.selectbox(key="drift_slice").value).split("/")[1] == "sa-east-1"
     assert {row[1] for row in _summary(at)} == {"sa-east-1"}
+
+
+def _on_demand_texts(at: AppTest) -> str:
+    return _texts(at).replace("\\", "")  # Markdown escapes
+
+
+def test_sessions_share_one_on_demand_run_and_one_runs_at_a_time(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two sessions (two AppTests of one process, as two browser tabs of one server)
+    asking the same question get one computation; another question waits for the
+    worker.  ``compute_drift`` is the real one, wrapped to count its calls and held
+    until released (so that the second session arrives while the first computes)."""
+    from app import drift_data
+    from observatory import drift_engine
+
+    monkeypatch.setenv("OBSERVATORY_STORE", str(store))
+    monkeypatch.setenv("OBSERVATORY_DRIFT_REPORTS", str(tmp_path / "no-reports"))
+    monkeypatch.delenv("OBSERVATORY_CONFIG", raising=False)
+    reset_on_demand()
+    calls: list[tuple[timedelta, object]] = []
+    release = threading.Event()
+
+    def counted(*args: object, **kwargs: Any) -> object:
+        calls.append((kwargs["window"], kwargs["end"]))
+        assert release.wait(120)
+        return drift_engine.compute_drift(*args, **kwargs)
+
+    monkeypatch.setattr("app.drift_data.compute_drift", counted)
+    sessions = [AppTest.from_file(MAIN, default_timeout=300).run() for _ in range(2)]
+    for at in sessions:
+        at.switch_page("views/drift.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        text = _on_demand_texts(at)
+        assert "Computing drift for the 24 h window ending 2026-11-30 00:00 UTC, started " in text
+        assert "duration unknown (no earlier run to go by)" in text
+        assert not at.get("plotly_chart")  # nothing to show yet, and the run did not block
+    assert calls == [(timedelta(hours=24), END.replace(tzinfo=None))]
+    running = drift_data.on_demand().running()
+    assert running is not None and running.joined == 1
+    release.set()
+    finish_on_demand()
+    tables = []
+    for at in sessions:
+        at.run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert "Computed now (on demand in " in _on_demand_texts(at)
+        assert len(at.get("plotly_chart")) == 3
+        tables.append(next(d.value for d in at.dataframe if "reference" in d.value.columns))
+    assert len(calls) == 1 and tables[0].equals(tables[1])
+    # One run at a time: a second question while the first runs waits for the worker.
+    release.clear()
+    first, second = sessions
+    first.selectbox(key="drift_window").set_value("6 hours").run()
+    second.selectbox(key="drift_window").set_value("7 days").run()
+    assert [c[0] for c in calls] == [timedelta(hours=24), timedelta(hours=6)]
+    text = _on_demand_texts(second)
+    assert "Another drift computation holds the server's worker (computing drift for the " in text
+    assert "6 h window ending 2026-11-30 00:00 UTC" in text and "one runs at a time" in text
+    # The expected time is now the last run's.
+    assert "about " in _on_demand_texts(first) and " s expected" in _on_demand_texts(first)
+    release.set()
+    finish_on_demand()
+    second.run()  # the worker is free: its question starts now
+    assert [c[0] for c in calls][2:] == [timedelta(days=7)]
+    finish_on_demand()
+    second.run()
+    first.run()
+    for at, window in ((first, "6 hours"), (second, "7 days")):
+        assert not at.exception, [e.value for e in at.exception]
+        assert f"The drift window is the {window} ending" in _on_demand_texts(at)
+    assert len(calls) == 3
+
+
+def test_a_failed_on_demand_run_is_shown_and_can_be_tried_again(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real fault: one data file of the window is not Parquet; DuckDB's error reaches
+    the page as a message naming the window, and "Try again" runs it again."""
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    bad = next(
+        (copy / "lake" / "gauges" / "signal=accuracy" / "date=2026-11-29").rglob("*.parquet")
+    )
+    good = bad.read_bytes()
+    bad.write_bytes(b"not a parquet file")
+    monkeypatch.setenv("OBSERVATORY_STORE", str(copy))
+    monkeypatch.setenv("OBSERVATORY_DRIFT_REPORTS", str(tmp_path / "no-reports"))
+    monkeypatch.delenv("OBSERVATORY_CONFIG", raising=False)
+    reset_on_demand()
+    at = AppTest.from_file(MAIN, default_timeout=300).run()
+    at.switch_page("views/drift.py").run()
+    finish_on_demand()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    errors = "\n".join(str(e.value) for e in at.error).replace("\\", "")
+    assert "Could not compute drift for the 24 h window ending 2026-11-30 00:00 UTC: " in errors
+    assert "StoreError: query failed: " in errors and "part.parquet" in errors  # DuckDB's
+    assert drift_data_started() == 1
+    bad.write_bytes(good)
+    next(b for b in at.button if b.label == "Try again").click().run()
+    finish_on_demand()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "Could not compute" not in _on_demand_texts(at)
+    assert "Computed now (on demand in " in _on_demand_texts(at)
+    assert "CRITICAL" in _on_demand_texts(at)
+    assert drift_data_started() == 2
+
+
+def drift_data_started() -> int:
+    """Computations the server's on-demand worker has started."""
+    from app import drift_data
+
+    return drift_data.on_demand().started

@@ -35,6 +35,7 @@ from app.filters import TIME_RANGES, URL_STATE, Filters, live, require_selection
 from app.ui import md, plotly_text, show_report_file
 from observatory import drift_archive
 from observatory.drift_engine import OVER_TIME_METRICS, DriftReport, Reference
+from observatory.drift_ondemand import Busy, Job, Question
 from observatory.drift_report import dist_figure, over_time_figure
 
 WINDOWS = {
@@ -304,27 +305,86 @@ def _compute_now_key(window: timedelta, reference: str) -> str:
     return f"drift-compute-now-{int(window.total_seconds())}-{reference}"
 
 
-def _fleet(window: timedelta, reference: str, f: Filters) -> tuple[DriftReport, str]:
-    """Drift of the whole fleet and where it came from (shown in the caption).
+#: Seconds between the page's checks of a running on-demand computation.
+POLL_S = 5
+
+
+@st.fragment(run_every=POLL_S)
+def _wait_for(job: Job) -> None:
+    """While ``job`` runs: its status, refreshed every :data:`POLL_S` s; once it has
+    finished, the page runs again and picks up the result (or asks again, when it was
+    another question's run that held the worker)."""
+    if not job.running:
+        st.rerun(scope="app")
+    status = job.status()
+    st.info(f"**{md(status[0].upper() + status[1:])}**.")
+
+
+def _on_demand(
+    question: Question, latest: bool, expected: float | None, after: datetime | None = None
+) -> Job | None:
+    """The on-demand run of ``question`` for this session: found (running, or finished
+    and still fresh), or asked for (:mod:`observatory.drift_ondemand`: one run per
+    question for every session of the server, one run at a time).  What is not ready
+    yet is said on the page, with a check every :data:`POLL_S` s; a failed run's error
+    too, with a button to try again.  Returns the job when it holds a report, else None.
+    ``after``: a run whose window ends at or before it does not answer (the scheduled
+    report shown instead is as new).
+    """
+    worker = drift_data.on_demand()
+    found = worker.find(question, latest=latest, fresh=drift_data.fresh)
+    if found is not None and after is not None and found.question.end <= after:
+        found = None
+    asked = found if found is not None else worker.ask(question, expected)
+    if isinstance(asked, Busy):
+        st.warning(
+            f"Another drift computation holds the server's worker ({md(asked.running.status())}); "
+            f"one runs at a time, to bound memory. Drift for {md(question.describe())} "
+            f"starts when it has finished (the page checks every {POLL_S} s)."
+        )
+        _wait_for(asked.running)
+        return None
+    if asked.error is not None:
+        st.error(f"Could not compute drift for {md(question.describe())}: {md(asked.error)}")
+        if st.button("Try again", key="drift-on-demand-retry"):
+            worker.forget(asked.question)
+            st.rerun()
+        return None
+    if asked.running:
+        _wait_for(asked)
+        st.caption(
+            "Computed in the background, once for every session asking the same question; "
+            "the page shows the result when it is done."
+        )
+        return None
+    return asked
+
+
+def _fleet(window: timedelta, reference: str, f: Filters) -> tuple[DriftReport, str] | None:
+    """Drift of the whole fleet and where it came from (shown in the caption), or None
+    while it is being computed (the page says so).
 
     In this order: the archive's JSON report of exactly this window when it answers
     the question; for a preset time range (which ends at the latest data, moving with
     every collector run), the newest fresh scheduled report of the question, shown
     "as of" its window end with a button that computes the latest window instead;
-    else computed now (:func:`app.drift_data.report`, cached).  A saved report's values
+    else computed on demand in the server's background worker (:func:`_on_demand`),
+    the scheduled report shown meanwhile if there is one.  A saved report's values
     are those ``compute_drift`` gives for its window (docs/drift.md, "The page at the
     large fleet").
 
     Raises:
-        StoreError, ValueError: as :func:`app.drift_data.report`.
+        StoreError, ValueError: reading the archive or the store failed; a bad reference.
     """
     exact = _exact(window, reference, f.end)
     if exact is not None:
         return exact
     key = _compute_now_key(window, reference)
-    found = _scheduled(window, reference, f.end) if f.range_label in TIME_RANGES else None
+    preset = f.range_label in TIME_RANGES
+    found = _scheduled(window, reference, f.end) if preset else None
+    question = drift_data.question(window, reference, f.end)
     cost = found[1].settings.get("compute_s") if found is not None else None
-    expected = f"about {float(cost):.0f} s, as the scheduled report took" if cost else "a while"
+    expected = float(cost) if cost else drift_data.on_demand().last_seconds(question.store)
     if found is not None and not st.session_state.get(key):
         path, saved = found
         st.info(
@@ -332,29 +392,42 @@ def _fleet(window: timedelta, reference: str, f: Filters) -> tuple[DriftReport, 
             f"{md(path.name)} (computed {saved.generated_utc:%Y-%m-%d %H:%M} UTC); data "
             f"since then (up to {f.end:%Y-%m-%d %H:%M} UTC) not included."
         )
+        took = "the scheduled report" if cost else "the last on-demand run"
+        cost_text = f"about {expected:.0f} s, as {took} took" if expected else ""
         if not st.button(
             "Compute now for the latest data",
             key=f"{key}-button",
             help=f"Computes drift for the window ending {f.end:%Y-%m-%d %H:%M} UTC over "
-            f"the whole fleet: {expected}.",
+            f"the whole fleet in the background ({cost_text or 'duration unknown'}); "
+            "this report stays shown until it is done.",
         ):
             return saved, (
                 f"Read from the scheduled report {md(path.name)}: no row it read has "
                 "changed since it was computed."
             )
         st.session_state[key] = True
-    with st.spinner(
-        f"Computing drift for the window ending {f.end:%Y-%m-%d %H:%M} UTC ({expected}) ..."
-    ):
-        fleet = drift_data.report(window, reference, end=f.end)
+    job = _on_demand(question, preset, expected, found[1].window_end if found else None)
     if found is not None and st.button("Back to the scheduled report", key=f"{key}-back"):
         st.session_state[key] = False
         st.rerun(scope="fragment")
-    return fleet, (
-        "Computed now for the latest data."
-        if found is not None
-        else "Computed now (no saved report in the archive answers this window)."
-    )
+    if job is not None and job.report is not None:
+        how = (
+            f"on demand in {job.seconds:.0f} s, finished {job.finished_utc:%H:%M} UTC"
+            if job.finished_utc is not None
+            else "on demand"
+        )
+        return job.report, (
+            f"Computed now for the latest data ({how})."
+            if found is not None
+            else f"Computed now ({how}; no saved report in the archive answers this window)."
+        )
+    if found is not None:
+        path, saved = found
+        return saved, (
+            f"Read from the scheduled report {md(path.name)} while drift for the latest "
+            "data is computed."
+        )
+    return None
 
 
 def render(f: Filters) -> None:
@@ -368,10 +441,14 @@ def render(f: Filters) -> None:
     metric_label = _url_select(c3, "Heatmap metric", list(METRICS), key="drift_metric")
     metric = METRICS[metric_label]
     try:
-        fleet, source = _fleet(WINDOWS[window_label], REFERENCES[reference_label], f)
+        answer = _fleet(WINDOWS[window_label], REFERENCES[reference_label], f)
     except (StoreError, ValueError) as exc:
         st.error(f"Could not compute drift: {md(exc)}")
         return
+    if answer is None:  # being computed: the page said so
+        _archive()
+        return
+    fleet, source = answer
     report = drift_data.selected(fleet, f)
     box = {"critical": st.error, "warning": st.warning, "ok": st.success}.get(
         report.verdict, st.info
@@ -385,7 +462,7 @@ def render(f: Filters) -> None:
         + (
             "the end of the sidebar's time range"
             if report.window_end == f.end.replace(second=0, microsecond=0)
-            else "the scheduled report's window end, before the sidebar's"
+            else "the shown report's window end, before the sidebar's"
         )
         + f" ({report.window_end:%Y-%m-%d %H:%M} UTC); its length is this page's "
         "Window control, not the range's. Regions, models and arms follow the sidebar "

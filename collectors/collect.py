@@ -312,10 +312,11 @@ class Collector:
         coll = self.settings.collection
         step_ms = int(coll.step.total_seconds() * 1000)
         now_ms = _ms(now or datetime.now(UTC))
-        # The state never moves past settled time: an explicit ``end`` in the future
-        # collects what exists so far, and the next run collects the rest of its steps.
+        # Nothing past settled time is collected: an explicit ``end`` in the future
+        # collects what exists so far (the window, the run log and the state end at
+        # settled time), and the next run collects the rest.
         settled_ms = _floor(now_ms - int(coll.settle.total_seconds() * 1000), step_ms)
-        end_ms = _floor(_ms(end), step_ms) if end else settled_ms
+        end_ms = min(_floor(_ms(end), step_ms), settled_ms) if end else settled_ms
         return step_ms, end_ms, settled_ms
 
     def _unit_starts(

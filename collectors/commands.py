@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
@@ -99,7 +99,15 @@ def collect(
     from collectors import metrics
 
     if metrics_port is not None:
-        metrics.serve(metrics_port)
+        try:
+            metrics.serve(metrics_port)
+        except OSError as exc:  # in use, or not allowed
+            click.echo(
+                f"error: --metrics-port {metrics_port}: cannot listen on "
+                f"127.0.0.1:{metrics_port}: {exc.strerror or exc}",
+                err=True,
+            )
+            return EXIT_USAGE
         click.echo(f"collector metrics on http://127.0.0.1:{metrics_port}/metrics", err=True)
     collector = Collector(config, Store(config.store_path))
     stop = threading.Event()
@@ -222,6 +230,11 @@ def config_warnings(config: Config, environ: dict[str, str] | None = None) -> li
     return out
 
 
+def _promql_duration(span: timedelta) -> str:
+    """``span`` as a PromQL duration in whole seconds (``28800s``), at least 1 s."""
+    return f"{max(1, int(span.total_seconds()))}s"
+
+
 def check_connectivity(config: Config, timeout_s: float = 10.0) -> int:
     """Reach every region: version, latency, and how many of its presets' metrics exist."""
     from collectors.collect import plan_fetches
@@ -254,7 +267,15 @@ def check_connectivity(config: Config, timeout_s: float = 10.0) -> int:
                         names.add(sel.name)
                     else:
                         names.update(v for k, _op, v in sel.matchers if k == "__name__")
-            expr = 'count by (__name__) ({__name__=~"' + "|".join(sorted(names)) + '"})'
+            # Over the collection lookback, not the instant query's 5 min: a source
+            # whose newest samples are older (a paused exporter, a backfill) still
+            # has what `collect` would fetch.
+            lookback = _promql_duration(config.settings.collection.lookback)
+            expr = (
+                'count by (__name__) (last_over_time({__name__=~"'
+                + "|".join(sorted(names))
+                + f'"}}[{lookback}]))'
+            )
             data = source.instant(expr)
             present = {r["metric"].get("__name__") for r in data.get("result", [])}
             wanted = set()
@@ -263,7 +284,8 @@ def check_connectivity(config: Config, timeout_s: float = 10.0) -> int:
             found = f"{len(present & wanted)}/{len(wanted)}"
             missing = sorted(wanted - present)
             if missing:
-                detail = "absent: " + ", ".join(missing[:6]) + (" ..." if len(missing) > 6 else "")
+                detail = f"absent in the last {lookback}: " + ", ".join(missing[:6])
+                detail += " ..." if len(missing) > 6 else ""
             for w in data.get("warnings", []):
                 detail += f"; warning: {w}"
         except QueryError as exc:

@@ -93,7 +93,9 @@ def main() -> None:
     "--dry-run", is_flag=True, help="Print the PromQL each region would get; fetch nothing."
 )
 @click.option(
-    "--metrics-port", type=int, help="Expose the collector's own metrics on 127.0.0.1:PORT/metrics."
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="Expose the collector's own metrics on 127.0.0.1:PORT/metrics.",
 )
 def collect(
     config_path: str,

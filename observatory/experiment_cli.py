@@ -129,7 +129,10 @@ def report_command(
         fail([f"the store holds no data for experiment {name!r} in its window"], EXIT_NO_DATA)
     text = render(rep, fmt)
     if out_path:
-        Path(out_path).write_text(text, encoding="utf-8")
+        try:
+            Path(out_path).write_text(text, encoding="utf-8")
+        except OSError as exc:
+            fail([f"--out: cannot write {out_path}: {exc.strerror or exc}"], EXIT_USAGE)
         decision = "; ".join(f"{t}: {d}" for t, (d, _) in rep.analysis.verdicts.items())
         click.echo(f"wrote {out_path} ({decision})")
     else:

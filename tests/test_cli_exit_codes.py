@@ -84,6 +84,32 @@ def test_usage_errors_keep_their_codes(tmp_path: Path) -> None:
     assert drift_codes.EXIT_NO_DATA == exit_codes.EXIT_NO_DATA
 
 
+def test_a_metrics_port_that_cannot_be_used_is_a_usage_error(tmp_path: Path) -> None:
+    import socket
+
+    config = tmp_path / "o.yaml"
+    config.write_text(
+        f"store: {tmp_path / 'store'}\nregions:\n  - name: r1\n    url: http://127.0.0.1:9\n"
+        "    latitude: 1.0\n    longitude: 2.0\n"
+    )
+    runner = CliRunner()
+    out_of_range = runner.invoke(
+        main, ["collect", "--config", str(config), "--metrics-port", "99999"]
+    )
+    assert out_of_range.exit_code == exit_codes.EXIT_USAGE, out_of_range.output
+    assert "--metrics-port" in out_of_range.output and "99999" in out_of_range.output
+    with socket.socket() as taken:  # a real listener holds the port
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        args = ["collect", "--config", str(config), "--metrics-port", str(port)]
+        in_use = runner.invoke(main, args)
+    assert in_use.exit_code == exit_codes.EXIT_USAGE, in_use.output
+    assert isinstance(in_use.exception, SystemExit), in_use.exception  # said, not raised
+    assert f"error: --metrics-port {port}: cannot listen on 127.0.0.1:{port}" in in_use.output
+    assert not (tmp_path / "store").exists()  # stopped before collecting anything
+
+
 @pytest.mark.parametrize(
     ("name", "code"),
     [

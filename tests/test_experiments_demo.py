@@ -267,6 +267,13 @@ def test_cli_list_and_report_json_md_html(store_dir: Path, tmp_path: Path) -> No
         assert "Sample ratio" in text and "accuracy" in text and "eu-west-1" in text
     missing = runner.invoke(main, ["experiment", "report", "nope", *base])
     assert missing.exit_code == 2 and "no experiment 'nope'" in missing.output
+    nowhere = tmp_path / "no-such-folder" / "r.md"
+    unwritable = runner.invoke(
+        main, ["experiment", "report", "llama-v2-rollout", *base, "--out", str(nowhere)]
+    )
+    assert unwritable.exit_code == 2, unwritable.output
+    assert isinstance(unwritable.exception, SystemExit), unwritable.exception  # no traceback
+    assert f"error: --out: cannot write {nowhere}" in unwritable.output
 
 
 def test_arms_seen_in_different_minutes_raise_a_warning() -> None:

@@ -231,6 +231,12 @@ def test_check_config_connect_table(served: ServedFleet, tmp_path: Path) -> None
     assert lines[REGION].split()[1] == "ok" and "2.42" in lines[REGION], res.stdout
     assert lines["closed"].split()[1] == "unreachable", res.stdout
     assert "1 of 2 regions reachable" in res.stdout
+    # The fleet's samples end 2 h before now, beyond an instant query's 5 min: the
+    # check looks back over the collection lookback, so what `collect` fetches counts.
+    found, wanted = (int(x) for x in lines[REGION].split()[4].split("/"))
+    assert 0 < found < wanted, res.stdout
+    absent = lines[REGION].split(": ", 1)[1]
+    assert "vllm:e2e_request_latency_seconds_bucket" not in absent, res.stdout
 
 
 def test_mimir_prefix_and_tenant_header_through_a_proxy(

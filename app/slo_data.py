@@ -62,6 +62,20 @@ def spec_paths() -> list[Path]:
     return [Path(p) for p in value.split(os.pathsep) if p.strip()]
 
 
+def specs_caption() -> str:
+    """Where the SLO specs come from, for the pages (Markdown-safe)."""
+    from app.ui import md
+
+    paths = spec_paths()
+    if paths == [DEFAULT_SPECS]:
+        return (
+            "SLO specs: the built-in examples (`examples/slo`). For your own, start the "
+            "dashboard with `observatory serve --slo-specs FILE_OR_FOLDER` "
+            "(or set `OBSERVATORY_SLO_SPECS`)."
+        )
+    return "SLO specs: " + ", ".join(md(p) for p in paths) + "."
+
+
 def _stamp(paths: list[Path]) -> tuple[tuple[str, float], ...]:
     files: list[Path] = []
     for p in paths:

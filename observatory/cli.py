@@ -249,9 +249,23 @@ def demo(
     type=click.Path(file_okay=False),
     help="Store folder to read (default: the config's store, or data/demo).",
 )
+@click.option(
+    "--slo-specs",
+    "slo_specs",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="SLO spec file or folder (OpenSLO or Sloth YAML; repeatable). Default: "
+    "$OBSERVATORY_SLO_SPECS, else the built-in examples (examples/slo).",
+)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8501, show_default=True, help="Port to listen on.")
-def serve(config_path: str | None, store_path: str | None, host: str, port: int) -> None:
+def serve(
+    config_path: str | None,
+    store_path: str | None,
+    slo_specs: tuple[str, ...],
+    host: str,
+    port: int,
+) -> None:
     """Start the dashboard (Streamlit) and print its URL."""
     from observatory import demo as demo_build
     from observatory.store import Store
@@ -274,6 +288,12 @@ def serve(config_path: str | None, store_path: str | None, host: str, port: int)
     if reports.is_dir() or "OBSERVATORY_DRIFT_REPORTS" in env:
         env["OBSERVATORY_DRIFT_REPORTS"] = str(reports.resolve())
     env["OBSERVATORY_STORE"] = str(store.resolve())
+    # Absolute: the app runs in `root`, where a relative path would not resolve.
+    specs = list(slo_specs) or [
+        p for p in env.get("OBSERVATORY_SLO_SPECS", "").split(os.pathsep) if p.strip()
+    ]
+    if specs:
+        env["OBSERVATORY_SLO_SPECS"] = os.pathsep.join(str(Path(p).resolve()) for p in specs)
     app = root / "app" / "main.py"
     click.echo(f"Observatory dashboard: http://{host}:{port}  (store: {store})", err=False)
     args = [

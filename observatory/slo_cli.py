@@ -9,6 +9,7 @@ success, 1 the work failed (``status --fail-on``), 2 bad usage or a bad spec fil
 from __future__ import annotations
 
 import math
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -27,7 +28,8 @@ _specs_option = click.option(
     "spec_paths",
     multiple=True,
     type=click.Path(exists=True),
-    help="OpenSLO or Sloth file or folder (repeatable; default: the examples in examples/slo).",
+    help="OpenSLO or Sloth file or folder (repeatable; default: $OBSERVATORY_SLO_SPECS, "
+    "as the dashboard, else the examples in examples/slo).",
 )
 _store_option = click.option(
     "--store",
@@ -44,7 +46,9 @@ def _load(spec_paths: tuple[str, ...]) -> list[Any]:
     from observatory.slo_specs import SpecError, load_specs
 
     try:
-        return load_specs(list(spec_paths) or [DEFAULT_SPECS])
+        env = os.environ.get("OBSERVATORY_SLO_SPECS", "").split(os.pathsep)
+        env = [p for p in env if p.strip()]
+        return load_specs(list(spec_paths) or env or [DEFAULT_SPECS])
     except SpecError as exc:
         for line in exc.messages:
             click.echo(f"error: {line}", err=True)

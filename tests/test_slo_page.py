@@ -117,6 +117,10 @@ def test_a_link_opens_the_slo_with_the_filters(
     assert not at.exception, [e.value for e in at.exception]
     assert at.selectbox(key="slo").value == "p99-latency"
     assert at.multiselect(key="models").value == ["mistral-7b"]
+    # Without specs of their own, the page says it judges the built-in examples.
+    assert any(
+        "built-in examples" in c.value and "--slo-specs" in c.value for c in at.caption
+    ), [c.value for c in at.caption]
     # p99-latency is split by region and model: the breakdown holds its mistral-7b groups,
     # one per region, each the engine's own row.
     slos = load_specs([ROOT / "examples" / "slo"])

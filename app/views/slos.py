@@ -335,6 +335,7 @@ def _detail(table: pd.DataFrame, f: Filters, c: PageChoices) -> None:
 def render(f: Filters, c: PageChoices) -> None:
     """The page's body (a fragment: reruns on the live-refresh interval, Off by default)."""
     st.caption(md(f.caption()))
+    st.caption(slo_data.specs_caption())
     st.caption(
         "Status is evaluated at the end of the time range: now (each SLO's latest data) "
         "for a preset, the end of the last chosen day for custom dates. Each SLO keeps "
@@ -397,7 +398,10 @@ except slo_data.SpecError as exc:
     st.code("\n".join(exc.messages), language=None)
     st.stop()
 if not definitions:
-    st.info("No SLOs defined. Point `OBSERVATORY_SLO_SPECS` at OpenSLO or Sloth files.")
+    st.info(
+        "No SLOs defined. Start the dashboard with `observatory serve --slo-specs "
+        "FILE_OR_FOLDER` (or set `OBSERVATORY_SLO_SPECS`) naming OpenSLO or Sloth files."
+    )
     st.stop()
 choices = _choices(definitions)
 live(lambda f: render(f, choices), filters, heavy=True)

@@ -17,6 +17,7 @@ Pages never import DuckDB or the Store themselves; they call :func:`query`.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +26,7 @@ import pandas as pd
 import streamlit as st
 
 from analytics.overview import Thresholds
+from app.filter_catalogue import warm_in_background
 from observatory.config import ConfigError, load_config
 from observatory.store import Store, StoreError
 
@@ -87,6 +89,23 @@ def shared_store(path: str) -> Store:
     ``parquet_metadata_cache``: false), so a long-lived connection reads no stale data.
     """
     return _shared_store(path, Store(path).view_key())
+
+
+def warm_up(path: str | Path) -> threading.Thread:
+    """Start the server's warm-up for the store at ``path`` (``observatory serve`` calls
+    it before Streamlit starts): a daemon thread that builds the DuckDB views of the
+    very Store the pages use (:func:`shared_store` of the resolved path, as the pages
+    call it) and reads the filter catalogue through it
+    (:func:`app.filter_catalogue.warm_in_background`).
+
+    Single flight: a page that asks for the Store while the warm-up builds it waits for
+    that build (``st.cache_resource`` computes a value once, other callers wait on its
+    lock) instead of building a second one; one catalogue read at a time likewise.
+
+    Returns:
+        the started thread (``join`` it to wait for the warm-up).
+    """
+    return warm_in_background(Path(path).resolve(), open_store=shared_store)
 
 
 @st.cache_data(ttl=60, max_entries=512, show_spinner=False)

@@ -12,14 +12,21 @@ queries compute over the minute rows (``overview_time_bounds``, ``overview_regio
   so it holds exactly the partition's label values;
 - the first and latest step of request data from the earliest and the newest date
   partitions only (the date partition of a step is a non-decreasing function of its
-  time, so the extreme steps lie there);
-- each file's labels are kept for the life of the process, keyed by its path,
-  modification time (ns), size and inode: a partition is replaced atomically, so only
-  the files written since the last read (today's, in a live store) are read again.
+  time, so the extreme steps lie there), remembered per date as the labels are;
+- each partition's labels are kept for the life of the process, keyed by its folder
+  and the folder's stamp (modification time, :meth:`observatory.store.Store.partition_stamp`):
+  the writer gives the folder a new stamp with every write and closed-day compaction
+  keeps it, so checking a partition is one ``stat`` of its folder (not one per file),
+  and only the partitions written since the last read (today's, in a live store) are
+  read again;
+- a file listed and then gone before DuckDB opens it (a closed day compacted under
+  the read) makes the read list the files again and run once more.
 
-``observatory serve`` calls :func:`warm_in_background` when the server starts: one
-read in a background thread fills that per-process memory, so the first page a
-viewer opens lists the filters from it instead of reading every file.
+``observatory serve`` starts :func:`app.data.warm_up`, which calls
+:func:`warm_in_background` with the dashboard's shared Store: one read in a background
+thread builds that Store's DuckDB views and fills the per-process memory, so the first
+page a viewer opens finds both ready (or waits for them while the warm-up runs)
+instead of building and reading them itself.
 
 No Streamlit here: :func:`read_catalogue` takes a :class:`~observatory.store.Store`.
 """
@@ -27,14 +34,17 @@ No Streamlit here: :func:`read_catalogue` takes a :class:`~observatory.store.Sto
 from __future__ import annotations
 
 import logging
+import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import pandas as pd
 
-from observatory.store import ROLLUP_OF, Store, StoreError
+from observatory.hour_files import folder_stamp
+from observatory.store import ROLLUP_OF, DataPartition, Store, StoreError, retry_on_vanished
 
 log = logging.getLogger(__name__)
 
@@ -69,94 +79,118 @@ class FilterCatalogue:
     arms: list[str]
 
 
-def _partitions(store: Store, table: str, signal: str) -> dict[date, list[Path]]:
-    """The data files of one signal, by partition date."""
-    by_date: dict[date, list[Path]] = {}
-    for part in store.partitions(table, [signal]):
-        by_date.setdefault(part.day, []).extend(part.files())
-    return by_date
+#: A file whose rows carry a partition's labels: (the partition folder, as a string;
+#: ``table`` or its roll-up table; the file).
+LabelFile = tuple[str, str, Path]
 
 
-def _label_files(
-    store: Store, table: str, signals: tuple[str, ...]
-) -> list[tuple[str, list[Path]]]:
-    """``(table or roll-up name, files)`` whose rows carry the labels of ``signals``."""
+def _label_files(store: Store, table: str, parts: list[DataPartition]) -> list[LabelFile]:
+    """The files whose rows carry the labels of the partitions ``parts``: each one's
+    fresh hourly roll-up (one file; 60x fewer rows), else its data files
+    (:meth:`observatory.store.Store.hourly_plan` decides).  Folder listings and
+    ``stat`` calls of the dates of ``parts`` only."""
     if table not in ROLLUP_OF:
-        files = [p for sig in signals for ps in _partitions(store, table, sig).values() for p in ps]
-        return [(table, files)]
-    days = store.stored_dates(table, signals)
-    if not days:
-        return []
-    # hourly_plan takes the window (start, end]: these bounds cover the dates found.
+        return [(os.fspath(part.folder), table, f) for part in parts for f in part.files()]
+    wanted = {os.fspath(part.folder) for part in parts}
+    days = sorted({part.day for part in parts})
+    # hourly_plan takes the window (start, end]: these bounds cover the dates of parts.
     start = datetime.combine(days[0], time()) - timedelta(microseconds=1)
+    signals = sorted({part.signal for part in parts})
     plan = store.hourly_plan(table, signals, start, datetime.combine(days[-1], time()))
-    return [(ROLLUP_OF[table], plan.hourly), (table, plan.minutes_all)]
+    # a roll-up table mirrors its data table's signal=/date=/region= folders
+    rollup, data = (os.fspath(store.lake / name) for name in (ROLLUP_OF[table], table))
+    out: list[LabelFile] = []
+    for path in plan.hourly:
+        folder = data + os.path.dirname(os.fspath(path))[len(rollup) :]
+        if folder in wanted:
+            out.append((folder, ROLLUP_OF[table], path))
+    for path in plan.minutes_all:
+        folder = os.path.dirname(os.fspath(path))
+        if folder in wanted:
+            out.append((folder, table, path))
+    return out
 
 
 Labels = frozenset[tuple[str, ...]]
-#: Distinct labels of every file read so far: ``(path, columns)`` -> (the file's
-#: ``(mtime_ns, size, inode)`` when read, its labels).  Partition files are replaced
-#: atomically (a new inode and modification time), so a changed identity means the
-#: file must be read again; an unchanged one (every closed day) is not read again.
-_SEEN: dict[tuple[str, tuple[str, ...]], tuple[tuple[int, int, int], Labels]] = {}
+#: Distinct labels of every partition read so far: ``(folder, columns)`` -> (the
+#: folder's stamp when read, the labels of its rows).  The writer gives a partition
+#: folder a new stamp (modification time) with every write, and compaction keeps it
+#: (same rows), so an unchanged stamp means unchanged labels: a closed day is never
+#: read again, a written one (today's, in a live store) is.
+_SEEN: dict[tuple[str, tuple[str, ...]], tuple[int, Labels]] = {}
 _SEEN_MAX = 500_000  # entries (about 100 bytes each; label sets are shared)
 _INTERNED: dict[Labels, Labels] = {}
 _SEEN_LOCK = threading.Lock()
 
 
 def _distinct(
-    store: Store, name: str, files: list[Path], columns: tuple[str, ...]
+    store: Store, table: str, signals: tuple[str, ...], columns: tuple[str, ...]
 ) -> set[tuple[str, ...]]:
-    """Distinct ``columns`` (a missing label as ``""``) over ``files`` of table ``name``.
+    """Distinct ``columns`` (a missing label as ``""``) of the rows of ``signals`` in
+    ``table``.
 
-    Files read before in this process and unchanged since (:data:`_SEEN`) are not
-    read again; the others are read in one query.
+    One ``stat`` per partition folder (its stamp); partitions read before in this
+    process with the same stamp (:data:`_SEEN`) are not read again, the others are
+    read in one query per kind of file (their fresh roll-ups, else their data files).
     """
     out: set[tuple[str, ...]] = set()
-    unread: dict[str, tuple[int, int, int]] = {}
-    for path in files:
-        try:
-            st = path.stat()
-        except FileNotFoundError:  # removed since it was listed: no rows to show
+    unread: dict[str, tuple[DataPartition, int]] = {}
+    for part in store.partitions(table, signals):
+        folder = os.fspath(part.folder)
+        stamp = folder_stamp(part.folder)  # taken before any read: a later write changes it
+        if stamp is None:  # removed since it was listed: no rows to show
             continue
-        ident = (st.st_mtime_ns, st.st_size, st.st_ino)
-        seen = _SEEN.get((path.as_posix(), columns))
-        if seen is not None and seen[0] == ident:
+        seen = _SEEN.get((folder, columns))
+        if seen is not None and seen[0] == stamp:
             out |= seen[1]
         else:
-            unread[path.as_posix()] = ident
+            unread[folder] = (part, stamp)
     if not unread:
         return out
-    listed = list(unread)
-    # DuckDB numbers the files of a list in its order (``file_index``): grouping by that
-    # integer and the bare columns (not an expression such as coalesce) is the cheap way
-    frame = store.query(
-        f"SELECT DISTINCT file_index, {', '.join(columns)} "
-        f"FROM {store.parquet_source(name, [Path(f) for f in listed])}"
+    parts = [part for part, _ in unread.values()]
+    by_folder = retry_on_vanished(  # a day compacted under the read: list again, once
+        lambda: _labels_by_folder(store, _label_files(store, table, parts), columns),
+        "filter catalogue",
     )
-    by_file: dict[str, set[tuple[str, ...]]] = {}
-    for index, *values in frame.itertuples(index=False, name=None):
-        label = tuple("" if v is None or pd.isna(v) else str(v) for v in values)
-        by_file.setdefault(listed[index], set()).add(label)
     with _SEEN_LOCK:
         if len(_SEEN) + len(unread) > _SEEN_MAX:
             _SEEN.clear()
             _INTERNED.clear()
-        for file, ident in unread.items():
-            labels = frozenset(by_file.get(file, ()))
+        for folder, (_, stamp) in unread.items():
+            labels = frozenset(by_folder.get(folder, ()))
             labels = _INTERNED.setdefault(labels, labels)
-            _SEEN[(file, columns)] = (ident, labels)
+            _SEEN[(folder, columns)] = (stamp, labels)
             out |= labels
     return out
 
 
+def _labels_by_folder(
+    store: Store, files: list[LabelFile], columns: tuple[str, ...]
+) -> dict[str, set[tuple[str, ...]]]:
+    """Distinct ``columns`` (a missing label as ``""``) of ``files``, by partition
+    folder; one query per kind of file (roll-up, data)."""
+    by_kind: dict[str, list[LabelFile]] = {}
+    for file in files:
+        by_kind.setdefault(file[1], []).append(file)
+    by_folder: dict[str, set[tuple[str, ...]]] = {}
+    bare = ", ".join(columns)
+    labels = ", ".join(f"coalesce({c}, '')" for c in columns)
+    for kind, listed in by_kind.items():
+        # DuckDB numbers the files of a list in its order (``file_index``): DISTINCT over
+        # that integer and the bare columns is the cheap way; coalesce after it
+        frame = store.query(
+            f"SELECT file_index, {labels} FROM ("
+            f"SELECT DISTINCT file_index, {bare} "
+            f"FROM {store.parquet_source(kind, [path for _, _, path in listed])})"
+        )
+        for index, *values in frame.itertuples(index=False, name=None):
+            by_folder.setdefault(listed[index][0], set()).add(tuple(values))
+    return by_folder
+
+
 def _request_labels(store: Store) -> set[tuple[str, ...]]:
     """Distinct ``(region, model, arm)`` of the request data (``""`` for a missing label)."""
-    return {
-        label
-        for name, files in _label_files(store, "counters", (REQUESTS,))
-        for label in _distinct(store, name, files, ("region", "model", "arm"))
-    }
+    return _distinct(store, "counters", (REQUESTS,), ("region", "model", "arm"))
 
 
 def _other_models(store: Store) -> set[str]:
@@ -167,25 +201,59 @@ def _other_models(store: Store) -> set[str]:
     return {
         label[0]
         for table, signals in MODEL_SIGNALS.items()
-        for name, files in _label_files(store, table, tuple(s for s in signals if s != REQUESTS))
-        for label in _distinct(store, name, files, ("model",))
+        for label in _distinct(store, table, tuple(s for s in signals if s != REQUESTS), ("model",))
     }
 
 
-def _first_step(store: Store, by_date: dict[date, list[Path]]) -> datetime | None:
-    """The first ``ts_utc`` of the files ``by_date`` (None without rows).
+#: The first or last step of each date's request partitions read so far:
+#: ``(store root, "min" or "max", date)`` -> (the partitions' folders and stamps when
+#: read, the step or None for no rows).
+_STEPS: dict[
+    tuple[Path, str, date], tuple[tuple[tuple[Path, int | None], ...], datetime | None]
+] = {}
 
-    Reads the earliest date partition, and every file only when that one holds no rows.
+
+def _day_step(store: Store, day: date, agg: str) -> datetime | None:
+    """``agg`` (``min`` or ``max``) of ``ts_utc`` over the request rows of date ``day``
+    (None without rows): remembered while no partition of the date changes its stamp,
+    else read from the date's data files (one query; listed again once if a file
+    vanishes under it)."""
+    parts = list(store.partitions("counters", [REQUESTS], [day]))
+    stamps = tuple((part.folder, folder_stamp(part.folder)) for part in parts)
+    key = (store.root, agg, day)
+    seen = _STEPS.get(key)
+    if seen is not None and seen[0] == stamps:
+        return seen[1]
+
+    def step(files: list[Path]) -> datetime | None:
+        sql = f"SELECT {agg}(ts_utc) AS t FROM {store.parquet_source('counters', files)}"
+        t = store.query(sql)["t"].iloc[0]
+        return None if pd.isna(t) else pd.Timestamp(t).to_pydatetime()
+
+    value = retry_on_vanished(  # a day compacted under the read: list again, once
+        lambda: step([f for part in parts for f in part.files()]), "filter catalogue"
+    )
+    with _SEEN_LOCK:
+        if len(_STEPS) > _SEEN_MAX:
+            _STEPS.clear()
+        _STEPS[key] = (stamps, value)
+    return value
+
+
+def _extreme_step(store: Store, agg: str) -> datetime | None:
+    """The first (``min``) or latest (``max``) step end of the request data (None
+    without rows).
+
+    The date partition of a step is a non-decreasing function of its time, so the
+    extreme step lies in the earliest (latest) date with rows: dates are read from
+    that end until one holds rows (an emptied partition holds none).
     """
-    if not by_date:
-        return None
-    sql = "SELECT min(ts_utc) AS t FROM {}"
-    first = store.query(sql.format(store.parquet_source("counters", by_date[min(by_date)])))
-    t = first["t"].iloc[0]
-    if pd.isna(t):  # an emptied partition: rare, so the full read is acceptable
-        every = [path for files in by_date.values() for path in files]
-        t = store.query(sql.format(store.parquet_source("counters", every)))["t"].iloc[0]
-    return None if pd.isna(t) else pd.Timestamp(t).to_pydatetime()
+    days = store.stored_dates("counters", [REQUESTS])
+    for day in days if agg == "min" else reversed(days):
+        value = _day_step(store, day, agg)
+        if value is not None:
+            return value
+    return None
 
 
 def _regions(store: Store, with_data: list[str]) -> pd.DataFrame:
@@ -215,39 +283,46 @@ _READ_LOCK = threading.Lock()
 
 
 def _read_catalogue(store: Store) -> FilterCatalogue:
-    requests = _partitions(store, "counters", REQUESTS)
     labels = _request_labels(store)
     return FilterCatalogue(
-        first=_first_step(store, requests),
-        last=store.latest_step("counters", [REQUESTS]),
+        first=_extreme_step(store, "min"),
+        last=_extreme_step(store, "max"),
         regions=_regions(store, sorted({region for region, _, _ in labels})),
         models=sorted({model for _, model, _ in labels} | _other_models(store)),
         arms=sorted({arm for _, _, arm in labels}),
     )
 
 
-def warm_in_background(root: str | Path) -> threading.Thread:
+def warm_in_background(
+    root: str | Path, open_store: Callable[[str], Store] | None = None
+) -> threading.Thread:
     """Read the catalogue of the store at ``root`` once, in a daemon thread, so that
-    every file's labels are remembered (:data:`_SEEN`) before the first page asks.
+    every partition's labels are remembered (:data:`_SEEN`) before the first page asks.
 
+    ``open_store(str(root))`` gives the Store to read through: the dashboard passes its
+    shared one (:func:`app.data.warm_up`), so the warm-up also builds the DuckDB views
+    the pages then use; without it a private Store is opened and closed afterwards.
     What the pages then show is unchanged: they still call :func:`read_catalogue`,
-    which re-reads any file changed since (a new modification time or inode).  A
-    missing or empty store is skipped; a read error is logged (the first page reads
-    the store itself and shows the error).
+    which re-reads any partition written since (a new folder stamp).  A missing or
+    empty store is skipped; a read error is logged (the first page reads the store
+    itself and shows the error).
 
     Returns:
         the started thread (``join`` it to wait for the warm-up).
     """
 
     def warm() -> None:
-        store = Store(root)
+        if not Store(root).has_data():
+            return
         try:
-            if store.has_data():
+            store = (open_store or Store)(str(root))
+            try:
                 read_catalogue(store)
+            finally:
+                if open_store is None:
+                    store.refresh()  # closes the private Store's DuckDB connection
         except (StoreError, OSError) as exc:
             log.warning("filter catalogue warm-up of %s failed: %s", root, exc)
-        finally:
-            store.refresh()  # closes its DuckDB connection
 
     thread = threading.Thread(target=warm, name="observatory-catalogue-warm-up", daemon=True)
     thread.start()

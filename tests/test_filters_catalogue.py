@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import threading
+import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -20,7 +22,10 @@ import pytest
 from app_support import demo_store
 
 import app.filter_catalogue as fc
+from app import data
 from app.filter_catalogue import FilterCatalogue, read_catalogue
+from observatory.folder_exchange import exchange_supported
+from observatory.hour_files import LEGACY_FILE
 from observatory.store import SCHEMAS, Store
 
 
@@ -194,18 +199,201 @@ def test_warm_up_of_a_missing_or_empty_store_does_nothing(tmp_path: Path) -> Non
     assert not (tmp_path / "nowhere").exists()  # a reader creates nothing
 
 
+class QueryLog:
+    """Every SQL text ``store`` runs while installed (the real queries run)."""
+
+    def __init__(self, store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.sql: list[str] = []
+        query = store.query
+
+        def logged(text: str, params: object = None) -> pd.DataFrame:
+            self.sql.append(text)
+            return query(text)
+
+        monkeypatch.setattr(store, "query", logged)
+
+    def parquet_reads(self) -> list[str]:
+        """The queries that name Parquet files of the lake (data or roll-ups)."""
+        return [q for q in self.sql if ".parquet'" in q]
+
+
+def _requests(region: str, model: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """One instance's request increases, one step a minute in ``(start, end]``."""
+    steps = pd.date_range(start + timedelta(minutes=1), end, freq="1min")
+    return pd.DataFrame(
+        {
+            "ts_utc": steps,
+            "signal": "requests",
+            "model": model,
+            "arm": "stable",
+            "instance": "gpu-0",
+            "value": [float(i % 7) for i in range(len(steps))],
+            "unit": "requests",
+        }
+    )
+
+
+def test_unchanged_store_reads_no_file_again(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    """After one read, an unchanged store costs one ``stat`` per partition folder: no
+    query reads a Parquet file of the lake (only the regions catalogue is queried)."""
+    fc._SEEN.clear()
+    fc._STEPS.clear()
+    first = read_catalogue(store)
+    log = QueryLog(store, monkeypatch)
+    again = read_catalogue(store)
+    assert log.parquet_reads() == []
+    assert log.sql == ["SELECT region, display_name FROM regions"]
+    monkeypatch.undo()
+    assert_same(again, first)
+    assert_same(again, reference(store))
+
+
+def test_a_write_to_today_shows_a_new_region_and_model_reading_only_its_partitions(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A collector step writes today's partitions (a new region, a new model in an old
+    one): their folders get new stamps, so exactly those partitions are read again,
+    from their roll-ups (written with the data), and the new labels show."""
+    before = read_catalogue(store)
+    assert before.last is not None
+    end = before.last - timedelta(hours=1)  # the last day's partitions (not midnight's)
+    start = end - timedelta(minutes=5)
+    store.replace_window(
+        "counters",
+        "sa-east-1",
+        ["requests"],
+        start,
+        end,
+        _requests("sa-east-1", "new-model", start, end),
+    )
+    store.replace_window(
+        "counters",
+        "eu-west-1",
+        ["requests"],
+        start,
+        end,
+        pd.concat(
+            [
+                store.query(
+                    "SELECT * EXCLUDE (region) FROM counters WHERE signal = 'requests' "
+                    f"AND region = 'eu-west-1' AND ts_utc > '{start}' AND ts_utc <= '{end}'"
+                ),
+                _requests("eu-west-1", "canary-model", start, end),
+            ]
+        ),
+    )
+    log = QueryLog(store, monkeypatch)
+    got = read_catalogue(store)
+    label_reads = [q for q in log.sql if "file_index" in q]
+    assert len(label_reads) == 1  # requests' labels: the two written partitions only
+    day = f"date={end.date().isoformat()}"
+    for region in ("sa-east-1", "eu-west-1"):
+        assert f"counters_hourly/signal=requests/{day}/region={region}/" in label_reads[0]
+    assert label_reads[0].count(".parquet'") == 2
+    monkeypatch.undo()
+    assert "sa-east-1" in got.regions["region"].tolist()
+    assert "sa-east-1" not in before.regions["region"].tolist()
+    assert {"new-model", "canary-model"} <= set(got.models)
+    assert not {"new-model", "canary-model"} & set(before.models)
+    assert_same(got, reference(store))
+
+
+def test_a_day_compacted_under_the_read_is_listed_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closed-day compaction swaps a partition folder: hour files the catalogue listed
+    vanish before DuckDB opens them.  The gap cannot be hit on demand, so the test
+    compacts right before the first query that names an hour file runs (the files,
+    the compaction and DuckDB's error are real); the read lists again and gets the
+    same answer as the reference."""
+    if not exchange_supported(tmp_path):
+        pytest.skip("this file system cannot exchange folders (no compaction)")
+    store = Store(tmp_path / "store")
+    day = datetime(2026, 3, 10)
+    for region, model in (("eu-west-1", "m1"), ("us-east-1", "m2")):
+        for k in range(0, 24, 6):  # four 6-hour collector windows: hour files
+            lo, hi = day + timedelta(hours=k), day + timedelta(hours=k + 6)
+            store.replace_window(
+                "counters", region, ["requests"], lo, hi, _requests(region, model, lo, hi)
+            )
+    hi = day + timedelta(days=1, hours=1)
+    store.replace_window(
+        "counters",
+        "eu-west-1",
+        ["requests"],
+        hi - timedelta(hours=1),
+        hi,
+        _requests("eu-west-1", "m1", hi - timedelta(hours=1), hi),
+    )
+    want = reference(store)
+    fc._STEPS.clear()
+    query = store.query
+    ran: list[str] = []  # the first step's reads
+    compacted: list[int] = []
+
+    def compacting(text: str, params: object = None) -> pd.DataFrame:
+        if "/h0" in text and not compacted:  # hour files listed, not read yet
+            with store.writer():
+                compacted.append(store.compact_closed(now=day + timedelta(days=3)).compacted)
+        if "min(ts_utc)" in text:
+            ran.append(text)
+        return query(text)
+
+    monkeypatch.setattr(store, "query", compacting)
+    got = read_catalogue(store)
+    monkeypatch.undo()
+    assert compacted == [4]  # both regions, both days (the midnight step is in day 2)
+    assert len(ran) == 2 and "/h0" in ran[0]
+    assert LEGACY_FILE in ran[1] and "/h0" not in ran[1]
+    assert_same(got, want)
+    assert got.first == day + timedelta(minutes=1)
+
+
+def test_warm_up_builds_the_pages_store_once_and_pages_wait_for_it(
+    demo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``app.data.warm_up`` builds the DuckDB views of the very Store the pages get from
+    ``shared_store``; a page asking while that build runs waits for it instead of
+    building a second one.  The build is slowed down (a wrapper that sleeps) only to
+    make the page's request land inside it every time."""
+    data._shared_store.clear()
+    building = threading.Event()
+    builds: list[int] = []
+    build = Store._build_connection
+
+    def slow_build(self: Store) -> object:
+        builds.append(1)
+        building.set()
+        time.sleep(0.5)
+        return build(self)
+
+    monkeypatch.setattr(Store, "_build_connection", slow_build)
+    fc._SEEN.clear()
+    warm = data.warm_up(demo)
+    assert building.wait(timeout=60)
+    page_store = data.shared_store(str(demo.resolve()))  # as app/filters.py asks
+    warm.join(timeout=120)
+    assert builds == [1]
+    assert fc._SEEN  # the catalogue was read through it
+    assert data.shared_store(str(demo.resolve())) is page_store
+    page_store.query("SELECT count(*) FROM counters")
+    assert builds == [1]  # the views were built once, by the warm-up
+    data._shared_store.clear()
+
+
 def test_serve_warms_the_catalogue_then_runs_streamlit_in_process(
     demo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """``observatory serve`` starts the warm-up for its store before Streamlit, and runs
-    Streamlit's CLI in its own process (a supervisor's SIGTERM reaches the server)."""
+    """``observatory serve`` starts the warm-up (views and catalogue,
+    :func:`app.data.warm_up`) for its store before Streamlit, and runs Streamlit's CLI
+    in its own process (a supervisor's SIGTERM reaches the server)."""
     from click.testing import CliRunner
     from streamlit.web import cli as streamlit_cli
 
     from observatory.cli import main
 
     calls: list[tuple[str, object]] = []
-    monkeypatch.setattr(fc, "warm_in_background", lambda root: calls.append(("warm", root)))
+    monkeypatch.setattr(data, "warm_up", lambda root: calls.append(("warm", root)))
     monkeypatch.setattr(
         streamlit_cli, "main", lambda args, prog_name: calls.append(("streamlit", args))
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import streamlit as st
 
@@ -23,6 +24,7 @@ from app import data
 from app.filters import Filters
 from observatory import annotations as notes
 from observatory import regressions_findings as rf
+from observatory import regressions_state
 from observatory.regressions import DEFAULT_BIN_S, _aware
 from observatory.store import Store
 
@@ -69,6 +71,39 @@ def _computed(
     lookback = timedelta(seconds=lookback_s)
     # a few regions at a time: memory bounded by one batch (the same findings)
     return rf.compute(store, end, lookback, bin_s, regions=list(regions) or None)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _kept_regressions(path: str, bin_s: int, stamp: int) -> tuple[datetime, list[Any]] | None:
+    del stamp  # cache key only
+    return regressions_state.load_regressions(Path(path), bin_s)
+
+
+def open_before(
+    f: Filters, start: datetime, bin_s: int = DEFAULT_BIN_S
+) -> tuple[list[Any], datetime | None]:
+    """Regressions that began before ``start`` (the page's lookback) and are still open
+    and worse, in the filters' selection, from the whole-fleet analysis that
+    ``observatory regressions`` keeps in ``<store>/.regressions/`` (14 days by default),
+    and the end of that analysis; ``([], None)`` when none was kept.
+
+    The page's own analysis covers only the sidebar's range, where such a change is the
+    baseline; an operator must still see it as open (as the CLI lists it).
+    """
+    path = data.store_path().resolve()
+    files = regressions_state.folder(path).glob("state-*.json")
+    stamp = max((_mtime(p) for p in files), default=0)
+    kept = _kept_regressions(str(path), bin_s, stamp) if stamp else None
+    if kept is None:
+        return [], None
+    end, regs = kept
+    cut = start.replace(tzinfo=None)
+    older = [
+        r
+        for r in regs
+        if r.open and r.worse and r.start <= cut and f.keeps(r.region, r.model, r.arm)
+    ]
+    return older, end
 
 
 def findings(f: Filters, bin_s: int = DEFAULT_BIN_S) -> tuple[rf.Findings, str]:

@@ -229,6 +229,7 @@ def demo(
             regions=list(regions) or None,
             force=force,
             drift_reports=demo_build.drift_archive(store),  # the Drift page opens on it
+            regressions=True,  # the Regressions page lists what is still open
         )
     except ValueError as exc:
         click.echo(f"error: {exc}", err=True)
@@ -281,7 +282,11 @@ def serve(
         if store_path is None:
             if not Store(store).has_data():
                 click.echo(f"Building the demo fleet into {store} (about a minute, once)...")
-            click.echo(demo_build.build_store(store, drift_reports=demo_build.drift_archive(store)))
+            click.echo(
+                demo_build.build_store(
+                    store, drift_reports=demo_build.drift_archive(store), regressions=True
+                )
+            )
     # The Drift page's archive: $OBSERVATORY_DRIFT_REPORTS, else the one `observatory
     # demo` wrote inside this store; resolved here, before the app runs in `root`.
     reports = demo_build.drift_archive(store)

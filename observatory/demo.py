@@ -34,6 +34,7 @@ def build_store(
     regions: list[str] | None = None,
     force: bool = False,
     drift_reports: Path | None = None,
+    regressions: bool = False,
 ) -> str:
     """Simulate the demo fleet and write it into the store at ``root``.
 
@@ -41,8 +42,10 @@ def build_store(
     ``ground_truth.json`` beside the lake and, with ``drift_reports`` (the Drift page's
     archive, :func:`observatory.drift_archive.archive_folder`), the JSON drift report
     of the last 24 hours against the 7 days before, as a scheduled job would write it,
-    so the page opens on it instead of computing (docs/drift.md).  Returns a one-line
-    summary.
+    so the page opens on it instead of computing (docs/drift.md).  With ``regressions``
+    it runs the whole-fleet analysis of ``observatory regressions`` once (its state in
+    ``.regressions/``: the Regressions page then lists the changes that began before
+    its range and are still open, docs/regressions.md).  Returns a one-line summary.
 
     Raises:
         ValueError: unknown region or bad span.
@@ -69,6 +72,11 @@ def build_store(
     report = (
         f"; drift report {_drift_report(store, drift_reports).resolve()}" if drift_reports else ""
     )
+    if regressions:
+        from observatory.regressions import analyse, open_critical
+
+        found = analyse(store)
+        report += f"; regressions analysed ({len(open_critical(found.regressions))} critical open)"
     return (
         f"demo fleet: {len(sims)} regions, {days:g} days, {rows:,} rows into {root} "
         f"in {time.monotonic() - began:.1f}s{report}"

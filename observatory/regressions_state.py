@@ -54,6 +54,24 @@ def _key(bin_s: int, regions: list[str] | None) -> str:
     return f"{int(bin_s)}-" + hashlib.sha1(which.encode()).hexdigest()[:10]
 
 
+def load_regressions(
+    root: Path, bin_s: int, regions: list[str] | None = None
+) -> tuple[datetime, list[rg.Regression]] | None:
+    """The end of the earlier run's window and the regressions it found, without its
+    signals (the state file only: a few kB, where the signals of 14 days of a large
+    fleet are hundreds of MB); None when there is no usable state (as :func:`load`).
+    """
+    state_path = folder(root) / f"state-{_key(bin_s, regions)}.json"
+    try:
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+        if state.get("version") != VERSION or state.get("bin_s") != bin_s:
+            return None
+        regs = [rg.regression_from_dict(d) for d in state["regressions"]]
+        return datetime.fromisoformat(state["end"]), regs
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def load(root: Path, bin_s: int, regions: list[str] | None) -> Saved | None:
     """The earlier run's state for this bin length and region selection, or None.
 

@@ -161,3 +161,44 @@ def test_selected_keeps_the_chosen_slices_and_labels_the_filter_does_not_know(
     only_v1 = selected(full, dataclasses.replace(f, arms=["v1"], all_arms=["v1", "v2"]))
     assert set(only_v1.signals["arm"].astype(str)) == {"v1"}
     assert not [r for r in only_v1.regressions if r.arm == "v2"]
+
+
+def test_open_regressions_that_began_before_the_range_still_count(
+    monkeypatch: pytest.MonkeyPatch, store: Path, tmp_path: Path
+) -> None:
+    """A short range makes the incident the baseline of the page's own analysis; the
+    whole-fleet analysis `observatory regressions` keeps still has it open, and the page
+    must say so (the tiles agree with the CLI's "critical regression(s) open")."""
+    import shutil
+
+    from observatory import regressions_state
+
+    copy = tmp_path / "store"
+    shutil.copytree(store, copy)
+    report = analyse(Store(copy))  # as `observatory regressions` runs it: state kept
+    kept = regressions_state.load_regressions(copy, report.bin_s)
+    assert kept is not None and kept[0] == report.end
+    monkeypatch.setenv("OBSERVATORY_STORE", str(copy))
+    at = AppTest.from_file(MAIN, default_timeout=120)
+    at.query_params["range"] = "Last 1 h"
+    at.switch_page("views/regressions.py").run()
+    assert not at.exception, at.exception
+    start = report.end.replace(tzinfo=None) - timedelta(hours=1)
+    older = [r for r in kept[1] if r.open and r.worse and r.start <= start]
+    assert reg.open_critical(older), "the incident is open and began more than 1 h before the end"
+    [warning] = [w.value for w in at.warning if "began before this range" in w.value]
+    assert warning.startswith(f"**{len(older)} regression(s)")
+    early = next(
+        d.value for d in at.dataframe if "severity" in d.value and len(d.value) == len(older)
+    )
+    assert sorted(early["signal"]) == sorted(r.signal for r in older)
+    # The same view without the kept analysis (the module's store: none kept) counts
+    # only what began in the range: the difference is exactly the older open ones.
+    monkeypatch.setenv("OBSERVATORY_STORE", str(store))
+    alone = AppTest.from_file(MAIN, default_timeout=120)
+    alone.query_params["range"] = "Last 1 h"
+    alone.switch_page("views/regressions.py").run()
+    assert not alone.exception, alone.exception
+    assert not [w for w in alone.warning if "began before this range" in w.value]
+    assert int(at.metric[0].value) - int(alone.metric[0].value) == len(reg.open_critical(older))
+    assert int(at.metric[1].value) - int(alone.metric[1].value) == len(older)

@@ -454,10 +454,26 @@ def render(f: Filters) -> None:
         f"findings {md(source)}. A change that began before the range is its baseline, "
         "not a regression in it: choose a longer range to see it."
     )
+    older, kept_end = regressions_view_data.open_before(f, fs.start, fs.bin_s)
+    older = [r for r in older if r.signal in c.signals]
     m1, m2, m3 = st.columns(3)
-    m1.metric("Open critical", len(reg.open_critical(shown)))
-    m2.metric("Open (all)", sum(1 for r in shown if r.open and r.worse))
+    m1.metric(
+        "Open critical",
+        len(reg.open_critical(shown)) + len(reg.open_critical(older)),
+        help="Began in the range, or earlier and still open (listed below the tiles).",
+    )
+    m2.metric("Open (all)", sum(1 for r in shown if r.open and r.worse) + len(older))
     m3.metric("Deployments judged", len(verdicts))
+    if older:
+        st.warning(
+            f"**{len(older)} regression(s) that began before this range are still open** "
+            f"(from the 14-day analysis `observatory regressions` keeps, up to "
+            f"{kept_end:%Y-%m-%d %H:%M} UTC). In this range they are the baseline; choose "
+            "a longer range to see them on the timeline."
+        )
+        early = reg.table(older)
+        early["change"] = early["change"].map(lambda v: f"{v:+.1%}")
+        st.dataframe(early, hide_index=True, key="open_before")
     spans = _spans(fs, f)
     if spans.empty:
         st.info(

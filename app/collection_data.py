@@ -12,6 +12,8 @@ The collector writes beside the lake (docs/architecture.md, observatory/store.py
   signal) is the ``ts_utc`` maximum in the Parquet footer statistics of the files of
   its newest date partition holding rows (no data pages read): the folders of 30 days
   are listed, but only the newest partition's newest hour file is opened.
+- the region catalogue (:mod:`app.region_catalogue`), with the regions whose
+  ``requests`` partitions hold rows: no DuckDB view is built for this page.
 
 Results are cached per file modification time (run log, state) or data version.
 """
@@ -30,8 +32,8 @@ import pyarrow.parquet as pq
 import streamlit as st
 
 from analytics.collection_health import RunLog, parse_run_log
-from app import data
 from app.data import store_path
+from app.region_catalogue import read_catalogue, region_rows
 from observatory.config import ConfigError, load_config
 from observatory.hour_files import LEGACY_FILE
 from observatory.store import Store, StoreError
@@ -40,6 +42,8 @@ RUN_LOG = "runs.jsonl"
 STATE = "state.json"
 #: Written by ``observatory demo`` beside the lake (the demo has no run log).
 DEMO_MARKER = "ground_truth.json"
+#: The request signal (its regions with rows are the regions with data).
+REQUESTS = "requests"
 _TABLES = ("counters", "gauges", "histograms")
 #: Run-log lines parsed at most (the newest): about two days of seven regions collected
 #: every minute.  bench/collection_health.py: 20,000 lines parse in 1.3 s and
@@ -216,14 +220,22 @@ def is_demo_store(root: Path | None = None) -> bool:
     return ((root or store_path()) / DEMO_MARKER).exists()
 
 
-def catalogue() -> dict[str, str]:
-    """Region -> display name (the region catalogue and regions with data: the
-    ``overview_regions`` named query); empty when the store cannot answer."""
+def catalogue(newest: dict[tuple[str, str], datetime]) -> dict[str, str]:
+    """Region -> display name: the region catalogue and every region with request rows,
+    the regions ``overview_regions`` lists, without its scan of every request row.
+
+    Args:
+        newest: :func:`newest_steps` of the store: a region has request rows exactly
+            when one of its ``requests`` partitions has a file with rows (footer
+            statistics), which is when it has an entry ``(region, "requests")``.
+
+    Returns:
+        empty when the catalogue file cannot be read (the page then lists the regions
+        of the run log and the data).
+    """
+    root = store_path()
     try:
-        frame = data.query("overview_regions")
+        rows = region_rows(read_catalogue(root), [r for r, signal in newest if signal == REQUESTS])
     except StoreError:
         return {}
-    return {
-        str(r): str(n) if pd.notna(n) else str(r)
-        for r, n in zip(frame["region"], frame["display_name"], strict=True)
-    }
+    return dict(zip(rows["region"], rows["display_name"], strict=True))

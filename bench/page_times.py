@@ -14,12 +14,15 @@ its queries, analytics, and the Plotly figures and tables it builds), with
 - warm: a second run in the same process (Streamlit's caches hit).
 
 What precedes the cold run (``--modes``, one fresh process each): ``start`` nothing
-(the first page right after the server started, before its filter-catalogue warm-up
-finished: the worst case); ``warmed`` the catalogue warm-up that ``observatory serve``
-starts in the background, run to its end first (timed as ``warmup_s``: a server that
-has been up a few seconds); ``in-server`` another page run first in the same process
-(Latency, or GPUs & Energy for Latency: the first visit of this page in a server in
-use; not Overview, whose SLO engine takes several seconds at the large size).
+(the first page right after the server started, before its warm-up finished: the
+page builds the DuckDB views and reads the catalogue itself, the worst case);
+``warmed`` the warm-up that ``observatory serve`` starts in the background
+(``app.data.warm_up``: the pages' shared Store with its views, then the filter
+catalogue through it; a ``--baseline-tree`` without it: its catalogue warm-up), run to
+its end first (timed as ``warmup_s``: a server that has been up a few seconds);
+``in-server`` another page run first in the same process (Latency, or GPUs & Energy
+for Latency: the first visit of this page in a server in use; not Overview, whose SLO
+engine takes several seconds at the large size).
 ``--rollup 1 hourly 0`` repeats each measurement with ``OBSERVATORY_ROLLUP`` set to
 each value, interleaved (every roll-up tier; the hourly tier only; minute rows only).
 
@@ -31,8 +34,8 @@ large size on this 2-core machine, and large/small under 2x.  The baseline is th
 small fleet (2 regions) measured in the same run.  ``--json`` writes the raw figures.
 
 Each table also splits the cold run: the shared sidebar filters (``shared_filters``:
-the filter catalogue, and the Store's DuckDB views, which the first reader of a data
-version builds), and the page's own part (the rest).  ``--repeat N`` runs every page,
+the filter catalogue, and the Store's DuckDB views, which the first reader builds
+unless the warm-up did), and the page's own part (the rest).  ``--repeat N`` runs every page,
 size (and tree) N times interleaved and shows the run with the median cold time.
 ``--baseline-tree DIR`` runs the same pages from another checkout (``git worktree add
 /tmp/before HEAD`` before a change) interleaved with this one's, as the named baseline
@@ -116,12 +119,19 @@ import app.filters
 _timed(app.filters, "shared_filters", "filters")  # the sidebar: catalogue + widgets
 out = {}
 mode = sys.argv[3]
-if mode == "warmed":  # the server started a while ago: its catalogue warm-up is done
+if mode == "warmed":  # the server started a while ago: its warm-up is done
     import os
-    from app.filter_catalogue import warm_in_background
+    try:  # what `observatory serve` starts: the pages' Store (views) and the catalogue
+        from app.data import warm_up
+    except ImportError:  # a tree from before it (--baseline-tree): the catalogue only
+        from app.filter_catalogue import warm_in_background as warm_up
     t = time.perf_counter()
-    warm_in_background(os.environ["OBSERVATORY_STORE"]).join()
+    warm_up(os.environ["OBSERVATORY_STORE"]).join()
     out["warmup_s"] = time.perf_counter() - t
+    if os.environ.get("PAGE_TIMES_GC_FREEZE") == "1":  # --gc-freeze
+        import gc
+        gc.freeze()
+    out["warmup_parts"] = dict(parts)
 elif mode.startswith("after:"):  # first run of this page in a server that ran another
     t = time.perf_counter()
     AppTest.from_file(mode[len("after:"):], default_timeout=float(sys.argv[2])).run()
@@ -384,10 +394,22 @@ def _part(figures: dict[str, Any], part: str) -> str:
 
 
 def _own(figures: dict[str, Any]) -> float | None:
-    """The page's own cold seconds: the run less the sidebar filters (which build the
-    Store's views when they come first); None when the run did not report them."""
-    filters = (figures.get("cold_parts") or {}).get("filters")
-    return None if filters is None else float(figures["cold"]) - float(filters)
+    """The page's own cold seconds: the run less the shared steps, the sidebar filters
+    (which build the Store's views when they come first) or, on a page without the
+    sidebar (SQL, Collection health), the Store's views when the page built them
+    (``start`` mode, or a tree whose warm-up does not build them); None when the run
+    did not report its parts."""
+    if "cold" not in figures or "cold_parts" not in figures:
+        return None
+    parts = figures["cold_parts"] or {}
+    shared = parts["filters"] if "filters" in parts else parts.get("views", 0.0)
+    return float(figures["cold"]) - float(shared)
+
+
+def _ratio(small: float, large: float) -> str:
+    """``large / small`` to one decimal; ``-`` when the small figure is 0 (a part the
+    page does not have, e.g. the sidebar filters of the SQL page)."""
+    return f"{large / small:.1f}" if small else "-"
 
 
 def _fmt(value: float | None) -> str:
@@ -446,7 +468,15 @@ def main() -> None:
         help="folder: profile each cold run (cProfile, <page>-<size>-<mode>.prof) and print "
         "where the time grows from small to large (by library and by function)",
     )
+    ap.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="warmed mode: gc.freeze() after the warm-up (its objects leave the cyclic "
+        "garbage collector's generations), to measure what the collector costs a page",
+    )
     args = ap.parse_args()
+    if args.gc_freeze:
+        os.environ["PAGE_TIMES_GC_FREEZE"] = "1"  # read by each child (CHILD)
     if args.catalogue:
         catalogue_table({"small": args.small, "large": args.large}, args.repeat or 3)
         return
@@ -506,11 +536,12 @@ def print_compare(results: dict[str, dict[str, dict[str, Any]]], baseline: Path)
     """Before (``baseline`` tree) and after (this tree), same run: cold seconds at each
     size, the large/small ratio, the page's own part (cold less the sidebar), and the
     cold run's CPU seconds (every thread of the process; less sensitive than wall time
-    to other jobs on the machine)."""
+    to other jobs on the machine), and the sidebar filters' part of the cold run."""
     print(f"\nbefore = {baseline}, after = this tree ({ROOT}), interleaved in this run")
     head = (
         f"{'page':22} {'small':>11} {'large':>11} {'ratio':>9} {'own small':>11} "
-        f"{'own large':>11} {'own ratio':>9} {'CPU small':>11} {'CPU large':>11} {'CPU ratio':>9}"
+        f"{'own large':>11} {'own ratio':>9} {'CPU small':>11} {'CPU large':>11} {'CPU ratio':>9} "
+        f"{'filt small':>11} {'filt large':>11} {'filt ratio':>9}"
     )
     print(head + "   (before -> after)")
     print("-" * len(head))
@@ -524,26 +555,29 @@ def print_compare(results: dict[str, dict[str, dict[str, Any]]], baseline: Path)
         cold = {k: float(r["cold"]) for k, r in runs.items()}
         own = {k: _own(r) or 0.0 for k, r in runs.items()}
         cpu = {k: float(r.get("cold_cpu_s", "nan")) for k, r in runs.items()}
+        filters = {
+            k: float((r.get("cold_parts") or {}).get("filters", 0.0)) for k, r in runs.items()
+        }
         cells = []
-        for fig in (cold, own, cpu):
+        for fig in (cold, own, cpu, filters):
             before = (fig["small (baseline)"], fig["large (baseline)"])
             after = (fig["small"], fig["large"])
             cells += [
                 f"{before[0]:.2f}->{after[0]:.2f}",
                 f"{before[1]:.2f}->{after[1]:.2f}",
-                f"{before[1] / before[0]:.1f}->{after[1] / after[0]:.1f}",
+                f"{_ratio(*before)}->{_ratio(*after)}",
             ]
         print(
             f"{name:22} "
-            + " ".join(f"{c:>{w}}" for c, w in zip(cells, (11, 11, 9) * 3, strict=True))
+            + " ".join(f"{c:>{w}}" for c, w in zip(cells, (11, 11, 9) * 4, strict=True))
         )
 
 
 def print_table(results: dict[str, dict[str, dict[str, Any]]]) -> None:
     """The table of one mode: per page, small and large cold/warm seconds; then where
     the cold run's time went at each size (small / large): the shared sidebar filters
-    (of which the Store's DuckDB views, built by the first reader of a data version),
-    the page's own part, and its SQL."""
+    (of which the Store's DuckDB views, built by the first reader unless the warm-up
+    did), the page's own part, its SQL, and the warm-up that preceded it."""
     head = (
         f"{'page':22} {'small cold':>10} {'large cold':>10} {'ratio':>6} {'<2s':>4} {'<2x':>4} "
         f"{'small warm':>10} {'large warm':>10} {'SQL s':>6} {'RSS MiB':>8}  "
@@ -568,8 +602,12 @@ def print_table(results: dict[str, dict[str, dict[str, Any]]]) -> None:
             f"{_slowest(g)}{bad}"
         )
     print("\ncold seconds, small / large: sidebar filters (of which DuckDB views), the page's")
-    print("own part (cold less filters; its own ratio), and the SQL of the whole run")
-    cols = f"{'filters':>11} {'views':>11} {'page own':>11} {'own ratio':>9} {'SQL':>11}"
+    print("own part (cold less filters; its own ratio), the SQL of the whole run, and the")
+    print("server's warm-up run before it (warmed mode: views and catalogue; '-' none)")
+    cols = (
+        f"{'filters':>11} {'views':>11} {'page own':>11} {'own ratio':>9} {'SQL':>11} "
+        f"{'warm-up':>11}"
+    )
     print(f"{'page':22} {cols}")
     for name, by in results.items():
         s, g = by["small"], by["large"]
@@ -581,7 +619,8 @@ def print_table(results: dict[str, dict[str, dict[str, Any]]]) -> None:
             f"{name:22} {_part(s, 'filters'):>5}/{_part(g, 'filters'):<5} "
             f"{_part(s, 'views'):>5}/{_part(g, 'views'):<5} "
             f"{_fmt(own[0]):>5}/{_fmt(own[1]):<5} {own_ratio:>9} "
-            f"{float(s['cold_sql_s']):>5.2f}/{float(g['cold_sql_s']):<5.2f}"
+            f"{float(s['cold_sql_s']):>5.2f}/{float(g['cold_sql_s']):<5.2f} "
+            f"{_fmt(s.get('warmup_s')):>5}/{_fmt(g.get('warmup_s')):<5}"
         )
 
 

@@ -695,6 +695,46 @@ def test_sql_page_example_picker_and_errors_and_truncation(
     assert history["status"].tolist() == ["ok", "ok (truncated)", "refused", "ok"]
 
 
+def test_sql_page_opens_without_building_a_sandbox_and_keeps_it_across_writes(
+    monkeypatch: pytest.MonkeyPatch, store_dir: Path, sandbox: SafeSQL
+) -> None:
+    # Opening the page lists the views from the shared Store (built by the server's
+    # warm-up); the sandbox is built by the first query and kept after a write (a new
+    # data version, the same views' sources), instead of once per data version.
+    import streamlit as st
+
+    from app import sql_access
+
+    st.cache_resource.clear()  # a shared Store (and its sandbox) of earlier page tests
+    st.cache_data.clear()
+    default = Store(store_dir).sandbox().limits  # what the page's sandbox runs with
+    built: list[Path] = []
+    init = SafeSQL.__init__
+
+    def counting(self: SafeSQL, store: Store, limits: SandboxLimits | None = None) -> None:
+        built.append(store.root)
+        init(self, store, limits)
+
+    monkeypatch.setattr(SafeSQL, "__init__", counting)
+    at = _page(monkeypatch, store_dir)
+    assert not at.exception and not at.error
+    assert built == []
+    columns, views = sql_access.schema()
+    key = ["view", "position"]
+    shown = columns[["view", "column", "type", "position"]].sort_values(key)
+    real = sandbox.columns().sort_values(key)  # a sandbox made apart from the page's
+    pd.testing.assert_frame_equal(shown.reset_index(drop=True), real.reset_index(drop=True))
+    assert list(views) == [v for v in sql_catalog.view_names() if v in views]
+    assert sql_access.limits() == default
+    at = _submit(at, "SELECT 1 AS one")
+    assert not at.error and len(built) == 1
+    Store(store_dir).touch_version()
+    at = _submit(at, "SELECT count(*) AS n FROM regions")
+    assert not at.error and len(built) == 1
+    history = next(d.value for d in at.dataframe if "status" in d.value.columns)
+    assert history["status"].tolist() == ["ok", "ok"]
+
+
 def test_sql_page_is_in_the_navigation() -> None:
     text = (ROOT / "app" / "main.py").read_text(encoding="utf-8")
     assert '("sql.py", "SQL"' in text

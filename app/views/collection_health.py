@@ -274,7 +274,7 @@ def render() -> None:
     if problem:
         st.warning(f"Lag without the collector's state: {md(problem)}")
     newest = collection_data.newest_steps(info.path) if info.status == "ready" else {}
-    names = collection_data.catalogue()
+    names = collection_data.catalogue(newest)
     if read is None:
         _no_run_log()
         runs = parse_run_log([]).runs

@@ -29,7 +29,9 @@ from analytics.overview import (
 from app import data, slo_data
 from app.charts import fleet_map, series_chart, threshold_for
 from app.filters import Filters, live, require_selection, shared_filters
+from app.region_catalogue import read_catalogue, region_rows
 from app.ui import map_config, md, metric_tiles, region_colors, run_query
+from app.work_sums import overview_by_region, overview_series_rows
 
 
 def _pct(v: float, digits: int = 2) -> str:
@@ -212,16 +214,13 @@ def _region_table(summary: pd.DataFrame) -> None:
     )
 
 
-def _trends(f: Filters, thresholds: Thresholds) -> None:
+def _trends(
+    f: Filters, thresholds: Thresholds, counters: pd.DataFrame, latency: pd.DataFrame
+) -> None:
+    """The trend charts from the per-bucket rows (``overview_counters_by_bucket``,
+    ``overview_series_latency``) that :func:`render` also sums per region."""
     bucket_s = choose_bucket_seconds(f.span)
-    series_params = {**_params(f), "bucket_s": bucket_s}
-    series = timeseries(
-        run_query("overview_series_counters", **series_params),
-        run_query("overview_series_latency", **series_params),
-        f.start,
-        f.end,
-        bucket_s,
-    )
+    series = timeseries(overview_series_rows(counters), latency, f.start, f.end, bucket_s)
     st.subheader("Trends per region")
     width = f"{bucket_s // 3600}-hour" if bucket_s % 3600 == 0 else f"{bucket_s // 60}-minute"
     st.caption(
@@ -260,11 +259,23 @@ def render(f: Filters) -> None:
         st.warning(md(config_problem))
     st.caption(md(f.caption()) + f" · store {md(data.store_path())}")
     params = _params(f)
-    counters = run_query("overview_counters_by_region", **params)
-    latency = run_query("overview_latency_by_region", **params)
+    # One read of the window's counter rows and one of its latency buckets, per time
+    # bucket: summed per region here for the headline, map and table, and drawn as the
+    # trends (each read reads the window's edges of every region once, not twice).
+    series_params = {**params, "bucket_s": choose_bucket_seconds(f.span)}
+    by_bucket = run_query("overview_counters_by_bucket", **series_params)
+    latency_by_bucket = run_query("overview_series_latency", **series_params)
+    counters, latency = overview_by_region(by_bucket, latency_by_bucket)
     gauges = run_query("overview_gauges_by_region", **params)
     head = headline(counters, latency, gauges)
-    catalogue = run_query("overview_regions")
+    # overview_regions' rows without its scan of every request row: the filters'
+    # catalogue already lists the regions with request rows (app/region_catalogue.py)
+    try:
+        catalogue = region_rows(read_catalogue(data.store_path()), f.all_regions)
+    except data.StoreError as exc:
+        st.error(f"Could not read the store: {md(exc)}. Check the store folder, then reload.")
+        st.stop()
+        raise  # unreachable: st.stop() ends the run
     summary = region_summary(
         catalogue[catalogue["region"].isin(f.regions)],
         counters,
@@ -282,7 +293,7 @@ def render(f: Filters) -> None:
     summary = _map(summary, f, thresholds)
     _region_table(summary)
     if head.requests > 0:
-        _trends(f, thresholds)
+        _trends(f, thresholds, by_bucket, latency_by_bucket)
 
 
 st.title("Overview")

@@ -16,6 +16,7 @@ Pages never import DuckDB or the Store themselves; they call :func:`query`.
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ from analytics.overview import Thresholds
 from app.filter_catalogue import warm_in_background
 from observatory.config import ConfigError, load_config
 from observatory.store import Store, StoreError
+
+log = logging.getLogger(__name__)
 
 DEFAULT_STORE = Path("data/demo")
 StoreStatus = Literal["missing", "empty", "ready"]
@@ -101,11 +104,27 @@ def warm_up(path: str | Path) -> threading.Thread:
     Single flight: a page that asks for the Store while the warm-up builds it waits for
     that build (``st.cache_resource`` computes a value once, other callers wait on its
     lock) instead of building a second one; one catalogue read at a time likewise.
+    Then it reads the drift archive's newest report into the Drift page's cache
+    (:func:`app.drift_data.preload_newest_report`), after the catalogue so that the two
+    do not share the cores.
 
     Returns:
-        the started thread (``join`` it to wait for the warm-up).
+        the started thread (``join`` it to wait for the whole warm-up).
     """
-    return warm_in_background(Path(path).resolve(), open_store=shared_store)
+    catalogue = warm_in_background(Path(path).resolve(), open_store=shared_store)
+
+    def drift_report() -> None:
+        from app import drift_data
+
+        catalogue.join()
+        try:
+            drift_data.preload_newest_report()
+        except Exception:  # the page reads it again and shows what went wrong
+            log.exception("warm-up: reading the newest drift report failed")
+
+    thread = threading.Thread(target=drift_report, name="observatory-warm-drift", daemon=True)
+    thread.start()
+    return thread
 
 
 @st.cache_data(ttl=60, max_entries=512, show_spinner=False)

@@ -277,3 +277,31 @@ def drift_data_started() -> int:
     from app import drift_data
 
     return drift_data.on_demand().started
+
+
+def test_the_warm_up_reads_the_newest_report_once_for_the_page(
+    store: Path, archive: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `observatory serve`'s warm-up reads the archive's newest JSON report into the
+    # cache the page reads it from: the page's first run does not read it again.
+    from app import data, drift_data
+    from observatory import drift_archive
+
+    monkeypatch.setenv("OBSERVATORY_STORE", str(store))
+    monkeypatch.setenv("OBSERVATORY_DRIFT_REPORTS", str(archive))
+    drift_data._saved.clear()
+    reads: list[str] = []
+    real = drift_archive.load_report
+
+    def counted(path: str) -> Any:
+        reads.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(drift_archive, "load_report", counted)
+    data.warm_up(store).join(timeout=300)
+    assert reads == ["drift-2026-11-30T0000Z-24h.json"]
+    preloaded = drift_data.saved_report(archive / reads[0])
+    assert preloaded is not None and preloaded.settings == real(str(archive / reads[0])).settings
+    reads.clear()
+    assert drift_data.saved_report(archive / "drift-2026-11-30T0000Z-24h.json") is preloaded
+    assert reads == []  # served from the cache

@@ -251,26 +251,11 @@ def _archive() -> None:
     show_report_file(picked["path"], picked["format"], key="drift_report_file")
 
 
-@st.cache_resource(max_entries=4, show_spinner="Reading the saved drift report ...")
-def _saved(path: str, mtime_ns: int, size: int) -> DriftReport:
-    """A JSON report of the archive, read once per file version (shared, never mutated)."""
-    return drift_archive.load_report(path)
-
-
-def _saved_report(path: Path) -> DriftReport | None:
-    """The archive's JSON report at ``path`` (cached per file version), None if unreadable."""
-    try:
-        stat = path.stat()
-        return _saved(str(path), stat.st_mtime_ns, stat.st_size)
-    except (OSError, ValueError):
-        return None
-
-
 def _exact(window: timedelta, reference: str, end: datetime) -> tuple[DriftReport, str] | None:
     """The archive's report of exactly this window when it answers the question
     (:func:`observatory.drift_archive.covers`), with the caption's source line."""
     path = drift_archive.candidate_path(drift_data.archive_path(), window, end)
-    saved = _saved_report(path) if path is not None else None
+    saved = drift_data.saved_report(path) if path is not None else None
     if saved is None or path is None:
         return None
     ref = Reference.parse(reference)
@@ -297,7 +282,7 @@ def _scheduled(
         until,
         store=drift_data.store(),
     )
-    saved = _saved_report(path) if path is not None else None
+    saved = drift_data.saved_report(path) if path is not None else None
     return (path, saved) if path is not None and saved is not None else None
 
 

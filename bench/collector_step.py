@@ -39,14 +39,16 @@ compaction at once (no budget, the collector before the fix).  Rows and the coun
 sum are checked equal after both.
 
 ``--compare-tiers N`` then repeats the end-of-day step N times with the store writing
-the hourly roll-ups only and with both tiers (hourly + 5-minute, the product),
-alternating (ABBA) on the same store (a step rewrites the same minute: idempotent), and
-prints the medians: what the 5-minute tier costs the write path.
+the hourly roll-ups only, hourly + 5-minute (before the daily tier) and every tier
+(+ daily, the product), alternating (forward, then reversed) on the same store (a step
+rewrites the same minute: idempotent), and prints the medians: what the 5-minute and
+the daily tier cost the write path.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import sys
@@ -401,7 +403,7 @@ def main() -> None:
     for name, hours in (("hour", first_hour), ("full", Store(full))):
         a, b = _fingerprint(hours), _fingerprint(Store(legacy[name]))
         print(f"(rows and counter sum after the step, hour files {a}, day file {b})")
-        if a != b:
+        if a[0] != b[0] or not math.isclose(a[1], b[1], rel_tol=1e-12):  # float sum order
             raise SystemExit(f"the two layouts of {name} disagree: {a} != {b}")
     naive_day = day.date()
     shutil.copytree(full, args.workdir / "compact")
@@ -473,16 +475,29 @@ def spread_compaction(
 def compare_tiers(
     store: Store, size: FleetSize, regions: int, end: datetime, seed: int, repeat: int
 ) -> None:
-    """The end-of-day step with the hourly tier only and with both tiers, alternating
-    ``repeat`` times; prints median seconds of the write (what the 5-minute tier costs)."""
+    """The end-of-day step with the hourly tier only, hourly + 5-minute and every tier
+    (+ daily), alternating ``repeat`` times; prints median seconds of the write (what
+    the 5-minute and the daily tier cost)."""
     import statistics
 
     tiers = dict(store_module.ROLLUP_TIERS)
     times: dict[str, list[float]] = defaultdict(list)
     try:
-        settings = [("hourly only", [3600]), ("hourly + 5-min", list(tiers))]
-        for i in range(repeat):  # ABBA order: neither setting always runs first
+        settings = [
+            ("hourly only", [3600]),
+            ("hourly + 5-min", [3600, 300]),
+            ("hourly + 5-min + daily", list(tiers)),
+        ]
+        for i in range(repeat):  # forward, then reversed: no setting always runs first
             for label, periods in settings if i % 2 == 0 else settings[::-1]:
+                # Untimed, every tier: each timed step starts with every tier fresh (the
+                # collector's steady state; a tier left stale by the previous setting
+                # would be rebuilt from every row, not patched).
+                store_module.ROLLUP_TIERS.clear()
+                store_module.ROLLUP_TIERS.update(tiers)
+                with store.writer():
+                    for r in range(regions):
+                        step(store, size, REGIONS[r].name, end, seed)
                 store_module.ROLLUP_TIERS.clear()
                 store_module.ROLLUP_TIERS.update({p: tiers[p] for p in periods})
                 with store.writer():

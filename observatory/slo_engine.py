@@ -41,7 +41,7 @@ from observatory.slo_cache import (
     slice_cache_disabled,
 )
 from observatory.slo_specs import SloDefinition
-from observatory.store import ROLLUP_OF, SQL_DIR, Store
+from observatory.store import ROLLUP_TIERS, SQL_DIR, Store, env_rollup
 
 GLOBAL = "*"
 #: Windows one status query can sum (the CASE in slo_window_status.sql, slo_batch_*.sql).
@@ -235,8 +235,9 @@ class SloEngine:
             least this much; 0 evaluates like Prometheus, which has no such guard.
             The default 0.5 keeps a window that reaches back before the data began
             (a new region, a new store) from paging on a few minutes of events.
-        use_rollup: read whole hours from the store's hourly roll-up in
-            :meth:`status_many` (False: every step row; same figures, slower).
+        use_rollup: read whole days, hours and 5-minute periods from the store's
+            roll-up tiers in :meth:`status_many` (False: every step row; same
+            figures, slower).
         cache: the SLO slice cache (:class:`observatory.slo_cache.SliceCache`) that
             :meth:`window_sums` reads whole hours from; None (default): one at the
             store's default cache root, unless ``$OBSERVATORY_SLO_CACHE`` is ``off``;
@@ -269,11 +270,12 @@ class SloEngine:
         date that has any (60 s without gauges); read once per engine."""
         if self._step is None:
 
-            def newest_files() -> list[Path]:
-                by_date: dict[str, list[Path]] = {}
-                for path in self.store.data_files("gauges"):
-                    by_date.setdefault(path.parent.parent.name, []).append(path)
-                return by_date[max(by_date)] if by_date else []
+            def newest_files() -> list[Path]:  # listing the newest dates only
+                for day in reversed(self.store.stored_dates("gauges")):
+                    files = list(self.store.data_files("gauges", dates=[day]))
+                    if files:
+                        return files
+                return []
 
             s = None
             if newest_files():  # listed again on each attempt (a day may be compacted)
@@ -710,8 +712,9 @@ class SloEngine:
         """:meth:`status` of many SLOs; the batchable ones share two scans.
 
         Counter and histogram window sums of every batchable SLO are computed by one
-        query per table (``slo_batch_sums.sql``: whole hours from the store's exact
-        hourly roll-up, the hours a window edge cuts step by step), at ``at`` or at the
+        query per table (``slo_batch_sums.sql``: whole days from the store's exact
+        daily roll-up, the days a window edge cuts from its hourly and 5-minute ones,
+        what no tier covers step by step), at ``at`` or at the
         table's latest step; each SLO's groups are then sums of those
         rows (exactly what its own query would add up).  A roll-up's coverage is the
         best-covered member's (the union of the members' steps is not kept).  Other
@@ -805,27 +808,46 @@ class SloEngine:
         windows: list[int],
         at: datetime,
     ) -> pd.DataFrame:
-        """Rows of ``slo_batch_sums.sql`` for ``table``: whole hours from the hourly roll-up.
+        """Rows of ``slo_batch_sums.sql`` for ``table``, read from the coarsest exact
+        roll-up tier per piece of each segment.
 
-        Hours cut by a window edge or a maintenance edge (and the hour of ``at`` itself,
-        when ``at`` is not on the hour) are read step by step; partitions whose
-        roll-up is missing or stale are read step by step in full.  Same sums as
-        adding the steps: the roll-up holds exact sums of the same rows.
+        ``(at - longest window, at]`` is cut at every window edge ``at - w`` and every
+        maintenance edge into segments; inside one segment every step lies in the same
+        windows and the same maintenance state, so a roll-up row (dated by its period's
+        end, which lies in the segment) stands for its steps.  One
+        :meth:`Store.window_rows` with those ``cuts`` and the daily tier allowed reads
+        each segment from the coarsest tiers: whole UTC days from the
+        daily roll-up, whole hours of the edge days from the hourly one, whole 5-minute
+        periods of the edge hours from the 5-minute one, the rest (and every partition
+        without a fresh roll-up) from the steps.  Same sums as adding the steps
+        (integer counts exactly; float sums to the order of additions).
+        ``$OBSERVATORY_ROLLUP`` (:func:`observatory.store.env_rollup`) gives the
+        benchmarks' baselines: ``hourly`` (the former plan) or ``0`` (steps only).
+
+        Args:
+            table: ``counters`` or ``histograms``.
+            signals: the signals summed.
+            les: the ``le`` bounds needed (histograms), else None.
+            windows: window lengths in seconds, ascending.
+            at: the evaluation time (naive UTC).
+
+        Returns:
+            region, model, arm, signal, le, k (windows too short to hold the rows),
+            value (sum of increases) and steps (rows summed).
         """
-        longest = timedelta(seconds=windows[-1])
-        edges = [at - timedelta(seconds=w) for w in windows] + [at]
+        start = at - timedelta(seconds=windows[-1])
+        edges = {at - timedelta(seconds=w) for w in windows}
         for m in self.maintenance:
-            edges += [m.start, m.end]
-        split = sorted({_ceil_hour(e) for e in edges if e != _ceil_hour(e)})
-        rollup = ROLLUP_OF[table]
+            edges |= {m.start, m.end}
+        allowed, tiers = env_rollup(ROLLUP_TIERS)
+        use_rollup = self.use_rollup and allowed
 
         def build() -> str:  # plans the files again on each attempt
-            plan = self.store.hourly_plan(table, signals, at - longest, at, split, self.use_rollup)
+            rows = self.store.window_rows(
+                table, signals, start, at, use_rollup, tiers=tiers, cuts=edges
+            )
             return _sql("slo_batch_sums").format(
-                hourly=self.store.parquet_source(rollup, plan.hourly),
-                minutes_split=self.store.parquet_source(table, plan.minutes_split),
-                minutes_all=self.store.parquet_source(table, plan.minutes_all),
-                le="le" if table == "histograms" else "NULL::DOUBLE AS le",
+                rows=rows, le="le" if table == "histograms" else "NULL::DOUBLE AS le"
             )
 
         params = {
@@ -833,7 +855,6 @@ class SloEngine:
             "les": les,
             "at": at,
             "w_secs": windows,
-            "split_hours": split,
             **_maintenance_params(self.maintenance),
         }
         return self.store.query_planned(build, params)

@@ -148,8 +148,27 @@ ROLLUP_OF: dict[str, str] = {
 #: series in buckets of a multiple of 5 minutes (the 24 h presets) and the edges of a
 #: window's whole hours (:meth:`Store.window_rows`).
 ROLLUP_5M_OF: dict[str, str] = {t: t + "_5m" for t in ROLLUP_OF}
+#: The daily tier (``lake/<table>_daily/``): the same sums per UTC day, period end in
+#: ``hour_utc`` like the other tiers: the day ``(D 00:00, D+1 00:00]``.  A partition of
+#: date D holds the steps of ``[D 00:00, D+1 00:00)``, so its daily roll-up has two
+#: rows per group: ``hour_utc = D 00:00`` (the step at midnight, the last one of the
+#: day before, as the hourly tier gives it to the hour ``(D-1 23:00, D 00:00]``) and
+#: ``D+1 00:00`` (every other step).  It serves long windows' whole days (the SLO
+#: batched pass, :meth:`Store.window_rows` with ``tiers`` naming it).
+DAY_S = 86400
+ROLLUP_DAILY_OF: dict[str, str] = {t: t + "_daily" for t in ROLLUP_OF}
 #: Roll-up tiers, coarsest first: period (seconds) -> {data table: roll-up table}.
-ROLLUP_TIERS: dict[int, dict[str, str]] = {3600: ROLLUP_OF, 300: ROLLUP_5M_OF}
+ROLLUP_TIERS: dict[int, dict[str, str]] = {
+    DAY_S: ROLLUP_DAILY_OF,
+    3600: ROLLUP_OF,
+    300: ROLLUP_5M_OF,
+}
+#: Tiers :meth:`Store.window_rows` uses when the caller names none.  Not the daily
+#: tier: a gauge row's ``minutes`` holds minutes of an hour, so a daily row's mask (the
+#: OR over 24 hours) no longer counts a day's distinct steps, and page queries count
+#: them per hour bucket (``gpu_series``).  Callers summing counters or histograms over
+#: long windows name the daily tier (``tiers``).
+WINDOW_TIERS: tuple[int, ...] = (3600, 300)
 _ROLLUP_COMMON = [
     ("hour_utc", pa.timestamp("us")),
     ("model", pa.string()),
@@ -181,6 +200,7 @@ ROLLUP_SCHEMAS: dict[str, pa.Schema] = {
     ),
 }
 ROLLUP_SCHEMAS.update({ROLLUP_5M_OF[t]: ROLLUP_SCHEMAS[h] for t, h in ROLLUP_OF.items()})
+ROLLUP_SCHEMAS.update({ROLLUP_DAILY_OF[t]: ROLLUP_SCHEMAS[h] for t, h in ROLLUP_OF.items()})
 #: The GPU-step roll-up (``lake/gpu_steps_hourly/signal=gpu_steps/date=/region=``): one
 #: file per date and region, built from that date's and region's ``gpu_utilization``
 #: and ``gpu_power`` partitions together (:data:`GPU_STEP_SIGNALS`).  A GPU-step is one
@@ -328,6 +348,18 @@ def file_identity(path: str | os.PathLike[str]) -> FileIdentity:
     return st.st_ino, st.st_mtime_ns, st.st_size
 
 
+def tree_identities(root: str | os.PathLike[str]) -> dict[str, FileIdentity]:
+    """:func:`file_identity` of every file under ``root``, by path relative to it (to
+    check that a hard-link copy's writers left the original's files alone)."""
+    return {
+        os.path.relpath(os.path.join(folder, name), root): file_identity(
+            os.path.join(folder, name)
+        )
+        for folder, _, files in os.walk(root)
+        for name in files
+    }
+
+
 def _changed(files: list[str], before: list[FileIdentity]) -> list[str]:
     """The ``files`` whose identity is no longer the one recorded in ``before``."""
     return [f for f, old in zip(files, before, strict=True) if file_identity(f) != old]
@@ -439,6 +471,21 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         os.fsync(fh.fileno())
 
 
+def env_rollup(tiers: Iterable[int] | None = None) -> tuple[bool, list[int] | None]:
+    """The roll-up tiers a reader may use, as ``$OBSERVATORY_ROLLUP`` says (the
+    benchmarks' baselines; read on each call): ``0`` gives ``(False, None)`` (minute
+    rows only), ``hourly`` ``(True, [3600])`` (the hourly tier only, the former path),
+    anything else (default) ``(True, tiers)`` (the reader's own choice of tiers, None
+    for :data:`WINDOW_TIERS`).  Passed on as :meth:`Store.window_rows`'s
+    ``use_rollup`` and ``tiers``."""
+    mode = os.environ.get("OBSERVATORY_ROLLUP", "1")
+    if mode == "0":
+        return False, None
+    if mode == "hourly":
+        return True, [3600]
+    return True, None if tiers is None else list(tiers)
+
+
 def _atomic_write_table(path: Path, table: pa.Table, mtime_ns: int | None = None) -> None:
     # The temporary name must not end in .parquet: readers glob ``*.parquet`` (DuckDB's
     # glob matches dot-files) and would read a half-written or a second copy of the data.
@@ -469,12 +516,13 @@ def hourly_rollup(table: str, rows: pa.Table, period_s: int = 3600) -> pa.Table:
 
     With ``period_s`` = 300 the same sums per 5-minute period (:data:`ROLLUP_5M_OF`;
     ``hour_utc`` is then the period's end, and a gauge row's ``minutes`` still has
-    the bits of its minutes of the hour).
+    the bits of its minutes of the hour); with 86400 per UTC day ``(D, D + 1d]``
+    (:data:`ROLLUP_DAILY_OF`; ``minutes`` the OR of the day's hours).
 
     Args:
         table: ``counters``, ``histograms`` or ``gauges``.
         rows: the partition's rows (the table's schema).
-        period_s: a key of :data:`ROLLUP_TIERS` (3600 or 300).
+        period_s: a key of :data:`ROLLUP_TIERS` (86400, 3600 or 300).
 
     Raises:
         StoreError: ``period_s`` is not a roll-up tier.
@@ -1132,10 +1180,13 @@ class Store:
         - Hourly roll-ups whose data partition changed after them (a writer killed
           between writing data files and roll-ups), or that are missing, are rebuilt
           from all the partition's files.  Readers never use a stale roll-up (see
-          :meth:`hourly_plan`).  The 5-minute tier is rebuilt so only on the newest
-          ``fine_days`` dates of each table (a store from an older version gets it
-          where the short presets read; older dates read hours plus minute rows,
-          still exact, and get the tier when a writer rewrites them).
+          :meth:`hourly_plan`); so is the daily tier (from the fresh hourly roll-up
+          when only the daily one is missing: a store from an older version gets
+          it at the cost of reading its hourly files).  The 5-minute tier is
+          rebuilt so only on the newest ``fine_days`` dates of each table (a store
+          from an older version gets it where the short presets read; older dates
+          read hours plus minute rows, still exact, and get the tier when a writer
+          rewrites them).
 
         Returns:
             what was done: temporary files removed, roll-ups rebuilt.
@@ -1163,7 +1214,7 @@ class Store:
         for table in ROLLUP_OF:
             recent = set(self.stored_dates(table)[-fine_days:]) if fine_days > 0 else set()
             for part in self.partitions(table):
-                tiers = [p for p in ROLLUP_TIERS if p == 3600 or part.day in recent]
+                tiers = [p for p in ROLLUP_TIERS if p >= 3600 or part.day in recent]
                 stale = [p for p in tiers if self._rollup_fresh(table, part.folder, p) is None]
                 stamp = folder_stamp(part.folder)
                 if stale and stamp is not None:
@@ -1269,30 +1320,56 @@ class Store:
         """The hourly (or ``period_s``, :data:`ROLLUP_TIERS`) roll-up file of a data
         partition of ``table``: ``partition`` is its folder (or a data file in it)."""
         folder = partition.parent if partition.suffix == ".parquet" else partition
-        rel = folder.relative_to(self.lake / table)
-        return self.lake / ROLLUP_TIERS[period_s][table] / rel / ROLLUP_FILE
+        return self._rollup_paths(table, folder, [period_s])[period_s]
+
+    def _rollup_paths(self, table: str, folder: Path, periods: Iterable[int]) -> dict[int, Path]:
+        """:meth:`rollup_path` of partition ``folder`` for each tier of ``periods``
+        (string operations: planners call it for thousands of partitions)."""
+        base = os.fspath(self.lake / table) + os.sep
+        text = os.fspath(folder)
+        rel = text[len(base) :] if text.startswith(base) else str(folder.relative_to(base))
+        lake = os.fspath(self.lake)
+        return {
+            p: Path(os.path.join(lake, ROLLUP_TIERS[p][table], rel, ROLLUP_FILE)) for p in periods
+        }
 
     def _rollup_fresh(self, table: str, folder: Path, period_s: int = 3600) -> Path | None:
-        """The roll-up of partition ``folder`` when derived from its files now, else None.
+        """The roll-up of partition ``folder`` when derived from its files now, else None
+        (:meth:`_fresh_rollups` of one tier)."""
+        return self._fresh_rollups(table, folder, [period_s]).get(period_s)
+
+    def _fresh_rollups(self, table: str, folder: Path, periods: Iterable[int]) -> dict[int, Path]:
+        """The roll-ups of partition ``folder`` among the tiers ``periods`` that are
+        derived from its files now, by period.
 
         Fresh: the roll-up's modification time (ns) equals the folder's
         (:meth:`partition_stamp`; every write gives the folder a new time, so a roll-up
         left behind by a writer killed before it no longer matches), or, for a roll-up
         written before hour files, its ``part.parquet``'s (a writer changes that time
-        too before it writes into such a partition).  Two or three ``stat`` calls.
+        too before it writes into such a partition).  One ``stat`` per roll-up, one of
+        the folder, and one of ``part.parquet`` when a roll-up does not match the folder.
         """
-        rollup = self.rollup_path(table, folder, period_s)
-        try:
-            stamp = rollup.stat().st_mtime_ns
-        except FileNotFoundError:
-            return None
-        if folder_stamp(folder) == stamp:
-            return rollup
-        try:  # a roll-up written before hour files: its part.parquet's time
-            legacy = os.stat(folder / LEGACY_FILE).st_mtime_ns
-        except FileNotFoundError:
-            return None
-        return rollup if legacy == stamp else None
+        out: dict[int, Path] = {}
+        stamp: int | None = None
+        legacy: int | None = None
+        for period, rollup in self._rollup_paths(table, folder, periods).items():
+            try:
+                mtime = rollup.stat().st_mtime_ns
+            except FileNotFoundError:
+                continue
+            if stamp is None:
+                stamp = folder_stamp(folder) or -1
+            if mtime == stamp:
+                out[period] = rollup
+                continue
+            if legacy is None:  # a roll-up written before hour files: its part.parquet's time
+                try:
+                    legacy = os.stat(folder / LEGACY_FILE).st_mtime_ns
+                except FileNotFoundError:
+                    legacy = -1
+            if mtime == legacy:
+                out[period] = rollup
+        return out
 
     def _write_rollups(
         self,
@@ -1308,16 +1385,28 @@ class Store:
         ``(change.lo, change.hi]`` are replaced by the roll-up of ``change.rows()``;
         any other tier is rebuilt from ``all_rows()``.  The finest tier is summed from
         rows, each coarser one from the finer roll-up (:func:`coarser_rollup`): one
-        pass over the rows.
+        pass over the rows.  A tier whose periods the change does not cover whole (the
+        daily tier after an hour's write) is summed again from the whole finer roll-up
+        just written (a partition's 25 hours, not its rows).  When ``periods`` holds no
+        finer tier, a fresh finer roll-up on disk is read instead of the rows
+        (:meth:`housekeeping` adding the daily tier to an older store).
 
         Raises:
             StoreError: an old roll-up or a data file cannot be read.
         """
         finer: tuple[int, pa.Table, pa.Table] | None = None  # period, whole, changed part
-        for period in sorted(periods):
+        periods = sorted(periods)
+        base = self._fresh_finer(table, folder, periods[0]) if periods and not change else None
+        if base is not None:
+            rows = _read_rows(base[1], ROLLUP_SCHEMAS[ROLLUP_TIERS[base[0]][table]])
+            finer = (base[0], rows, rows)
+        for period in periods:
             path = self.rollup_path(table, folder, period)
             coarse = finer is not None and period % finer[0] == 0
-            if change is not None and period in change.fresh:
+            aligned = change is not None and all(
+                _align(t, period, False) == t for t in (change.lo, change.hi)
+            )
+            if change is not None and period in change.fresh and aligned:
                 if finer is not None and coarse:
                     part = coarser_rollup(table, finer[2], period)
                 else:
@@ -1332,6 +1421,16 @@ class Store:
                 part = whole if change is None else _within(whole, "hour_utc", change.lo, change.hi)
             _atomic_write_table(path, whole, stamp)
             finer = (period, whole, part)
+
+    def _fresh_finer(self, table: str, folder: Path, period: int) -> tuple[int, Path] | None:
+        """The coarsest fresh roll-up of ``folder`` whose period divides ``period`` and
+        is shorter (its period and file), or None."""
+        for finer in sorted(ROLLUP_TIERS, reverse=True):
+            if finer < period and period % finer == 0:
+                path = self._rollup_fresh(table, folder, finer)
+                if path is not None:
+                    return finer, path
+        return None
 
     def _gpu_step_folders(self, day: date, region: str) -> list[Path]:
         """The ``gpu_utilization`` and ``gpu_power`` partition folders of ``day`` and
@@ -1483,11 +1582,7 @@ class Store:
                 out.append(_Partition(day, self._gpu_step_folders(day, region), tiers))
             return out
         for part in self.partitions(kind, signals, dates):
-            tiers = {}
-            for period in periods if use_rollup else []:
-                rollup = self._rollup_fresh(kind, part.folder, period)
-                if rollup is not None:
-                    tiers[period] = rollup
+            tiers = self._fresh_rollups(kind, part.folder, periods) if use_rollup else {}
             out.append(_Partition(part.day, [part.folder], tiers))
         return out
 
@@ -1500,6 +1595,7 @@ class Store:
         use_rollup: bool = True,
         bucket_s: int | None = None,
         tiers: Iterable[int] | None = None,
+        cuts: Iterable[datetime] = (),
     ) -> str:
         """SQL (a parenthesised subquery) for "the rows of ``signals`` of ``kind`` in
         the window ``(start, end]``", read from the coarsest exact roll-up tier that
@@ -1535,8 +1631,12 @@ class Store:
             start, end: the window (naive UTC or aware).
             use_rollup: False reads minute rows only (the baseline).
             bucket_s: the caller's time bucket in seconds (None: no time buckets).
-            tiers: the tier periods allowed (None: all; ``[3600]``: hourly only, the
-                former behaviour, for benchmarks).
+            tiers: the tier periods allowed (None: :data:`WINDOW_TIERS`, hours and 5
+                minutes; ``[86400, 3600, 300]``: the daily tier too, for sums of
+                counters and histograms; ``[3600]``: hourly only, for benchmarks).
+            cuts: times inside the window no piece may straddle (the SLO batched
+                pass's window and maintenance edges): every row then lies wholly on
+                one side of each cut, dated by its step's or period's end.
 
         Raises:
             StoreError: unknown ``kind``, or ``bucket_s`` not a positive integer.
@@ -1550,7 +1650,9 @@ class Store:
                 f"window rows of {kind}: bucket_s must be a positive integer, got {bucket_s!r}"
             )
         start, end = _to_utc_naive(start), _to_utc_naive(end)
-        allowed = (3600,) if kind == "gpu_steps" else tuple(ROLLUP_TIERS)
+        allowed = (
+            (3600,) if kind == "gpu_steps" else tuple(ROLLUP_TIERS) if tiers else WINDOW_TIERS
+        )
         periods = [
             p
             for p in allowed
@@ -1564,9 +1666,15 @@ class Store:
         groups: dict[tuple[int, ...], list[_Partition]] = {}
         for part in partitions:
             groups.setdefault(tuple(sorted(part.tiers, reverse=True)), []).append(part)
+        bounds = sorted({start, end} | {c for c in map(_to_utc_naive, cuts) if start < c < end})
         selects = []
         for group_tiers, members in groups.items():
-            for period, lo, hi in _tier_pieces(start, end, group_tiers):
+            pieces = [
+                piece
+                for a, b in itertools.pairwise(bounds)
+                for piece in _tier_pieces(a, b, group_tiers)
+            ]
+            for period, lo, hi in pieces:
                 days = set(_dates_in(lo, hi))
                 chosen = [m for m in members if m.day in days]
                 if chosen:
@@ -2329,9 +2437,8 @@ class Store:
         used = {k: v for k, v in params.items() if re.search(rf"\${re.escape(k)}\b", code)}
         if not _ROWS_PLACEHOLDER.search(text):
             return self.query(text, used)
-        mode = os.environ.get("OBSERVATORY_ROLLUP", "1")
-        use_rollup = use_rollup and mode != "0"
-        tiers = [3600] if mode == "hourly" else None
+        allowed, tiers = env_rollup()
+        use_rollup = use_rollup and allowed
         # Each attempt expands the placeholders again: fresh file lists after a
         # closed day was compacted (or a roll-up replaced) between planning and running.
         return self._query_retrying(

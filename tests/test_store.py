@@ -534,7 +534,7 @@ def test_arrow_path_writes_what_the_pandas_path_writes(tmp_path: Path) -> None:
     files = sorted(
         p.relative_to(tmp_path / "pandas") for p in (tmp_path / "pandas").rglob("*.parquet")
     )
-    assert len(files) == 10 + 4 + 4  # hour files, the hourly and 5-minute roll-ups per day
+    assert len(files) == 10 + 3 * 4  # hour files, daily, hourly and 5-minute roll-ups per day
     for rel in files:
         want, got = (
             pq.read_table(tmp_path / "pandas" / rel),

@@ -1,23 +1,24 @@
 -- Window sums of many counter or histogram signals at one time $at, in one pass, for
 -- the status of many Occurrences SLOs at once (observatory/slo_engine.py, status_many).
--- A template: observatory/slo_engine.py fills the braces with Store.hourly_plan's files
--- (Store.parquet_source) before running it.
---   {hourly}         fresh hourly roll-ups (counters_hourly / histograms_hourly): whole hours
---   {minutes_split}  their data files: only the steps of the hours in $split_hours
---   {minutes_all}    data files without a fresh roll-up: every step
---   {le}             le (histograms) or NULL::DOUBLE AS le (counters)
+-- A template: observatory/slo_engine.py fills the braces before running it (no braces
+-- in these comments: a filled-in text spans lines).
+--   rows (braces)  the rows of (at - longest window, at]: Store.window_rows with every
+--            window and maintenance edge as a cut (no piece straddles one; columns
+--            ts_utc, signal, region, model, arm, [le,] value, n), each piece from the
+--            coarsest fresh roll-up tier: whole UTC days (daily roll-up), whole hours,
+--            whole 5-minute periods, the rest step by step.  A roll-up row's ts_utc is
+--            its period's end.
+--   le (braces)    le (histograms) or NULL::DOUBLE AS le (counters)
 -- Every window ends at $at, so windows are nested: a step belongs to every window at
 -- least as long as its age, and k counts the windows too short to hold it; the engine
 -- adds up k = 0 .. i for window i.  Window w holds the steps with
--- ts_utc > $at - w AND ts_utc <= $at.  An hour (h - 1h, h] that no window edge and no
--- maintenance edge cuts lies in one k and one maintenance state as a whole, so its
--- roll-up row (age $at - h, the age of its youngest step) stands for its steps; the
--- hours an edge cuts ($split_hours) are read step by step.  Sums are exact either way.
+-- ts_utc > $at - w AND ts_utc <= $at.  No window edge and no maintenance edge lies
+-- inside a piece, so every step of a roll-up row (whose period lies in one piece)
+-- has the same k and maintenance state as the row's end: sums are exact.
 --   $signals   the signals needed
 --   $les       the bucket bounds needed (each SLO's lower and upper bound, +Inf); NULL
 --              for counters
 --   $w_secs    window lengths in seconds, ASCENDING
---   $split_hours   hour ends (TIMESTAMP[]) whose hour an edge cuts
 --   $m_start, $m_end, $m_region   maintenance intervals (m_start[i], m_end[i]] of region
 --              m_region[i] (NULL: every region), excluded
 -- Output: region, model, arm, signal, le, k, value (sum of increases), steps (rows: steps
@@ -25,21 +26,8 @@
 -- k = the number of windows no longer than the age (the windows too short to hold it).
 -- (len(...) = 0 OR NOT EXISTS ...): without maintenance windows the anti-join is skipped.
 WITH steps AS (
-    SELECT region, model, arm, signal, {le}, value, 1 AS n, ts_utc AS t
-    FROM {minutes_split}
-    WHERE ts_utc > $at::TIMESTAMP - to_seconds($w_secs[len($w_secs)]) AND ts_utc <= $at
-      AND list_contains($split_hours::TIMESTAMP[],
-                        date_trunc('hour', ts_utc - INTERVAL 1 microsecond) + INTERVAL 1 hour)
-    UNION ALL
-    SELECT region, model, arm, signal, {le}, value, 1 AS n, ts_utc AS t
-    FROM {minutes_all}
-    WHERE ts_utc > $at::TIMESTAMP - to_seconds($w_secs[len($w_secs)]) AND ts_utc <= $at
-    UNION ALL
-    SELECT region, model, arm, signal, {le}, value, "rows" AS n, hour_utc AS t
-    FROM {hourly}
-    WHERE hour_utc - INTERVAL 1 hour >= $at::TIMESTAMP - to_seconds($w_secs[len($w_secs)])
-      AND hour_utc <= $at
-      AND NOT list_contains($split_hours::TIMESTAMP[], hour_utc)
+    SELECT region, model, arm, signal, {le}, value, n, ts_utc AS t
+    FROM {rows}
 )
 SELECT region, model, arm, signal, le,
        len(list_filter($w_secs, lambda w: w <= age)) AS k,

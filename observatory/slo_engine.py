@@ -32,6 +32,7 @@ import numpy as np
 import pandas as pd
 
 from analytics import slo as slomath
+from analytics.slo_thresholds import threshold_readings
 from observatory.slo_cache import (
     SliceCache,
     Source,
@@ -261,7 +262,7 @@ class SloEngine:
         self._step = step
         self.maintenance = _as_maintenance(maintenance)
         self.min_coverage = min_coverage
-        self._les: dict[str, list[float]] = {}
+        self._les: dict[str, pd.DataFrame] = {}
 
     # ------------------------------------------------------------- basics
     @property
@@ -297,9 +298,14 @@ class SloEngine:
         return self.store.latest_step(table, [ref.signal])
 
     def bucket_bounds(self, signal: str) -> list[float]:
-        """The ``le`` bounds stored for a histogram signal (cached per engine)."""
+        """The ``le`` bounds stored for a histogram signal, any series (cached per engine)."""
+        return sorted({float(x) for x in self.bucket_layouts(signal)["le"]})
+
+    def bucket_layouts(self, signal: str) -> pd.DataFrame:
+        """Each series' ``le`` bounds of a histogram signal (region, model, arm, le;
+        :meth:`observatory.store.Store.bucket_layouts`; cached per engine)."""
         if signal not in self._les:
-            self._les[signal] = self.store.bucket_bounds(signal)
+            self._les[signal] = self.store.bucket_layouts(signal)
         return self._les[signal]
 
     def prepare(self, slo: SloDefinition) -> Prepared:
@@ -356,28 +362,14 @@ class SloEngine:
                 ind.numerator.threshold if ind.kind == "latency" and ind.numerator else ind.value
             )
             assert threshold is not None
-            les = self.bucket_bounds(ref.signal)
-            all_good = False
-            if not any(math.isfinite(x) for x in les):
-                # No buckets stored (yet): the SLO has no data; any bound will do.
-                tb = slomath.ThresholdBuckets(threshold, threshold, threshold, 1.0, True)
-            else:
-                tb = slomath.threshold_buckets(les, threshold)
-                finite = [x for x in les if math.isfinite(x)]
-                if ind.kind == "percentile" and threshold >= max(finite):
-                    all_good = True
-            approximate = not tb.exact and not all_good
-            note = (
-                f"le={tb.upper:g} (exact)"
-                if tb.exact
-                else f"interpolated in ({0 if math.isnan(tb.lower) else tb.lower:g}, {tb.upper:g}]"
+            readings = threshold_readings(
+                self.bucket_layouts(ref.signal), threshold, ind.kind == "percentile"
             )
+            approximate = readings.approximate
+            note = readings.note
             params.update(
                 signal=ref.signal,
-                lower=None if math.isnan(tb.lower) else tb.lower,
-                upper=tb.upper,
-                frac=tb.fraction,
-                all_good=all_good,
+                **readings.params(),
                 num_is_bad=ind.kind == "latency" and ind.numerator_is_bad,
             )
         else:
@@ -779,7 +771,7 @@ class SloEngine:
                 for s, p in zip(slos, preps, strict=True):
                     if s.indicator.kind == "latency":
                         found |= {
-                            x for x in (p.params["lower"], p.params["upper"]) if x is not None
+                            x for x in p.params["les"]
                         }
                 les = sorted(found)
             frames[table] = self._batch_sums(table, signals, les, windows, t)
@@ -894,8 +886,14 @@ class SloEngine:
         ngroups = sizes[0] * sizes[1] * sizes[2]
 
         def acc(sel: np.ndarray, global_: bool = False) -> np.ndarray:
+            return acc_weighted(sel, None, global_)
+
+        def acc_weighted(
+            sel: np.ndarray, weight: np.ndarray | None, global_: bool = False
+        ) -> np.ndarray:
             idx = (np.zeros(int(sel.sum()), dtype=np.int64) if global_ else gid[sel]) * nk + k[sel]
-            return np.bincount(idx, weights=value[sel], minlength=ngroups * nk).reshape(ngroups, nk)
+            w = value[sel] if weight is None else value[sel] * weight[sel]
+            return np.bincount(idx, weights=w, minlength=ngroups * nk).reshape(ngroups, nk)
 
         def max_steps(sel: np.ndarray, global_: bool = False) -> np.ndarray:
             out = np.zeros(ngroups * nk)
@@ -912,14 +910,14 @@ class SloEngine:
                 num, tot = acc(num_sel, global_), acc(tot_sel, global_)
                 bad = num if ind.numerator_is_bad else tot - num
                 return bad, tot, max_steps(tot_sel, global_)
-            p = prep.params
             le = rows.le
-            lo = acc(mask & (le == p["lower"]), global_) if p["lower"] is not None else 0.0
-            up = acc(mask & (le == p["upper"]), global_)
+            lo, up, fr = _row_readings(prep.params, rows)
+            weight = np.where(le == lo, 1.0 - fr, 0.0) + np.where(le == up, fr, 0.0)
+            good = acc_weighted(mask & (weight != 0), weight, global_)
             inf_sel = mask & np.isinf(le)
             tot = acc(inf_sel, global_)
-            good = lo + p["frac"] * (up - lo)
-            return (good if p["num_is_bad"] else tot - good), tot, max_steps(inf_sel, global_)
+            bad = good if prep.params["num_is_bad"] else tot - good
+            return bad, tot, max_steps(inf_sel, global_)
 
         blocks = [events(False)]
         if slo.group_by:
@@ -1587,3 +1585,42 @@ def region_states(table: pd.DataFrame, slos: Sequence[SloDefinition]) -> pd.Data
             }
         )
     return pd.DataFrame(out, columns=columns)
+
+
+def _row_readings(
+    params: dict[str, Any], rows: _BatchRows
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each batch row's (lower, upper, fraction) of its series' threshold reading
+    (:mod:`analytics.slo_thresholds`): the series' own where ``params`` lists it, the
+    default otherwise.  A lower bound of None (below the first bucket) is NaN, which
+    no ``le`` equals."""
+    n = len(rows.k)
+    lower = np.full(n, np.nan if params["lower"] is None else params["lower"])
+    upper = np.full(n, params["upper"], dtype=np.float64)
+    frac = np.full(n, params["frac"], dtype=np.float64)
+    if not params["lay_region"]:
+        return lower, upper, frac
+    own = {
+        (r, m, a): (np.nan if lo is None else lo, up, f)
+        for r, m, a, lo, up, f in zip(
+            params["lay_region"],
+            params["lay_model"],
+            params["lay_arm"],
+            params["lay_lower"],
+            params["lay_upper"],
+            params["lay_frac"],
+            strict=True,
+        )
+    }
+    dims = ("region", "model", "arm")
+    sizes = [len(rows.uniques[d]) for d in dims]
+    combo = (rows.codes["region"] * sizes[1] + rows.codes["model"]) * sizes[2] + rows.codes["arm"]
+    for c in np.unique(combo):
+        ri, rest = divmod(int(c), sizes[1] * sizes[2])
+        mi, ai = divmod(rest, sizes[2])
+        labels = (rows.uniques["region"][ri], rows.uniques["model"][mi], rows.uniques["arm"][ai])
+        key = tuple("" if v is None or v != v else str(v) for v in labels)  # v != v: NaN
+        if key in own:
+            sel = combo == c
+            lower[sel], upper[sel], frac[sel] = own[key]  # type: ignore[index]
+    return lower, upper, frac

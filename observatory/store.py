@@ -1723,6 +1723,17 @@ class Store:
         Read from the fresh hourly roll-ups (60x fewer rows than the steps) and from
         the data files that have none.
         """
+        frame = self.bucket_layouts(signal)
+        return sorted({float(x) for x in frame["le"]})
+
+    def bucket_layouts(self, signal: str) -> pd.DataFrame:
+        """The ``le`` bounds each series of a histogram signal has: one row per
+        ``region``, ``model``, ``arm`` (a missing label as ``""``) and ``le``.
+
+        Exporters differ (vLLM, TGI and Prometheus's own histograms have other bounds),
+        so a threshold is read from each series' own buckets (docs/slo.md).  Read as
+        :meth:`bucket_bounds`.
+        """
 
         def plan() -> str:
             rollups: list[Path] = []
@@ -1733,13 +1744,15 @@ class Store:
                     data.extend(part.files())
                 else:
                     rollups.append(rollup)
+            cols = "region, coalesce(model, '') AS model, coalesce(arm, '') AS arm, le"
             return (
-                f"SELECT DISTINCT le FROM (SELECT le FROM "
+                f"SELECT DISTINCT * FROM (SELECT {cols} FROM "
                 f"{self.parquet_source('histograms_hourly', rollups)} UNION ALL "
-                f"SELECT le FROM {self.parquet_source('histograms', data)}) ORDER BY le"
+                f"SELECT {cols} FROM {self.parquet_source('histograms', data)}) "
+                "ORDER BY region, model, arm, le"
             )
 
-        return [float(x) for x in self.query_planned(plan)["le"]]
+        return self.query_planned(plan)
 
     def latest_step(self, table: str, signals: Iterable[str]) -> datetime | None:
         """The last stored ``ts_utc`` of ``signals`` in ``table`` (None without rows).

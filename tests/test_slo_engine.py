@@ -557,3 +557,40 @@ def test_stale_or_missing_rollup_is_not_used_and_is_rebuilt(tmp_path: Path) -> N
     plan = store.hourly_plan("counters", ["errors", "requests"], at - timedelta(hours=24), at)
     assert not plan.minutes_all and len(plan.hourly) == 4
     _assert_many_equals_one(engine, slos, at)
+
+
+def test_latency_threshold_per_bucket_layout_of_each_series(tmp_path: Path) -> None:
+    """Two exporters in one fleet with different buckets (vLLM has a 10 s bound,
+    Prometheus's own histogram 8 s and 20 s): each series is read with its own bounds.
+    Before, the bounds were chosen from the union of every series' buckets (10 s, exact
+    for r1) and r2, without a 10 s bucket, counted every request as bad."""
+    vllm = _histogram("r1", 30, [70, 20, 10], [5.0, 10.0, math.inf])
+    prom = _histogram("r2", 30, [60, 30, 6, 4], [3.0, 8.0, 20.0, math.inf])
+    prom["model"] = "prometheus"
+    store = _store(tmp_path, {"r1": vllm, "r2": prom}, "histograms")
+    slo = _ratio_slo(
+        group_by=("region", "model"),
+        indicator=Indicator(
+            "latency",
+            numerator=SignalRef("latency", threshold=10.0),
+            numerator_is_bad=False,
+            total=SignalRef("latency"),
+        ),
+        target=0.5,
+    )
+    engine = SloEngine(store, step=M)
+    at = DAY + 30 * M
+    # r1: 90 of 100 per step at <= 10 s, exactly; r2: 90 at <= 8 s, 96 at <= 20 s,
+    # interpolated at 10 s: 90 + (10 - 8) / (20 - 8) * 6 = 91 (histogram_fraction).
+    want_bad = {"r1": 30 * (100 - 90), "r2": 30 * (100 - 91)}
+    for frame in (engine.status(slo, at), engine.status_many([slo], at)[0]):
+        rows = frame.set_index("region")
+        for region, bad in want_bad.items():
+            assert rows.loc[region, "total"] == 30 * 100
+            assert rows.loc[region, "bad"] == pytest.approx(bad, rel=1e-12), region
+        assert rows.loc["*", "bad"] == pytest.approx(sum(want_bad.values()), rel=1e-12)
+        assert bool(rows.loc["r2", "approximate"])  # one series interpolates
+    # The burn-down (history) reads the same per-series bounds.
+    hist = engine.history(slo, DAY + 10 * M, at, every=timedelta(minutes=10))
+    last = hist[hist["ts_utc"] == hist["ts_utc"].max()].set_index("region")
+    assert last.loc["r2", "cum_bad"] == pytest.approx(want_bad["r2"], rel=1e-12)

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import yaml
 from croniter import croniter
 from pydantic import (
     BaseModel,
@@ -307,6 +308,18 @@ def apply_overrides(overrides: list[SignalOverride]) -> list[de.DriftSignal]:
     return out
 
 
+def _looks_like_collector_config(text: str) -> bool:
+    """True when ``text`` is a YAML mapping whose ``regions`` are the collector
+    configuration's (mappings with a ``url``, observatory/config.py); a schedule's
+    ``regions`` are names."""
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return False
+    regions = data.get("regions") if isinstance(data, dict) else None
+    return isinstance(regions, list) and any(isinstance(r, dict) and "url" in r for r in regions)
+
+
 def parse_schedule(text: str, source: str = "<schedule>", path: Path | None = None) -> Schedule:
     """Validate schedule text.
 
@@ -314,7 +327,19 @@ def parse_schedule(text: str, source: str = "<schedule>", path: Path | None = No
         ConfigError: YAML errors, unknown keys, bad cron expressions, durations or
             references; each message names ``source``, the line and the key path.
     """
-    settings = validate_yaml(text, ScheduleSettings, source, "docs/drift.md")
+    try:
+        settings = validate_yaml(text, ScheduleSettings, source, "docs/drift.md")
+    except ConfigError as exc:
+        if _looks_like_collector_config(text):
+            raise ConfigError(
+                [
+                    f"{source}: this is a collector configuration (its `regions` have URLs), not a "
+                    "schedule file: `observatory run --config` takes a schedule that names "
+                    f"it (`config: {source}`, then `collect:`, `drift:`, ...; docs/drift.md)",
+                    *exc.messages,
+                ]
+            ) from None
+        raise
     if settings is None:
         raise ConfigError([f"{source}:1: expected a mapping (config or store, reports, ...)"])
     return Schedule(settings, path)

@@ -56,6 +56,15 @@ def annotate(
 
     store = open_store(store_path, config_path)
     when = parse_time(at, "--at") or datetime.now(UTC)
+    if region is not None:
+        known = {p.region for table in ("counters", "gauges") for p in store.partitions(table)}
+        if known and region not in known:
+            # Recorded all the same: a deployment may go to a region before its data does.
+            click.echo(
+                f"warning: --region {region!r} has no data in the store at {store.root} "
+                f"(regions with data: {', '.join(sorted(known))}); recorded anyway",
+                err=True,
+            )
     try:
         target = notes.add(
             store.root,

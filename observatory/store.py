@@ -1156,9 +1156,12 @@ class Store:
         try:
             self.root.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise StoreError(
-                f"cannot create the store folder {self.root}: {exc.strerror or exc}"
-            ) from None
+            what = (
+                "a file is there, not a folder"
+                if self.root.exists() and not self.root.is_dir()
+                else exc.strerror or str(exc)
+            )
+            raise StoreError(f"cannot create the store folder {self.root}: {what}") from None
         with FileLock(str(self.root / ".writer.lock"), timeout=timeout):
             if not self._housekept:
                 self.housekeeping()

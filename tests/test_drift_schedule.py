@@ -50,6 +50,19 @@ def test_example_schedule_is_valid() -> None:
     assert schedule.store_path.resolve() == (repo / "data" / "demo").resolve()
 
 
+def test_a_collector_configuration_given_as_the_schedule_says_so() -> None:
+    text = (
+        "store: data\ncollection: {step: 60s}\nregions:\n"
+        "  - {name: r1, url: 'http://127.0.0.1:9090', latitude: 1, longitude: 2}\n"
+    )
+    first, *rest = errors(text)
+    assert first.startswith("s.yaml: this is a collector configuration (its `regions` have URLs)")
+    assert "`config: s.yaml`" in first
+    assert "s.yaml:2: collection: unknown key (check the spelling; see docs/drift.md)" in rest
+    # a schedule with a mistake of its own gets no such line
+    assert not any("collector configuration" in m for m in errors("store: data\nreprts: []\n"))
+
+
 def test_errors_name_file_line_and_key() -> None:
     text = "store: data\nreports:\n  - name: daily\n    cron: '61 * * * *'\n"
     assert errors(text) == [

@@ -153,6 +153,21 @@ def test_annotate_cli_round_trip(tmp_path: Path) -> None:
     ]
     bad = CliRunner().invoke(main, ["annotate", " ", "--store", str(tmp_path)])
     assert bad.exit_code == 2
+    # A region the store has no data for: a warning naming the regions it has, and the
+    # annotation is recorded all the same (a deployment may precede its region's data).
+    store = tmp_path / "with-data"
+    build_store(store, days=0.05, regions=["eu-west-1"], end=END)
+    typo = CliRunner().invoke(
+        main, ["annotate", "deploy v4", "--region", "eu-wset-1", "--store", str(store)]
+    )
+    assert typo.exit_code == 0, typo.output
+    assert "warning: --region 'eu-wset-1' has no data" in typo.output
+    assert "(regions with data: eu-west-1)" in typo.output
+    assert [a.region for a in notes.read(store)] == ["eu-wset-1"]
+    fine = CliRunner().invoke(
+        main, ["annotate", "deploy v5", "--region", "eu-west-1", "--store", str(store)]
+    )
+    assert fine.exit_code == 0 and "warning" not in fine.output, fine.output
 
 
 # --------------------------------------------------------------------------- pure parts

@@ -686,3 +686,12 @@ def test_a_long_lived_connection_sees_later_writes_and_view_key_says_when_to_reb
     assert new_key != key
     assert dict(new_key)["gauges"] != dict(key)["gauges"]
     assert dict(new_key)["counters"] == dict(key)["counters"]
+
+
+def test_a_file_where_the_store_folder_should_be_is_a_clear_error(tmp_path: Path) -> None:
+    in_the_way = tmp_path / "store"
+    in_the_way.write_text("not a folder")
+    want = r"cannot create the store folder .*store: a file is there"
+    with pytest.raises(StoreError, match=want), Store(in_the_way).writer():
+        pass
+    assert in_the_way.read_text() == "not a folder"  # left as it was

@@ -379,13 +379,14 @@ class RegionSource:
             reraise=True,
         )
         tries = self.retries + 1
+        attempts = f"{tries} attempt" + ("s" if tries != 1 else "")
         try:
             status, body = retrying(self._once, path, params)
         except _Transient as exc:
             raise QueryError(
                 name,
                 query,
-                f"HTTP {exc.status} after {tries} attempts: {exc.text}",
+                f"HTTP {exc.status} after {attempts}: {exc.text}",
                 status=exc.status,
                 too_big=_is_too_big(exc.text),
             ) from None
@@ -401,12 +402,12 @@ class RegionSource:
             raise QueryError(
                 name,
                 query,
-                f"unreachable: timed out after {self.timeout_s:g}s ({tries} attempts): {exc}",
+                f"unreachable: timed out after {self.timeout_s:g}s ({attempts}): {exc}",
                 unreachable=True,
             ) from None
         except requests.ConnectionError as exc:
             raise QueryError(
-                name, query, f"unreachable ({tries} attempts): {exc}", unreachable=True
+                name, query, f"unreachable ({attempts}): {exc}", unreachable=True
             ) from None
         except requests.RequestException as exc:
             raise QueryError(name, query, f"request failed: {exc}") from None

@@ -20,6 +20,7 @@ import streamlit as st
 from app import data
 from app.filters import Filters
 from observatory import slo_precomputed as precomputed
+from observatory import slo_specs
 from observatory.config import ConfigError, load_config
 from observatory.slo_engine import (
     GLOBAL,
@@ -34,7 +35,7 @@ from observatory.slo_engine import (
 from observatory.slo_specs import SloDefinition, SpecError, load_specs
 from observatory.store import Store
 
-DEFAULT_SPECS = Path(__file__).resolve().parent.parent / "examples" / "slo"
+DEFAULT_SPECS = slo_specs.DEFAULT_SPECS
 
 __all__ = [
     "SpecError",
@@ -55,11 +56,9 @@ __all__ = [
 
 
 def spec_paths() -> list[Path]:
-    """The spec files or folders (``OBSERVATORY_SLO_SPECS``, default ``examples/slo``)."""
-    value = os.environ.get("OBSERVATORY_SLO_SPECS", "").strip()
-    if not value:
-        return [DEFAULT_SPECS]
-    return [Path(p) for p in value.split(os.pathsep) if p.strip()]
+    """The spec files or folders (``OBSERVATORY_SLO_SPECS``, default ``examples/slo``;
+    :func:`observatory.slo_specs.spec_paths`)."""
+    return slo_specs.spec_paths()
 
 
 def specs_caption() -> str:

@@ -30,7 +30,7 @@ from typing import Any
 
 import click
 
-from observatory.cli_args import parse_time
+from observatory.cli_args import parse_time, specs_option
 from observatory.config import (
     DEFAULT_DEMO_STORE,
     ConfigError,
@@ -250,14 +250,7 @@ def demo(
     type=click.Path(file_okay=False),
     help="Store folder to read (default: the config's store, or data/demo).",
 )
-@click.option(
-    "--slo-specs",
-    "slo_specs",
-    multiple=True,
-    type=click.Path(exists=True),
-    help="SLO spec file or folder (OpenSLO or Sloth YAML; repeatable). Default: "
-    "$OBSERVATORY_SLO_SPECS, else the built-in examples (examples/slo).",
-)
+@specs_option("--slo-specs", "slo_specs")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option("--port", default=8501, show_default=True, help="Port to listen on.")
 def serve(
@@ -294,11 +287,9 @@ def serve(
         env["OBSERVATORY_DRIFT_REPORTS"] = str(reports.resolve())
     env["OBSERVATORY_STORE"] = str(store.resolve())
     # Absolute: the app runs in `root`, where a relative path would not resolve.
-    specs = list(slo_specs) or [
-        p for p in env.get("OBSERVATORY_SLO_SPECS", "").split(os.pathsep) if p.strip()
-    ]
-    if specs:
-        env["OBSERVATORY_SLO_SPECS"] = os.pathsep.join(str(Path(p).resolve()) for p in specs)
+    from observatory.slo_specs import SPECS_ENV, spec_paths
+
+    env[SPECS_ENV] = os.pathsep.join(str(p.resolve()) for p in spec_paths(slo_specs))
     app = root / "app" / "main.py"
     click.echo(f"Observatory dashboard: http://{host}:{port}  (store: {store})", err=False)
     args = [

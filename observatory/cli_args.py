@@ -9,8 +9,9 @@ without a traceback.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -18,6 +19,20 @@ from observatory.exit_codes import EXIT_USAGE, exit_no_data
 
 if TYPE_CHECKING:
     from observatory.store import Store
+
+
+def specs_option(flag: str, dest: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The option naming SLO spec files or folders (repeatable), as ``observatory slo``
+    (``--specs``) and ``observatory serve`` (``--slo-specs``) take it; without it,
+    :func:`observatory.slo_specs.spec_paths` decides."""
+    return click.option(
+        flag,
+        dest,
+        multiple=True,
+        type=click.Path(exists=True),
+        help="OpenSLO or Sloth file or folder (repeatable; default: $OBSERVATORY_SLO_SPECS, "
+        "else the built-in examples in examples/slo).",
+    )
 
 
 def fail(messages: list[str], code: int = EXIT_USAGE) -> NoReturn:

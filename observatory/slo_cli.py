@@ -9,7 +9,6 @@ success, 1 the work failed (``status --fail-on``), 2 bad usage or a bad spec fil
 from __future__ import annotations
 
 import math
-import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -18,19 +17,10 @@ from typing import Any
 
 import click
 
-from observatory.cli_args import open_store
+from observatory.cli_args import open_store, specs_option
 from observatory.exit_codes import EXIT_FAILED, EXIT_USAGE, exit_no_data
 
-DEFAULT_SPECS = Path(__file__).resolve().parent.parent / "examples" / "slo"
-
-_specs_option = click.option(
-    "--specs",
-    "spec_paths",
-    multiple=True,
-    type=click.Path(exists=True),
-    help="OpenSLO or Sloth file or folder (repeatable; default: $OBSERVATORY_SLO_SPECS, "
-    "as the dashboard, else the examples in examples/slo).",
-)
+_specs_option = specs_option("--specs", "spec_paths")
 _store_option = click.option(
     "--store",
     "store_path",
@@ -44,11 +34,10 @@ _config_option = click.option(
 
 def _load(spec_paths: tuple[str, ...]) -> list[Any]:
     from observatory.slo_specs import SpecError, load_specs
+    from observatory.slo_specs import spec_paths as chosen_spec_paths
 
     try:
-        env = os.environ.get("OBSERVATORY_SLO_SPECS", "").split(os.pathsep)
-        env = [p for p in env if p.strip()]
-        return load_specs(list(spec_paths) or env or [DEFAULT_SPECS])
+        return load_specs(chosen_spec_paths(spec_paths))
     except SpecError as exc:
         for line in exc.messages:
             click.echo(f"error: {line}", err=True)

@@ -49,6 +49,7 @@ spec.objectives[0].target: expected a number in [0, 1), got 1.2``.
 from __future__ import annotations
 
 import math
+import os
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -1459,6 +1460,22 @@ GROUP_DIMS_LABEL = {"model_name": "model", "version": "arm", "model_version": "a
 
 
 # ---------------------------------------------------------------- entry points
+#: The SLO specs every reader uses without ``--specs``: the built-in examples.
+DEFAULT_SPECS = Path(__file__).resolve().parent.parent / "examples" / "slo"
+#: The environment variable naming spec files or folders (``os.pathsep`` separated).
+SPECS_ENV = "OBSERVATORY_SLO_SPECS"
+
+
+def spec_paths(given: Iterable[str | Path] = ()) -> list[Path]:
+    """The SLO spec files or folders to read: ``given`` (a ``--specs`` option), else
+    those named by ``$OBSERVATORY_SLO_SPECS``, else :data:`DEFAULT_SPECS`.  The
+    dashboard, ``observatory serve`` and ``observatory slo`` all read them so."""
+    chosen = [Path(p) for p in given]
+    if not chosen:
+        chosen = [Path(p) for p in os.environ.get(SPECS_ENV, "").split(os.pathsep) if p.strip()]
+    return chosen or [DEFAULT_SPECS]
+
+
 def load_specs(paths: Iterable[str | Path]) -> list[SloDefinition]:
     """Read OpenSLO and Sloth files (or folders of ``*.yaml``/``*.yml``) into SLOs.
 

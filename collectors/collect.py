@@ -312,11 +312,14 @@ class Collector:
         coll = self.settings.collection
         step_ms = int(coll.step.total_seconds() * 1000)
         now_ms = _ms(now or datetime.now(UTC))
-        # Nothing past settled time is collected: an explicit ``end`` in the future
-        # collects what exists so far (the window, the run log and the state end at
-        # settled time), and the next run collects the rest.
+        # The state never moves past settled time.  An explicit ``end`` in the future
+        # collects what exists so far: the window ends at most at the end of the step
+        # now in progress (its samples so far; the next run collects the rest of it),
+        # not at the far-off time asked for (no queries into the future, and the run
+        # log records the window actually read).
         settled_ms = _floor(now_ms - int(coll.settle.total_seconds() * 1000), step_ms)
-        end_ms = min(_floor(_ms(end), step_ms), settled_ms) if end else settled_ms
+        current_ms = _floor(now_ms, step_ms) + step_ms
+        end_ms = min(_floor(_ms(end), step_ms), current_ms) if end else settled_ms
         return step_ms, end_ms, settled_ms
 
     def _unit_starts(

@@ -236,3 +236,19 @@ def test_closed_days_are_compacted_a_budget_at_a_time_and_stay_exact(
     }
     assert first_day == totals  # every row of the compacted day once
     assert json.loads((store / "compaction.json").read_text())["through"] >= T0.date().isoformat()
+
+
+def test_an_end_in_the_future_reads_only_up_to_the_step_in_progress(
+    prom: FakeProm, tmp_path: Path
+) -> None:
+    # `collect --to 2027-06-01` at 12:00:30: the window ends with the step now in
+    # progress (12:01), not months ahead; the state stays at settled time.
+    store = tmp_path / "store"
+    now = T0 + timedelta(hours=2, seconds=30)
+    (report,) = Collector(_config(prom.url, store), Store(store)).run(
+        start=T0, end=T0 + timedelta(days=180), now=now
+    )
+    assert report.status == "ok", report.errors
+    assert report.window_end == T0 + timedelta(hours=2, minutes=1)
+    state = Store(store).read_state()["regions"]["r"]
+    assert datetime.fromisoformat(state["collected_until"]) <= now

@@ -16,6 +16,7 @@ Pages never import DuckDB or the Store themselves; they call :func:`query`.
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import threading
@@ -106,7 +107,12 @@ def warm_up(path: str | Path) -> threading.Thread:
     lock) instead of building a second one; one catalogue read at a time likewise.
     Then it reads the drift archive's newest report into the Drift page's cache
     (:func:`app.drift_data.preload_newest_report`), after the catalogue so that the two
-    do not share the cores.
+    do not share the cores, and last calls :func:`gc.freeze`: the long-lived objects
+    the warm-up made (views, catalogue, report) leave the cyclic garbage collector's
+    generations, so its full collections during page runs do not walk them again.
+    Measured (``bench/page_times.py --modes warmed --repeat 3``, with and without
+    ``--gc-freeze``, large fleet): 0.06-0.11 s less per page (Overview 0.99 -> 0.88 s,
+    Latency 0.57 -> 0.49, Cost & Carbon 0.61 -> 0.51), small fleet unchanged.
 
     Returns:
         the started thread (``join`` it to wait for the whole warm-up).
@@ -121,6 +127,7 @@ def warm_up(path: str | Path) -> threading.Thread:
             drift_data.preload_newest_report()
         except Exception:  # the page reads it again and shows what went wrong
             log.exception("warm-up: reading the newest drift report failed")
+        gc.freeze()  # once, after the warm-up: see the docstring
 
     thread = threading.Thread(target=drift_report, name="observatory-warm-drift", daemon=True)
     thread.start()

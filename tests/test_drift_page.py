@@ -305,3 +305,19 @@ def test_the_warm_up_reads_the_newest_report_once_for_the_page(
     reads.clear()
     assert drift_data.saved_report(archive / "drift-2026-11-30T0000Z-24h.json") is preloaded
     assert reads == []  # served from the cache
+
+
+def test_the_warm_up_freezes_what_it_made_for_the_garbage_collector(
+    store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import gc
+
+    from app import data
+
+    monkeypatch.setenv("OBSERVATORY_STORE", str(store))
+    gc.unfreeze()
+    assert gc.get_freeze_count() == 0
+    data.warm_up(store).join(timeout=300)
+    frozen = gc.get_freeze_count()
+    gc.unfreeze()  # the rest of the test session as before
+    assert frozen > 0

@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import click
@@ -230,16 +230,11 @@ def config_warnings(config: Config, environ: dict[str, str] | None = None) -> li
     return out
 
 
-def _promql_duration(span: timedelta) -> str:
-    """``span`` as a PromQL duration in whole seconds (``28800s``), at least 1 s."""
-    return f"{max(1, int(span.total_seconds()))}s"
-
-
 def check_connectivity(config: Config, timeout_s: float = 10.0) -> int:
     """Reach every region: version, latency, and how many of its presets' metrics exist."""
     from collectors.collect import plan_fetches
     from collectors.presets import region_mappings
-    from collectors.prometheus import QueryError, RegionSource
+    from collectors.prometheus import QueryError, RegionSource, promql_duration
     from collectors.selector import parse_selector
 
     header = f"{'region':<18} {'status':<12} {'latency':>8} {'version':<10} {'metrics':>8}  detail"
@@ -270,7 +265,8 @@ def check_connectivity(config: Config, timeout_s: float = 10.0) -> int:
             # Over the collection lookback, not the instant query's 5 min: a source
             # whose newest samples are older (a paused exporter, a backfill) still
             # has what `collect` would fetch.
-            lookback = _promql_duration(config.settings.collection.lookback)
+            lookback_ms = int(config.settings.collection.lookback.total_seconds() * 1000)
+            lookback = promql_duration(lookback_ms)
             expr = (
                 'count by (__name__) (last_over_time({__name__=~"'
                 + "|".join(sorted(names))

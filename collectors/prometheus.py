@@ -252,7 +252,8 @@ def merge_matrices(parts: list[Matrix]) -> Matrix:
     )
 
 
-def _format_duration_ms(ms: int) -> str:
+def promql_duration(ms: int) -> str:
+    """``ms`` milliseconds as a PromQL duration: whole seconds (``28800s``), else ms."""
     return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
 
 
@@ -446,7 +447,7 @@ class RegionSource:
         Raises:
             QueryError: unreachable, an error answer, or not a matrix.
         """
-        query = f"{selector}[{_format_duration_ms(int(range_ms))}]"
+        query = f"{selector}[{promql_duration(int(range_ms))}]"
         answer = self._request(
             "/api/v1/query", {"query": query, "time": f"{at_ms / 1000:.3f}"}, query, matrix=True
         )

@@ -262,7 +262,7 @@ class SloEngine:
         self._step = step
         self.maintenance = _as_maintenance(maintenance)
         self.min_coverage = min_coverage
-        self._les: dict[str, pd.DataFrame] = {}
+        self._layouts: dict[str, pd.DataFrame] = {}
 
     # ------------------------------------------------------------- basics
     @property
@@ -297,16 +297,12 @@ class SloEngine:
         # The newest date partitions only (Store.latest_step), not a scan of the table.
         return self.store.latest_step(table, [ref.signal])
 
-    def bucket_bounds(self, signal: str) -> list[float]:
-        """The ``le`` bounds stored for a histogram signal, any series (cached per engine)."""
-        return sorted({float(x) for x in self.bucket_layouts(signal)["le"]})
-
     def bucket_layouts(self, signal: str) -> pd.DataFrame:
         """Each series' ``le`` bounds of a histogram signal (region, model, arm, le;
         :meth:`observatory.store.Store.bucket_layouts`; cached per engine)."""
-        if signal not in self._les:
-            self._les[signal] = self.store.bucket_layouts(signal)
-        return self._les[signal]
+        if signal not in self._layouts:
+            self._layouts[signal] = self.store.bucket_layouts(signal)
+        return self._layouts[signal]
 
     def prepare(self, slo: SloDefinition) -> Prepared:
         """The SLO's slices query and parameters.

@@ -1720,22 +1720,14 @@ class Store:
         source = self.parquet_source(kind, data)
         return f"SELECT {_WINDOW_COLUMNS[kind][0]} FROM {source} WHERE {where if data else 'FALSE'}"
 
-    def bucket_bounds(self, signal: str) -> list[float]:
-        """The distinct ``le`` bounds stored for a histogram signal, ascending.
-
-        Read from the fresh hourly roll-ups (60x fewer rows than the steps) and from
-        the data files that have none.
-        """
-        frame = self.bucket_layouts(signal)
-        return sorted({float(x) for x in frame["le"]})
-
     def bucket_layouts(self, signal: str) -> pd.DataFrame:
         """The ``le`` bounds each series of a histogram signal has: one row per
         ``region``, ``model``, ``arm`` (a missing label as ``""``) and ``le``.
 
         Exporters differ (vLLM, TGI and Prometheus's own histograms have other bounds),
-        so a threshold is read from each series' own buckets (docs/slo.md).  Read as
-        :meth:`bucket_bounds`.
+        so a threshold is read from each series' own buckets (docs/slo.md).  Read from
+        the fresh hourly roll-ups (60x fewer rows than the steps) and from the data
+        files of partitions that have none.
         """
 
         def plan() -> str:

@@ -351,7 +351,17 @@ def _render(result: Any, fmt: str) -> str:
         return str(frame.to_csv(index=False))
     if frame.empty:
         return "  ".join(result.columns) + "\n"
-    return str(frame.to_string(index=False)) + "\n"
+    return str(frame.to_string(index=False, float_format=_plain_float)) + "\n"
+
+
+def _plain_float(value: float) -> str:
+    """A float as the shortest positional decimal that reads back the same (no
+    scientific notation: ``2.6541238e+10`` prints as ``26541238000``)."""
+    if not math.isfinite(value):
+        return str(value)
+    import numpy as np  # pandas, imported above for the frame, brings it
+
+    return str(np.format_float_positional(value, trim="-"))
 
 
 @main.command("sql")

@@ -2715,6 +2715,12 @@ class SQLResult:
         pq.write_table(table, where)
 
 
+#: DuckDB's "Did you mean" guess when it names a system table, not a store view.
+_SYSTEM_GUESS = re.compile(
+    r'\s*Did you mean "(?:pg_|sqlite_|duckdb_|information_schema)[^"]*"\??', re.IGNORECASE
+)
+
+
 class SafeSQL:
     """Runs untrusted SQL on a locked-down, in-memory DuckDB instance over the lake.
 
@@ -3038,7 +3044,28 @@ class SafeSQL:
             )
         if _LOCKED in text:
             return SQLError("refused", f"refused: settings are locked in the SQL sandbox.\n{text}")
+        if isinstance(exc, duckdb.CatalogException) and "does not exist" in text:
+            return SQLError("failed", f"query failed: {self._unknown_name(text)}")
         return SQLError("failed", f"query failed: {text}")
+
+    def _unknown_name(self, text: str) -> str:
+        """A catalogue error without DuckDB's guess when it names one of DuckDB's own
+        system tables (``pg_sequences``, ``sqlite_schema``, ...), which the sandbox user
+        never meant, plus the store's views to choose from."""
+        text = _SYSTEM_GUESS.sub("", text).rstrip()
+        cur = self._cursor()
+        try:
+            views = [
+                r[0]
+                for r in cur.execute(
+                    "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1"
+                ).fetchall()
+            ]
+        except duckdb.Error:
+            return text
+        finally:
+            cur.close()
+        return f"{text}\nThe store's views: {', '.join(views)}." if views else text
 
     # ------------------------------------------------------------ catalogue
     def columns(self) -> pd.DataFrame:

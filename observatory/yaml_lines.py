@@ -51,10 +51,24 @@ def format_loc(loc: Sequence[Any], empty: str = "(top level)") -> str:
 
 
 def yaml_error(exc: yaml.YAMLError, source: str) -> str:
-    """``source:line: invalid YAML: problem`` for a PyYAML parse error."""
+    """``source:line: invalid YAML: problem (context at line k)`` for a PyYAML parse error.
+
+    A problem found at the end of the stream (an unclosed quote or bracket) is reported
+    at the line where the unclosed construct starts (PyYAML's ``context_mark``): its
+    ``problem_mark`` lies past the last line of the file, which names no line a person
+    can look at.
+    """
     mark = getattr(exc, "problem_mark", None)
-    where = f"{source}:{mark.line + 1}" if mark is not None else source
-    return f"{where}: invalid YAML: {getattr(exc, 'problem', None) or exc}"
+    context = getattr(exc, "context", None)
+    context_mark = getattr(exc, "context_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    at = mark
+    if context_mark is not None and (mark is None or "end of stream" in problem):
+        at = context_mark
+    where = f"{source}:{at.line + 1}" if at is not None else source
+    if context and context_mark is not None:
+        problem += f" ({context} at line {context_mark.line + 1})"
+    return f"{where}: invalid YAML: {problem}"
 
 
 class TextTimestampLoader(yaml.SafeLoader):

@@ -72,6 +72,15 @@ def test_sql_on_an_empty_store_answers_from_empty_views(tmp_path: Path) -> None:
     assert res.output.split()[:2] == ["n", "0"]
 
 
+def test_sql_table_prints_large_and_small_floats_without_exponents(tmp_path: Path) -> None:
+    query = "SELECT 26541238000.0::DOUBLE AS big, 0.0000307::DOUBLE AS small, 1.5::DOUBLE AS x"
+    res = CliRunner().invoke(main, ["sql", query, "--store", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    header, row = res.output.splitlines()[:2]
+    assert header.split() == ["big", "small", "x"]
+    assert row.split() == ["26541238000", "0.0000307", "1.5"]  # pandas printed 2.654124e+10
+
+
 def test_usage_errors_keep_their_codes(tmp_path: Path) -> None:
     runner = CliRunner()
     bad_since = runner.invoke(main, ["regressions", "--since", "5x", "--store", str(tmp_path)])

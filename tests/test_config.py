@@ -216,6 +216,17 @@ def test_invalid_yaml_syntax(tmp_path: Path) -> None:
     assert f"observatory.yaml:{_line_of(text, 'oops')}: invalid YAML" in msg
 
 
+def test_unclosed_quote_is_reported_where_it_opens(tmp_path: Path) -> None:
+    # PyYAML finds the problem at the end of the stream, past the file's last line; the
+    # message names the line where the quoted scalar starts instead.
+    text = VALID.replace("longitude: -77.5", 'longitude: "-77.5')
+    msg = _error(tmp_path, text)
+    line = _line_of(text, '"-77.5')
+    assert f"observatory.yaml:{line}: invalid YAML: found unexpected end of stream" in msg
+    assert f"while scanning a quoted scalar at line {line}" in msg
+    assert line < len(text.splitlines())
+
+
 @pytest.mark.parametrize("text", ["", "\n\n", "# only a comment\n"])
 def test_empty_file(tmp_path: Path, text: str) -> None:
     msg = _error(tmp_path, text)

@@ -353,6 +353,20 @@ def test_errors_carry_duckdbs_message_and_position(sandbox: SafeSQL) -> None:
         sandbox.run("SELECT * FROM no_such_view")
 
 
+def test_an_unknown_table_lists_the_views_not_duckdbs_system_tables(sandbox: SafeSQL) -> None:
+    # DuckDB guesses the nearest catalogue name, often one of its own system tables
+    # ("seqs" -> "pg_sequences"), which no sandbox user meant; the views are listed.
+    with pytest.raises(SQLError) as caught:
+        sandbox.run("SELECT * FROM seqs")
+    message = str(caught.value)
+    assert "Table with name seqs does not exist" in message
+    assert "pg_" not in message and "sqlite_" not in message
+    views = message.split("The store's views: ")[1].rstrip(".").split(", ")
+    assert {"counters", "gauges", "histograms", "regions"} <= set(views)
+    with pytest.raises(SQLError, match=r'Did you mean "counters"'):  # a useful guess stays
+        sandbox.run("SELECT * FROM countrs")
+
+
 def test_closed_sandbox_says_so(store_dir: Path) -> None:
     box = Store(store_dir).sandbox(SandboxLimits())
     box.close()

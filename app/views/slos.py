@@ -126,8 +126,10 @@ def _summary(selected: pd.DataFrame, view: pd.DataFrame, c: PageChoices) -> None
             "service": view["service"],
             "group": [_group_label(r) for _, r in view.iterrows()],
             "state": view["state"].map(STATE_LABELS),
-            "SLI": view["sli"],
-            "target": view["target"],
+            # In percent, printed with three decimals: a rounded "99 %" beside a target
+            # of "99 %" hid why an SLO is out of budget (99.412 % vs 99.5 %).
+            "SLI": 100 * view["sli"],
+            "target": 100 * view["target"],
             "remaining": view["remaining"],
             **{
                 f"burn {w}": view.get(f"burn_{w}", pd.Series(math.nan, index=view.index))
@@ -145,8 +147,9 @@ def _summary(selected: pd.DataFrame, view: pd.DataFrame, c: PageChoices) -> None
         hide_index=True,
         width="stretch",
         column_config={
-            "SLI": st.column_config.NumberColumn(format="percent"),
-            "target": st.column_config.NumberColumn(format="percent"),
+            "state": st.column_config.TextColumn(width="medium"),
+            "SLI": st.column_config.NumberColumn(format="%.3f %%"),
+            "target": st.column_config.NumberColumn(format="%.3f %%"),
             "remaining": st.column_config.ProgressColumn(
                 "remaining budget", min_value=0.0, max_value=1.0, format="percent"
             ),
@@ -250,7 +253,11 @@ def _breakdown(rows: pd.DataFrame) -> None:
         "the mean of the groups' ratios. When the sidebar narrows the regions, models or "
         "arms an SLO is split by, only the selected groups are listed, without the global row."
     )
-    breakdown = rows.assign(group=[_group_label(r) for _, r in rows.iterrows()])
+    breakdown = rows.assign(
+        group=[_group_label(r) for _, r in rows.iterrows()],
+        state=rows["state"].map(STATE_LABELS).fillna(rows["state"]),
+        sli=100 * rows["sli"],
+    )
     st.dataframe(
         breakdown[
             [
@@ -269,7 +276,8 @@ def _breakdown(rows: pd.DataFrame) -> None:
         hide_index=True,
         width="stretch",
         column_config={
-            "sli": st.column_config.NumberColumn("SLI", format="percent"),
+            "state": st.column_config.TextColumn(width="medium"),
+            "sli": st.column_config.NumberColumn("SLI", format="%.3f %%"),
             "remaining": st.column_config.NumberColumn(format="percent"),
             "coverage": st.column_config.NumberColumn(format="percent"),
             "burn_1h": st.column_config.NumberColumn("burn 1h", format="%.2f"),

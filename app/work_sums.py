@@ -86,3 +86,23 @@ def overview_series_rows(counters: pd.DataFrame) -> pd.DataFrame:
     ``overview_series_counters`` (the Overview's trend lines)."""
     kept = counters[counters["series_rows"] > 0]
     return kept[["region", "bucket_end", "requests", "errors"]].reset_index(drop=True)
+
+
+#: Appended to a day's label when the window covers only part of it.
+PARTIAL = " (partial)"
+
+
+def day_labels(days: pd.Series, start: object, end: object) -> pd.Series:
+    """``YYYY-MM-DD`` per UTC day of ``days``, with :data:`PARTIAL` appended where the
+    window ``(start, end]`` covers only part of the day: day D holds the steps of
+    ``(D 00:00, D+1 00:00]`` (``work_by_day``'s ``ts_utc - 1 µs`` cast to a date), so it
+    is whole when ``start <= D 00:00`` and ``D+1 00:00 <= end``.
+
+    Args:
+        days: dates (``datetime.date``, Timestamps or ISO strings).
+        start, end: the window, naive UTC datetimes or Timestamps.
+    """
+    d = pd.to_datetime(days)
+    whole = (d >= pd.Timestamp(start)) & (d + pd.Timedelta(days=1) <= pd.Timestamp(end))
+    return d.dt.strftime("%Y-%m-%d") + (~whole).map({True: PARTIAL, False: ""})
+

@@ -321,3 +321,28 @@ def test_the_warm_up_freezes_what_it_made_for_the_garbage_collector(
     frozen = gc.get_freeze_count()
     gc.unfreeze()  # the rest of the test session as before
     assert frozen > 0
+
+
+def test_a_store_younger_than_the_reference_says_so_instead_of_an_empty_heatmap(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # One day of data: the 24 h window has data, the reference before it has none, so
+    # every slice's metric is undefined and the heatmap would be a grid of blank cells.
+    from observatory.demo import build_store
+
+    root = tmp_path / "young"
+    build_store(root, days=1, regions=["us-east-1", "us-west-2"], end=END, force=True)
+    monkeypatch.setenv("OBSERVATORY_STORE", str(root))
+    monkeypatch.setenv("OBSERVATORY_DRIFT_REPORTS", str(tmp_path / "reports"))
+    monkeypatch.delenv("OBSERVATORY_CONFIG", raising=False)
+    reset_on_demand()
+    at = AppTest.from_file(MAIN, default_timeout=300).run()
+    at.switch_page("views/drift.py").run()
+    finish_on_demand()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    text = _texts(at)
+    assert "INSUFFICIENT DATA" in text
+    assert "No slice has a PSI value yet" in text
+    kinds = [json.loads(c.proto.spec)["data"][0]["type"] for c in at.get("plotly_chart")]
+    assert "heatmap" not in kinds

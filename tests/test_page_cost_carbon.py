@@ -133,6 +133,13 @@ def test_daily_cost_and_price_table_fallback_match_the_store(
         for day, usd in zip(trace["x"], plotly_numbers(trace["y"]), strict=True)
     }
     expected = {(r.region, r.day): r.usd for r in direct.itertuples()}
+    # A day the window cuts is labelled "(partial)"; whole days are plain dates.
+    start, end = pd.Timestamp(w["start"]), pd.Timestamp(w["end"])
+    for _, day in bars:
+        d = pd.Timestamp(day.removesuffix(" (partial)"))
+        partial = d < start or d + pd.Timedelta(days=1) > end
+        assert day.endswith(" (partial)") == partial, (day, start, end)
+    bars = {(region, day.removesuffix(" (partial)")): usd for (region, day), usd in bars.items()}
     assert bars.keys() == expected.keys()
     for key, usd in expected.items():
         assert bars[key] == pytest.approx(usd, rel=1e-12), key

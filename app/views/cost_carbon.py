@@ -22,7 +22,7 @@ from analytics.energy import gpu_table
 from app.charts import bar_chart, palette
 from app.filters import URL_STATE, Filters, live, require_selection, shared_filters, url_choice
 from app.ui import md, metric_tiles, run_query
-from app.work_sums import per_region_day, per_region_model
+from app.work_sums import PARTIAL, day_labels, per_region_day, per_region_model
 from observatory.config import ConfigError
 from observatory.experiments_config import ENV_FILE, load_experiments
 
@@ -117,7 +117,7 @@ def render(f: Filters) -> None:
             "table (`regions[].prices`) to the regions, then collect again."
         )
     else:
-        daily = daily.assign(day=pd.to_datetime(daily["day"]).dt.strftime("%Y-%m-%d"))
+        daily = daily.assign(day=day_labels(daily["day"], f.start, f.end))
         st.plotly_chart(
             bar_chart(
                 daily,
@@ -130,6 +130,11 @@ def render(f: Filters) -> None:
             ),
             key="cost_daily_chart",
         )
+        if daily["day"].str.endswith(PARTIAL).any():
+            st.caption(
+                "Days marked *partial* are cut by the time range (it starts after 00:00 "
+                "UTC or ends before the day's end): their bars hold only that part of the day."
+            )
     st.dataframe(
         pd.DataFrame(
             {

@@ -130,6 +130,14 @@ def _heatmap(report: DriftReport, metric: str, metric_label: str) -> None:
         )
 
     z, verd, shown_cells = grid("value"), grid("verdict"), grid("shown")
+    if z.isna().all().all():  # e.g. a fresh store: no reference data before the window yet
+        st.info(
+            f"No slice has a {md(metric_label)} value yet: each needs data in both the "
+            "reference and the current window (a store younger than the reference window "
+            "has none). Choose a shorter window, another reference or another metric, or "
+            "wait for more data; the slices below say what each one lacks."
+        )
+        return
     zmax = max(rule.critical or (rule.warning or 0.1) * 2.5, 0.05)
     text = [
         [

@@ -6,7 +6,7 @@ import base64
 import json
 import math
 import shutil
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -535,6 +535,22 @@ def test_custom_date_range(monkeypatch: pytest.MonkeyPatch, store_dir: Path) -> 
     assert not at.exception
     start, end = day, day + timedelta(days=1)
     assert _count(_metric(at, "Requests")) == _requests(store_dir, start, end, REGIONS)
+
+
+def test_a_link_with_custom_dates_restores_them(
+    monkeypatch: pytest.MonkeyPatch, store_dir: Path
+) -> None:
+    # The date picker is bound to the URL as a repeated parameter (dates=D1&dates=D2).
+    monkeypatch.setenv("OBSERVATORY_STORE", str(store_dir))
+    linked = AppTest.from_file(MAIN, default_timeout=60)
+    linked.query_params["range"] = "Custom dates"
+    linked.query_params["dates"] = ["2026-11-29", "2026-11-29"]
+    linked.run()
+    assert not linked.exception
+    # The picker's default is (2026-11-29, 2026-11-30); the link's one-day range shows.
+    assert linked.date_input(key="dates").value == (date(2026, 11, 29),)
+    start, end = datetime(2026, 11, 29), datetime(2026, 11, 30)
+    assert _count(_metric(linked, "Requests")) == _requests(store_dir, start, end, REGIONS)
 
 
 @pytest.mark.parametrize(

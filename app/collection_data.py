@@ -1,6 +1,6 @@
 """The Collection health page's reads: the run log, the state, the newest stored steps.
 
-The collector writes beside the lake (docs/architecture.md, observatory/store.py):
+The collector writes beside the lake (docs/architecture.md, observatory/store/):
 
 - ``runs.jsonl``: one JSON object a line per region per run.  Read here line by line
   (not through the ``collection_runs`` view, whose JSON reader rejects the whole file

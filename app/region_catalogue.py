@@ -24,7 +24,7 @@ import streamlit as st
 
 from observatory.store import StoreError
 
-#: The catalogue file under the store folder (observatory/store.py ``write_regions``).
+#: The catalogue file under the store folder (observatory/store/ ``write_regions``).
 CATALOGUE_FILE = Path("lake") / "regions" / "regions.parquet"
 COLUMNS = ["region", "display_name", "latitude", "longitude"]
 

@@ -6,7 +6,7 @@ day partition), in the same run.
 
     python bench/backfill_write.py [--regions 2] [--days 2] [--baseline-rev b4b0aa9]
 
-The baseline is ``observatory/store.py`` of ``--baseline-rev`` (read with ``git show``;
+The baseline is ``observatory/store/`` of ``--baseline-rev`` (read with ``git show``;
 b4b0aa9 is the last revision before hour files), loaded as a separate module.  Each
 layout writes the same region-days (``observatory.large_fleet.region_day``: one day
 per ``replace_window`` and table, as ``large_fleet.build`` and a backfill of whole
@@ -31,16 +31,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from observatory import store as current
+from observatory.store import core as current  # the module whose names Store uses
 from observatory.large_fleet import REGIONS, SIGNALS_OF_TABLE, region_day, sized
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
 def baseline_module(rev: str, workdir: Path) -> ModuleType:
-    """``observatory/store.py`` of git revision ``rev``, imported as its own module."""
+    """``observatory/store/`` of git revision ``rev``, imported as its own module."""
     text = subprocess.run(
-        ["git", "-C", str(ROOT), "show", f"{rev}:observatory/store.py"],
+        ["git", "-C", str(ROOT), "show", f"{rev}:observatory/store/"],
         check=True,
         capture_output=True,
         text=True,

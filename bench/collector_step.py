@@ -80,7 +80,7 @@ from collectors.transform import (
     matrix_block,
     series_to_matrix,
 )
-from observatory import store as store_module
+from observatory.store import core as store_module  # the names Store uses
 from observatory.hour_files import LEGACY_FILE, hour_file_name
 from observatory.large_fleet import MODELS, REGIONS, SIGNALS_OF_TABLE, FleetSize, build, sized
 from observatory.store import (

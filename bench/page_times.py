@@ -328,7 +328,7 @@ def measure(
 
 #: Where a profiled function's own time is counted, by the path of its file.
 AREAS = (
-    ("observatory/store.py", "DuckDB (Store)"),
+    ("observatory/store/", "DuckDB (Store)"),
     ("duckdb", "DuckDB (Store)"),
     ("/plotly/", "Plotly"),
     ("/_plotly_utils/", "Plotly"),

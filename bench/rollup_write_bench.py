@@ -28,7 +28,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from collectors.demo_fleet import REGIONS  # noqa: E402
-from observatory import store as store_module  # noqa: E402
+from observatory.store import core as store_module  # noqa: E402  (the names Store uses)
 from observatory.demo import build_store  # noqa: E402
 
 

@@ -18,7 +18,7 @@ CREATE TABLE _empty_runs (
     started_utc TIMESTAMP, finished_utc TIMESTAMP, region VARCHAR, status VARCHAR,
     window_start_utc TIMESTAMP, window_end_utc TIMESTAMP, rows BIGINT, error VARCHAR);
 -- The hourly roll-ups (lake/counters_hourly, lake/histograms_hourly, lake/gauges_hourly,
--- lake/gpu_steps_hourly; observatory/store.py):
+-- lake/gpu_steps_hourly; observatory/store/):
 -- sums of value and the number of rows summed per hour (hour_utc = the END of
 -- (hour_utc - 1 hour, hour_utc]), model, arm (and le), over instances. Not views: the
 -- SLO engine reads the fresh ones by file list (Store.hourly_plan).
@@ -41,7 +41,7 @@ CREATE TABLE _empty_counters_5m AS SELECT * FROM _empty_counters_hourly;
 CREATE TABLE _empty_histograms_5m AS SELECT * FROM _empty_histograms_hourly;
 CREATE TABLE _empty_gauges_5m AS SELECT * FROM _empty_gauges_hourly;
 -- gpu_steps_hourly: GPU-steps (utilisation and power of one instance and step) per
--- hour, model, arm and whole-percent utilisation pct (observatory/store.py, PCT_SQL).
+-- hour, model, arm and whole-percent utilisation pct (observatory/store/, PCT_SQL).
 CREATE TABLE _empty_gpu_steps_hourly (
     hour_utc TIMESTAMP, model VARCHAR, arm VARCHAR, pct SMALLINT, util_weighted DOUBLE,
     seconds BIGINT, power_energy_j DOUBLE, power_seconds BIGINT, "rows" BIGINT,

@@ -1,5 +1,5 @@
 -- The views every reader uses (dashboard, `observatory sql`, your own DuckDB).
--- Placeholders in braces are filled by observatory/store.py with the lake's
+-- Placeholders in braces are filled by observatory/store/ with the lake's
 -- read_parquet(...) call, or with the empty table of schema.sql.
 
 -- counters: exact per-step increases of counter signals (requests, errors,

@@ -188,3 +188,38 @@ def test_housekeeping_adds_the_tier_to_a_linked_copy_of_an_older_store(tmp_path:
         _sums(copy, "counters", lo, hi, tiers=list(ROLLUP_TIERS)),
         _sums(copy, "counters", lo, hi, use_rollup=False),
     )
+
+
+def test_housekeeping_with_a_budget_goes_on_at_the_next_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store from an older version gains the daily tier over several takes of the
+    writer lock, at least one partition per take, never in one long hold; readers
+    meanwhile read the hourly tier (exact)."""
+    import observatory.store.core as core
+
+    old = Store(tmp_path / "old")
+    with old.writer():
+        _write(old, START, END, seed=9)
+    for table in ROLLUP_DAILY_OF.values():
+        subprocess.run(["rm", "-r", str(old.lake / table)], check=True)
+    missing = sum(1 for t in ROLLUP_DAILY_OF for _ in old.partitions(t))
+    assert missing > 2
+    lo, hi = DAY - D, DAY + 2 * D
+    want = _sums(old, "counters", lo, hi, use_rollup=False)
+
+    first = Store(old.root).housekeeping(budget_s=0.0)  # over budget after the first
+    assert (first.rollups_rebuilt, first.complete) == (1, False)
+    monkeypatch.setattr(core, "HOUSEKEEPING_BUDGET_S", 0.0)
+    store = Store(old.root)
+    takes = 0
+    while not store._housekept:
+        with store.writer():
+            takes += 1
+        pd.testing.assert_frame_equal(  # exact at every stage of the upgrade
+            _sums(store, "counters", lo, hi, tiers=list(ROLLUP_TIERS)), want
+        )
+        assert takes <= missing
+    assert takes == missing - 1  # one partition per take after the first call's one
+    assert Store(old.root).housekeeping().rollups_rebuilt == 0
+    assert "_daily/" in store.window_rows("counters", None, lo, hi, tiers=list(ROLLUP_TIERS))

@@ -4,7 +4,7 @@
 -- GPU-steps with a utilisation; power_energy_j = sum(power_w * step_s) (joules),
 -- power_seconds = sum(step_s) of GPU-steps with a power sample; idle_* are the same
 -- sums over GPU-steps whose mean utilisation is below $floor_pct / 100.
--- {{rows:gpu_steps}} (Store.named, observatory/store.py window_rows): GPU-steps of
+-- {{rows:gpu_steps}} (Store.named, observatory/store/ window_rows): GPU-steps of
 -- ($start, $end], whole hours from the GPU-step roll-up summed per whole-percent
 -- utilisation pct (pct < P exactly when util < P / 100), cut hours from minute rows.
 -- Params: $start, $end (TIMESTAMP, UTC); $regions, $models, $arms (VARCHAR[]);

@@ -5,7 +5,7 @@
 -- the number of distinct steps with power samples times the step: per hour, the
 -- minutes holding a power step (bit_or of the rows' minute masks; a step of 60 s or
 -- more on the minute grid, the collector's default, holds one minute).
--- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store.py, window_rows)
+-- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store/, window_rows)
 -- with the rows of ($start, $end]: whole hours from the exact hourly roll-ups, whole
 -- 5-minute periods from the 5-minute roll-ups, the 5-minute periods a window edge
 -- cuts and partitions without a fresh roll-up from minute rows; ts_utc is a step end

@@ -1,7 +1,7 @@
 -- Latency histogram buckets per signal (latency, TTFT, inter-token latency), region
 -- and model over ($start, $end]: value = observations <= le (le in seconds). The
 -- percentiles are computed from these sums (analytics/latency.py).
--- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store.py, window_rows)
+-- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store/, window_rows)
 -- with the rows of ($start, $end]: whole hours from the exact hourly roll-ups, whole
 -- 5-minute periods from the 5-minute roll-ups, the 5-minute periods a window edge
 -- cuts and partitions without a fresh roll-up from minute rows; ts_utc is a step end

@@ -3,7 +3,7 @@
 -- region or a model ($split). Buckets are right-closed, (bucket_end - $bucket_s,
 -- bucket_end], aligned to the Unix epoch, like overview_series_counters.
 -- value: observations <= le (le in seconds), summed over the bucket's steps.
--- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store.py, window_rows)
+-- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store/, window_rows)
 -- with the rows of ($start, $end]: whole hours from the exact hourly roll-ups, whole
 -- 5-minute periods from the 5-minute roll-ups, the 5-minute periods a window edge
 -- cuts and partitions without a fresh roll-up from minute rows; ts_utc is a step end

@@ -7,7 +7,7 @@
 -- integer counts exactly, float sums to the order of additions) and draws the
 -- buckets with series_rows > 0 (the rows of overview_series_counters): one read of
 -- the window's counter rows and edges instead of two.
--- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store.py, window_rows)
+-- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store/, window_rows)
 -- with the rows of ($start, $end]: whole hours from the exact hourly roll-ups, whole
 -- 5-minute periods from the 5-minute roll-ups, the 5-minute periods a window edge
 -- cuts and partitions without a fresh roll-up from minute rows; ts_utc is a step end

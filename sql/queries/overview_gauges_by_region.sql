@@ -3,7 +3,7 @@
 -- gpu_util_seconds = sum(step_s): their quotient is the time-weighted mean
 -- utilisation, 0-1 (summed first so that regions and the fleet combine exactly).
 -- cost_usd = sum(mean * step_s) / 3600 over rows: the cost gauge is USD per hour.
--- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store.py, window_rows)
+-- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store/, window_rows)
 -- with the rows of ($start, $end]: whole hours from the exact hourly roll-ups, whole
 -- 5-minute periods from the 5-minute roll-ups, the 5-minute periods a window edge
 -- cuts and partitions without a fresh roll-up from minute rows; ts_utc is a step end

@@ -2,7 +2,7 @@
 -- for +Inf), the number of requests in ($start, $end] that took <= le seconds
 -- (summed per-step increases of the cumulative buckets). Percentiles are computed
 -- from these by analytics.overview.percentiles.
--- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store.py, window_rows)
+-- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store/, window_rows)
 -- with the rows of ($start, $end]: whole hours from the exact hourly roll-ups, whole
 -- 5-minute periods from the 5-minute roll-ups, the 5-minute periods a window edge
 -- cuts and partitions without a fresh roll-up from minute rows; ts_utc is a step end

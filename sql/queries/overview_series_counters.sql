@@ -1,7 +1,7 @@
 -- Requests and errors per region and time bucket. A bucket is right-closed like a
 -- step, (bucket_end - $bucket_s, bucket_end], aligned to the Unix epoch; a step
 -- belongs to the bucket that holds its end ts_utc.
--- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store.py, window_rows)
+-- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store/, window_rows)
 -- with the rows of ($start, $end]: whole hours from the exact hourly roll-ups, whole
 -- 5-minute periods from the 5-minute roll-ups, the 5-minute periods a window edge
 -- cuts and partitions without a fresh roll-up from minute rows; ts_utc is a step end

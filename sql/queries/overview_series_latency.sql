@@ -1,6 +1,6 @@
 -- Request latency buckets per region and time bucket (see overview_series_counters
 -- for the buckets): per le (seconds), the number of requests that took <= le.
--- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store.py, window_rows)
+-- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store/, window_rows)
 -- with the rows of ($start, $end]: whole hours from the exact hourly roll-ups, whole
 -- 5-minute periods from the 5-minute roll-ups, the 5-minute periods a window edge
 -- cuts and partitions without a fresh roll-up from minute rows; ts_utc is a step end

@@ -6,7 +6,7 @@
 -- The GPUs & Energy page sums it over days (per region and model), the Cost & Carbon
 -- page over days and over models (app/work_sums.py), so each page reads the window's
 -- counter and cost rows once.
--- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store.py, window_rows)
+-- {{rows:<table>:<signals>}} is filled by Store.named (observatory/store/, window_rows)
 -- with the rows of ($start, $end]: whole hours from the exact hourly roll-ups, whole
 -- 5-minute periods from the 5-minute roll-ups, the 5-minute periods a window edge
 -- cuts and partitions without a fresh roll-up from minute rows; ts_utc is a step end

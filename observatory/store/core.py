@@ -1,70 +1,6 @@
-"""The store: a Hive-partitioned Parquet lake, read through DuckDB views.
-
-This is the only module that imports DuckDB.  Layout under the store folder::
-
-    lake/<table>/signal=<signal>/date=<YYYY-MM-DD>/region=<region>/hKK.parquet
-                                        a data partition: one file per hour of the day,
-                                        named by the END of its rows' roll-up hour
-                                        (h00: the midnight step only; h01 (00:00, 01:00]
-                                        ... h24 (23:00, 24:00); observatory.hour_files)
-    lake/<table>/.../region=<region>/part.parquet  the whole day: written by a
-                                        whole-day window (backfill, demo) or by the
-                                        compaction of a closed day's hour files
-                                        (Store.compact_closed), and by stores written
-                                        before hour files
-    lake/<table>/.../date=<D>/.tmp-compact/region=<region>/  a compaction in progress
-    lake/<table>_hourly/signal=.../part.parquet   hourly roll-up of counters,
-                                        histograms and gauges, one per data partition
-    lake/<table>_5m/signal=.../part.parquet       the same per 5-minute period
-    lake/gpu_steps_hourly/signal=gpu_steps/date=/region=/part.parquet
-                                        GPU-steps (utilisation + power) per hour and
-                                        whole utilisation percent, one per date/region
-    lake/regions/regions.parquet        one row per configured region
-    runs.jsonl                          the collector's run log (one JSON object a line)
-    state.json                          per region: collected up to (UTC)
-    compaction.json                     the newest date whose hour files are compacted
-    .compaction-mark                    a counter, odd while a partition folder is
-                                        swapped (readers rerun queries that overlap)
-    .writer.lock                        serialises writers across processes
-
-Why files and not one DuckDB database: DuckDB lets one process at a time open a
-database file read-write and a reader blocks the writer, so a collector writing on
-its own schedule would lock out the dashboard and ad hoc SQL.  Parquet files that are
-replaced atomically (write to a temporary name in the same folder, ``os.replace``)
-give readers that never take a lock and never see a half-written file, idempotent
-re-writes of a window, and a layout Spark, Trino or Polars read as it is.  See
-``docs/architecture.md``.
-
-Tables (``ts_utc`` is the END of a right-closed step ``(ts_utc - step, ts_utc]``, UTC):
-
-- ``counters``: exact per-step increases (``value``) of counter signals.
-- ``gauges``: per-step ``mean``, ``max``, ``last`` of gauge samples, ``samples`` seen
-  and ``step_s`` (the step length in seconds).
-- ``histograms``: per-step increases of each cumulative bucket ``le``.
-- ``counters_hourly``, ``histograms_hourly``, ``gauges_hourly``: exact hourly sums of
-  the three above (:func:`hourly_rollup`), one file per day partition, updated with
-  their data partition (the rewritten hours' rows replaced) and stamped with the
-  partition folder's modification time (:meth:`Store.partition_stamp`; a roll-up
-  written before hour files carries its ``part.parquet``'s); a stale one is never read
-  (:meth:`Store.hourly_plan`) and is rebuilt by the next writer
-  (:meth:`Store.housekeeping`).  ``counters_5m``, ``histograms_5m``, ``gauges_5m``:
-  the same per 5-minute period (:data:`ROLLUP_TIERS`), for 5-minute series and the
-  edges of a window's whole hours.
-- ``gpu_steps_hourly``: GPU-steps of a date and region per hour and whole percent of
-  utilisation (:func:`gpu_steps_rollup`), stamped with the newer of its two
-  partitions' modification times (:meth:`Store.gpu_steps_plan`).
-- Named queries read "the rows of a window" through these with a
-  ``{{rows:<table>:<signals>}}`` placeholder (:meth:`Store.window_rows`).  See
-  ``docs/architecture.md``, "Hourly roll-up".
-
-Which files a partition holds is known here only: other modules list them with
-:meth:`Store.partitions`, :meth:`Store.partition_files`, :meth:`Store.data_files` and
-detect changes with :meth:`Store.partition_stamp`.
-
-Readers: :meth:`Store.query` / :meth:`Store.named` for trusted SQL (the dashboard's
-named queries); :meth:`Store.sandbox` (:class:`SafeSQL`) for untrusted ad hoc SQL, on
-a separate locked-down DuckDB instance (docs/sql.md).
-"""
+"""The :class:`Store`: the Parquet lake's writes (windows, roll-ups, housekeeping,
+compaction of closed days) and reads (views, named queries, window rows); the layout
+is described in :mod:`observatory.store`."""
 
 from __future__ import annotations
 
@@ -76,963 +12,106 @@ import logging
 import os
 import re
 import shutil
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import duckdb
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from filelock import FileLock
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
 from observatory.folder_exchange import ExchangeUnsupported, exchange, exchange_supported
 from observatory.hour_files import (
-    HOURS,
     LEGACY_FILE,
     folder_files,
     folder_stamp,
     hour_file_name,
-    hour_indices,
     hour_range,
     hour_span,
     overlaps,
 )
+from observatory.store.files import (
+    COMPACTION_MARK,
+    TORN_READ_ATTEMPTS,
+    StoreError,
+    _atomic_write_table,
+    _changed,
+    _compaction_mark,
+    _dates_in,
+    _replacing,
+    _to_utc_naive,
+    _torn_read,
+    _TornRead,
+    atomic_write_bytes,
+    env_rollup,
+    file_identity,
+    planned_files,
+)
+from observatory.store.layout import (
+    COMPACT_DIR,
+    COMPACT_GRACE,
+    COMPACTION_NOTE,
+    FINE_TIER_DAYS,
+    GPU_STEP_SIGNALS,
+    GPU_STEPS,
+    GPU_STEPS_SCHEMA,
+    GPU_STEPS_SQL,
+    HOUSEKEEPING_BUDGET_S,
+    REGION_SCHEMA,
+    ROLLUP_FILE,
+    ROLLUP_OF,
+    ROLLUP_SCHEMAS,
+    ROLLUP_TIERS,
+    SCHEMAS,
+    SQL_DIR,
+    STALE_TMP_AGE,
+    TMP_PREFIX,
+    WINDOW_TIERS,
+)
+from observatory.store.partitions import (
+    _GPU_STEPS_MINUTE_SQL,
+    _WINDOW_COLUMNS,
+    DataPartition,
+    _align,
+    _Change,
+    _concat,
+    _covers_day,
+    _empty,
+    _files_of_hours,
+    _is_sorted,
+    _outside,
+    _outside_window,
+    _parse_date,
+    _Partition,
+    _patched,
+    _read_rows,
+    _restamp,
+    _split_by_hour,
+    _split_by_signal_and_date,
+    _split_dates,
+    _stamp_options,
+    _subfolders,
+    _tier_pieces,
+    _ts_scalar,
+    _within,
+    _Written,
+)
+from observatory.store.rollups import coarser_rollup, gpu_steps_rollup, hourly_rollup
 
-if TYPE_CHECKING:  # pandas is imported where it is used: a collector run never needs
-    import pandas as pd  # it, and importing it costs about 0.4 CPU-seconds at start-up
-
-SQL_DIR = Path(__file__).resolve().parent.parent / "sql"
 log = logging.getLogger(__name__)
 
-_COMMON = [
-    ("ts_utc", pa.timestamp("us")),
-    ("model", pa.string()),
-    ("arm", pa.string()),
-]
-SCHEMAS: dict[str, pa.Schema] = {
-    "counters": pa.schema(
-        [*_COMMON, ("instance", pa.string()), ("value", pa.float64()), ("unit", pa.string())]
-    ),
-    "gauges": pa.schema(
-        [
-            *_COMMON,
-            ("instance", pa.string()),
-            ("mean", pa.float64()),
-            ("max", pa.float64()),
-            ("last", pa.float64()),
-            ("samples", pa.int32()),
-            ("step_s", pa.int32()),
-            ("unit", pa.string()),
-        ]
-    ),
-    "histograms": pa.schema(
-        [*_COMMON, ("le", pa.float64()), ("value", pa.float64()), ("unit", pa.string())]
-    ),
-}
-#: Tables that keep an exact hourly roll-up beside them, and its table name.
-ROLLUP_OF: dict[str, str] = {
-    "counters": "counters_hourly",
-    "histograms": "histograms_hourly",
-    "gauges": "gauges_hourly",
-}
-#: The 5-minute tier: the same roll-ups per 5-minute period (``lake/<table>_5m/``; the
-#: period's end is in ``hour_utc`` too, so one SQL text reads either tier).  It serves
-#: series in buckets of a multiple of 5 minutes (the 24 h presets) and the edges of a
-#: window's whole hours (:meth:`Store.window_rows`).
-ROLLUP_5M_OF: dict[str, str] = {t: t + "_5m" for t in ROLLUP_OF}
-#: The daily tier (``lake/<table>_daily/``): the same sums per UTC day, period end in
-#: ``hour_utc`` like the other tiers: the day ``(D 00:00, D+1 00:00]``.  A partition of
-#: date D holds the steps of ``[D 00:00, D+1 00:00)``, so its daily roll-up has two
-#: rows per group: ``hour_utc = D 00:00`` (the step at midnight, the last one of the
-#: day before, as the hourly tier gives it to the hour ``(D-1 23:00, D 00:00]``) and
-#: ``D+1 00:00`` (every other step).  It serves long windows' whole days (the SLO
-#: batched pass, :meth:`Store.window_rows` with ``tiers`` naming it).
-DAY_S = 86400
-ROLLUP_DAILY_OF: dict[str, str] = {t: t + "_daily" for t in ROLLUP_OF}
-#: Roll-up tiers, coarsest first: period (seconds) -> {data table: roll-up table}.
-ROLLUP_TIERS: dict[int, dict[str, str]] = {
-    DAY_S: ROLLUP_DAILY_OF,
-    3600: ROLLUP_OF,
-    300: ROLLUP_5M_OF,
-}
-#: Tiers :meth:`Store.window_rows` uses when the caller names none.  Not the daily
-#: tier: a gauge row's ``minutes`` holds minutes of an hour, so a daily row's mask (the
-#: OR over 24 hours) no longer counts a day's distinct steps, and page queries count
-#: them per hour bucket (``gpu_series``).  Callers summing counters or histograms over
-#: long windows name the daily tier (``tiers``).
-WINDOW_TIERS: tuple[int, ...] = (3600, 300)
-_ROLLUP_COMMON = [
-    ("hour_utc", pa.timestamp("us")),
-    ("model", pa.string()),
-    ("arm", pa.string()),
-]
-#: Roll-up rows: sums of ``value`` and the number of rows summed, per hour (the END of
-#: ``(hour_utc - 1h, hour_utc]``), model, arm (and ``le``), over instances.
-ROLLUP_SCHEMAS: dict[str, pa.Schema] = {
-    "counters_hourly": pa.schema([*_ROLLUP_COMMON, ("value", pa.float64()), ("rows", pa.int64())]),
-    "histograms_hourly": pa.schema(
-        [*_ROLLUP_COMMON, ("le", pa.float64()), ("value", pa.float64()), ("rows", pa.int64())]
-    ),
-    # Per hour, model, arm and instance: weighted = sum(mean * step_s) and seconds =
-    # sum(step_s) over rows with a mean; step_max = max(step_s); max = max(max);
-    # samples = sum(samples); rows = rows summed; minutes = bit m set when a row's
-    # ts_utc lies in minute m of the hour, (hour_utc - 1h + m min, ... + (m + 1) min].
-    "gauges_hourly": pa.schema(
-        [
-            *_ROLLUP_COMMON,
-            ("instance", pa.string()),
-            ("weighted", pa.float64()),
-            ("seconds", pa.int64()),
-            ("step_max", pa.int32()),
-            ("max", pa.float64()),
-            ("samples", pa.int64()),
-            ("rows", pa.int64()),
-            ("minutes", pa.uint64()),
-        ]
-    ),
-}
-ROLLUP_SCHEMAS.update({ROLLUP_5M_OF[t]: ROLLUP_SCHEMAS[h] for t, h in ROLLUP_OF.items()})
-ROLLUP_SCHEMAS.update({ROLLUP_DAILY_OF[t]: ROLLUP_SCHEMAS[h] for t, h in ROLLUP_OF.items()})
-#: The GPU-step roll-up (``lake/gpu_steps_hourly/signal=gpu_steps/date=/region=``): one
-#: file per date and region, built from that date's and region's ``gpu_utilization``
-#: and ``gpu_power`` partitions together (:data:`GPU_STEP_SIGNALS`).  A GPU-step is one
-#: (ts_utc, model, arm, instance) with its utilisation ``util`` and power ``power_w``
-#: (each the max of its rows' means; ``step_s`` the max of their steps).  Per hour,
-#: model, arm and ``pct`` (:data:`PCT_SQL`: the whole percents p in 1..100 with
-#: p / 100 <= util; -1 below 0; NULL without a utilisation): util_weighted =
-#: sum(util * step_s), seconds = sum(step_s), power_energy_j = sum(power_w * step_s),
-#: power_seconds = sum(step_s) of steps with a power, rows = GPU-steps.
-GPU_STEPS = "gpu_steps_hourly"
-GPU_STEP_SIGNALS = ("gpu_utilization", "gpu_power")
-GPU_STEPS_SCHEMA = pa.schema(
-    [
-        *_ROLLUP_COMMON,
-        ("pct", pa.int16()),
-        ("util_weighted", pa.float64()),
-        ("seconds", pa.int64()),
-        ("power_energy_j", pa.float64()),
-        ("power_seconds", pa.int64()),
-        ("rows", pa.int64()),
-    ]
-)
-#: ``pct`` of a utilisation ``util`` (0-1): the number of whole percents p in 1..100
-#: with p / 100 <= util (IEEE doubles, as the floor ``P / 100`` a caller passes), -1
-#: for util < 0, NULL without one.  Hence ``util < P / 100`` exactly when ``pct < P``
-#: for every whole percent P in 0..100: idle waste below any whole-percent floor is a
-#: sum over ``pct``.  ``p0`` (floor(util * 100), clamped) is off by at most one.
-PCT_SQL = """CASE WHEN util IS NULL THEN NULL WHEN util < 0 THEN -1
-     WHEN p0 >= 1 AND p0::DOUBLE / 100.0::DOUBLE > util THEN p0 - 1
-     WHEN p0 < 100 AND (p0 + 1)::DOUBLE / 100.0::DOUBLE <= util THEN p0 + 1
-     ELSE p0 END"""
-#: The GPU-steps of gauge rows ``{src}`` that pass ``{where}`` (minute rows), with pct.
-GPU_STEPS_SQL = (
-    "SELECT *, ("
-    + PCT_SQL
-    + """)::SMALLINT AS pct FROM (
-    SELECT *, least(100, greatest(0, floor(util * 100)))::INTEGER AS p0 FROM (
-        SELECT ts_utc, {region} coalesce(model, '') AS model, arm, instance,
-               max(mean) FILTER (WHERE signal = 'gpu_utilization') AS util,
-               max(mean) FILTER (WHERE signal = 'gpu_power') AS power_w,
-               max(step_s) AS step_s
-        FROM {src} WHERE signal IN ('gpu_utilization', 'gpu_power') AND ({where})
-        GROUP BY ALL))"""
-)
-#: The file name of a roll-up's day partition (one file per date, region and signal).
-ROLLUP_FILE = "part.parquet"
-#: :meth:`Store.housekeeping` builds missing 5-minute roll-ups on this many newest
-#: dates only (the 24 h and 7 d presets); writers write both tiers of every partition.
-FINE_TIER_DAYS = 8
-#: Temporary files of an atomic replace start with this (``.tmp-*.parquet.tmp``).
-TMP_PREFIX = ".tmp-"
-#: A temporary file older than this is left over by a killed writer (the writer lock
-#: is held while it is cleaned; see :meth:`Store.writer`).
-STALE_TMP_AGE = timedelta(minutes=10)
-#: Where a partition folder is built when its closed day is compacted, and where the
-#: old folder lies after the swap until it is deleted: ``date=D/.tmp-compact/region=R``
-#: (one level deeper than a partition, so the views' ``*/*/*/*.parquet`` glob and
-#: :meth:`Store.partitions` never see it; :meth:`Store.housekeeping` removes leftovers).
-COMPACT_DIR = ".tmp-compact"
-#: How long after a date ends its hour files are compacted by default: the collector
-#: rewrites at most its ``settle`` plus a ``refetch`` window behind the newest step;
-#: a day later nothing rewrites the date unless a region was down (then the write is
-#: still exact, it only costs a day file's rewrite, docs/architecture.md).
-COMPACT_GRACE = timedelta(days=1)
-#: The compaction note beside the lake: the newest date all of whose partitions were
-#: compacted (so a call lists only dates after it, plus partitions it wrote since).
-COMPACTION_NOTE = "compaction.json"
-REGION_SCHEMA = pa.schema(
-    [
-        ("region", pa.string()),
-        ("display_name", pa.string()),
-        ("latitude", pa.float64()),
-        ("longitude", pa.float64()),
-        ("url", pa.string()),
-    ]
-)
+if TYPE_CHECKING:
+    # pandas is imported where it is used: a collector run never needs
+    import pandas as pd  # it, and importing it costs about 0.4 CPU-seconds at start-up
 
+    from observatory.store.sandbox import SafeSQL, SandboxLimits
 
-#: A query that fails because a Parquet file it reads was replaced while it ran, or
-#: whose files changed while it ran, is run this many times in all (see
-#: :func:`_torn_read`, :meth:`Store.query_planned`), waiting 0.05 s doubling to
-#: 0.8 s between (tenacity's ``wait_exponential``): 1.55 s of waits in all, so a
-#: query over the files a collector step is rewriting (a few seconds for 20 regions)
-#: can outlast the step's writes.
-TORN_READ_ATTEMPTS = 6
-
-
-class _TornRead(Exception):
-    """One attempt of :meth:`Store.query_planned` read files that changed while it ran
-    (``files``), or failed with a DuckDB ``error`` such a change explains: try again."""
-
-    def __init__(self, files: list[str], error: duckdb.Error | None) -> None:
-        super().__init__(", ".join(files))
-        self.files = files
-        self.error = error
-
-#: What DuckDB reports when a file's footer and pages came from two versions of it: a
-#: writer's ``os.replace`` landed between DuckDB's opens of the same path (seen under
-#: the 10-session load test, docs/scaling.md).  Readers take no lock, so the query is
-#: run again and then reads the new file whole.
-#: A file listed when the query was planned and gone when it is opened (a closed
-#: day's hour files compacted in between, :meth:`Store.compact_closed`) reads "No
-#: files found" or "No such file": the query runs again on fresh file lists.
-_TORN_READ_MESSAGES = re.compile(
-    r"TProtocolException|No magic bytes found|Invalid Input Error: .*parquet"
-    r"|No files found that match the pattern|No such file or directory",
-    re.IGNORECASE,
-)
-
-
-def _torn_read(exc: BaseException) -> bool:
-    """True for a DuckDB error that a concurrent atomic replace of a read file explains."""
-    return isinstance(exc, duckdb.Error) and bool(_TORN_READ_MESSAGES.search(str(exc)))
-
-
-#: A file a query names itself: a quoted SQL string literal ending in ``.parquet``
-#: without glob characters (``parquet_source``'s lists, ``read_parquet('<file>')``).
-#: A glob (a view over ``*/*/*/*.parquet``) is not matched: DuckDB lists it.
-_LISTED_FILE = re.compile(r"'((?:[^'*?\[]|'')+\.parquet)'")
-#: The compaction mark beside the lake (:meth:`Store.compact_partition`): a counter,
-#: odd while a partition folder is being swapped, even otherwise.  Readers of globs
-#: (views) compare it before and after a query (:func:`_compaction_mark`).
-COMPACTION_MARK = ".compaction-mark"
-#: An odd compaction mark older than this is a killed compactor's, not a swap.
-_MARK_STALE_S = 30.0
-
-#: A file's identity for the torn-read check: (inode, mtime in ns, size in bytes);
-#: None when it does not exist.  A writer's atomic replace gives a new inode.
-FileIdentity = tuple[int, int, int] | None
-
-
-def planned_files(sql: str) -> list[str]:
-    """The Parquet files ``sql`` names as string literals (no globs), in order, once
-    each: what :meth:`Store.query` checks for a replace during the query."""
-    found = (m.group(1).replace("''", "'") for m in _LISTED_FILE.finditer(sql))
-    return list(dict.fromkeys(found))
-
-
-def file_identity(path: str | os.PathLike[str]) -> FileIdentity:
-    """``(st_ino, st_mtime_ns, st_size)`` of ``path`` (one ``stat``), None when missing."""
-    try:
-        st = os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return None
-    return st.st_ino, st.st_mtime_ns, st.st_size
-
-
-def tree_identities(root: str | os.PathLike[str]) -> dict[str, FileIdentity]:
-    """:func:`file_identity` of every file under ``root``, by path relative to it (to
-    check that a hard-link copy's writers left the original's files alone)."""
-    return {
-        os.path.relpath(os.path.join(folder, name), root): file_identity(
-            os.path.join(folder, name)
-        )
-        for folder, _, files in os.walk(root)
-        for name in files
-    }
-
-
-def _changed(files: list[str], before: list[FileIdentity]) -> list[str]:
-    """The ``files`` whose identity is no longer the one recorded in ``before``."""
-    return [f for f, old in zip(files, before, strict=True) if file_identity(f) != old]
-
-
-def _compaction_mark(root: Path) -> tuple[int, bool]:
-    """The compaction mark of the store at ``root``: (counter, a swap in progress).
-
-    ``(0, False)`` without a mark; an odd counter older than :data:`_MARK_STALE_S`
-    (a compactor killed between its two writes) counts as no swap in progress.
-    """
-    path = root / COMPACTION_MARK
-    try:
-        with open(path, "rb") as fh:
-            text = fh.read()
-            age = time.time() - os.fstat(fh.fileno()).st_mtime
-    except FileNotFoundError:
-        return 0, False
-    try:
-        value = int(text)
-    except ValueError:
-        return -1, False
-    return value, value % 2 == 1 and age < _MARK_STALE_S
-
-
-class StoreError(RuntimeError):
-    """A store operation failed; the message names the file or query."""
-
-
-_T = TypeVar("_T")
-#: What a read reports when a data file it listed was removed before it opened it.
-_VANISHED = re.compile(r"No such file or directory|No files found that match", re.IGNORECASE)
-
-
-def retry_on_vanished(read: Callable[[], _T], what: str) -> _T:
-    """``read()``, run once more when it fails because a data file it listed was gone
-    when it opened it: a closed day compacted between the listing and the read
-    (:meth:`Store.compact_closed`; once per partition, a day after its date ends).
-
-    For readers that list partition files and then read them outside
-    :meth:`Store.query_planned` (caches keyed by file lists, pyarrow readers):
-    ``read`` must list the files again itself.  A second failure is raised.
-
-    Args:
-        read: lists the files and reads them; no argument.
-        what: the reader, for the log line (e.g. ``"experiment listing"``).
-
-    Raises:
-        whatever ``read`` raises the second time, or the first time when the error
-        is not a vanished file (:class:`StoreError` or :class:`FileNotFoundError`).
-    """
-    try:
-        return read()
-    except FileNotFoundError as exc:
-        log.info("%s: %s vanished while it was read; listing again", what, exc.filename)
-    except StoreError as exc:
-        if not _VANISHED.search(str(exc)):
-            raise
-        log.info("%s: a listed file vanished while it was read (%s); listing again", what, exc)
-    return read()
-
-
-class StoreMissing(StoreError):
-    """The store folder does not exist or holds no data yet."""
-
-
-def _to_utc_naive(t: datetime) -> datetime:
-    if t.tzinfo is not None:
-        t = t.astimezone(UTC).replace(tzinfo=None)
-    return t
-
-
-def _dates_in(start: datetime, end: datetime) -> list[date]:
-    """Dates of the steps in the right-closed window ``(start, end]``."""
-    first = (start + timedelta(microseconds=1)).date()
-    days = (end.date() - first).days
-    return [first + timedelta(days=i) for i in range(days + 1)]
-
-
-@contextlib.contextmanager
-def _replacing(path: Path, suffix: str, mtime_ns: int | None = None) -> Iterator[str]:
-    """Yield a temporary name beside ``path``; on success it replaces ``path`` atomically.
-
-    The file is made world-readable (0644, like a normal file) before the rename:
-    ``mkstemp`` creates it 0600.  With ``mtime_ns`` the file's modification time is
-    set before the rename, so it appears with that time (the roll-up's freshness
-    stamp).  On any error the temporary file is removed.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=TMP_PREFIX, suffix=suffix)
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o644)
-        if mtime_ns is not None:
-            os.utime(tmp, ns=(mtime_ns, mtime_ns))
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers see the old file or the new one, never half."""
-    with _replacing(path, path.suffix + ".tmp") as tmp, open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def env_rollup(tiers: Iterable[int] | None = None) -> tuple[bool, list[int] | None]:
-    """The roll-up tiers a reader may use, as ``$OBSERVATORY_ROLLUP`` says (the
-    benchmarks' baselines; read on each call): ``0`` gives ``(False, None)`` (minute
-    rows only), ``hourly`` ``(True, [3600])`` (the hourly tier only, the former path),
-    anything else (default) ``(True, tiers)`` (the reader's own choice of tiers, None
-    for :data:`WINDOW_TIERS`).  Passed on as :meth:`Store.window_rows`'s
-    ``use_rollup`` and ``tiers``."""
-    mode = os.environ.get("OBSERVATORY_ROLLUP", "1")
-    if mode == "0":
-        return False, None
-    if mode == "hourly":
-        return True, [3600]
-    return True, None if tiers is None else list(tiers)
-
-
-def _atomic_write_table(path: Path, table: pa.Table, mtime_ns: int | None = None) -> None:
-    # The temporary name must not end in .parquet: readers glob ``*.parquet`` (DuckDB's
-    # glob matches dot-files) and would read a half-written or a second copy of the data.
-    with _replacing(path, ".parquet.tmp", mtime_ns) as tmp:
-        # store_schema=False: no Arrow schema in the metadata, so a string column
-        # written dictionary-encoded (:func:`_column`) reads back as ``string`` like
-        # one written plain; the Parquet types alone give this store's Arrow types.
-        pq.write_table(table, tmp, compression="zstd", row_group_size=256_000, store_schema=False)
-
-
-def hourly_rollup(table: str, rows: pa.Table, period_s: int = 3600) -> pa.Table:
-    """The hourly (or ``period_s``) roll-up of one partition's rows (schema
-    :data:`ROLLUP_SCHEMAS`).
-
-    Rows are summed per hour ``hour_utc`` (the END of the right-closed hour
-    ``(hour_utc - 1h, hour_utc]`` holding the step end ``ts_utc``), ``model``, ``arm``
-    (and ``le`` for histograms), over instances; ``rows`` counts the summed rows.
-    Sums of per-step increases add up: a window of whole hours sums to what its
-    steps sum to (exactly for integer counts below 2**53).
-
-    Gauges (``gauges_hourly``) keep per hour, model, arm and instance the sums that
-    time-weighted means need (``weighted`` = sum(mean * step_s), ``seconds`` =
-    sum(step_s) over rows with a mean), ``max``, ``samples``, ``rows``, the longest
-    step and a bit mask of the minutes holding a step (distinct steps of a group of
-    series: the popcount of the OR of their masks, for steps of 60 s or more on the
-    minute grid).  Float sums are exact up to the order of additions (a relative
-    1e-15), as two DuckDB scans of the same rows are.
-
-    With ``period_s`` = 300 the same sums per 5-minute period (:data:`ROLLUP_5M_OF`;
-    ``hour_utc`` is then the period's end, and a gauge row's ``minutes`` still has
-    the bits of its minutes of the hour); with 86400 per UTC day ``(D, D + 1d]``
-    (:data:`ROLLUP_DAILY_OF`; ``minutes`` the OR of the day's hours).
-
-    Args:
-        table: ``counters``, ``histograms`` or ``gauges``.
-        rows: the partition's rows (the table's schema).
-        period_s: a key of :data:`ROLLUP_TIERS` (86400, 3600 or 300).
-
-    Raises:
-        StoreError: ``period_s`` is not a roll-up tier.
-    """
-    return _period_sums(table, rows, period_s, from_rollup=False)
-
-
-_HOUR_OF = "date_trunc('hour', ts_utc - INTERVAL 1 microsecond) + INTERVAL 1 hour"
-
-
-def _period_end(period_s: int, column: str = "ts_utc") -> str:
-    """SQL: the end of the epoch-aligned right-closed ``period_s`` period holding ``column``."""
-    us = period_s * 1_000_000
-    return f"make_timestamp((epoch_us({column}) + {us - 1}) // {us} * {us})"
-
-
-def coarser_rollup(table: str, finer: pa.Table, period_s: int) -> pa.Table:
-    """The ``period_s`` roll-up of ``table`` from its roll-up ``finer`` of a shorter
-    period that divides ``period_s`` (e.g. hours from 5-minute periods): sums of sums
-    and counts, max of maxima, OR of minute masks.  Equal to :func:`hourly_rollup` of
-    the minute rows (integer counts exactly; float sums up to the order of additions,
-    a relative 1e-15), and cheaper: the finer roll-up has fewer rows.
-
-    Raises:
-        StoreError: ``period_s`` is not a roll-up tier.
-    """
-    return _period_sums(table, finer, period_s, from_rollup=True)
-
-
-def _period_sums(table: str, src: pa.Table, period_s: int, from_rollup: bool) -> pa.Table:
-    """:func:`hourly_rollup` (``src``: minute rows) or :func:`coarser_rollup` (``src``:
-    a finer roll-up, whose ``rows`` are summed instead of counted)."""
-    if period_s not in ROLLUP_TIERS:
-        raise StoreError(f"no {period_s}-second roll-up tier; expected one of {list(ROLLUP_TIERS)}")
-    schema = ROLLUP_SCHEMAS[ROLLUP_TIERS[period_s][table]]
-    if src.num_rows == 0:
-        return schema.empty_table()
-    time_col = "hour_utc" if from_rollup else "ts_utc"
-    if table == "gauges":
-        sql = _GAUGES_COARSER_SQL if from_rollup else _GAUGES_ROLLUP_SQL
-        return _duckdb_rollup(
-            sql.format(period_end=_period_end(period_s, time_col)), {"rows_": src}, schema
-        )
-    hour = pc.ceil_temporal(src[time_col], multiple=period_s, unit="second")
-    keys = [k for k in schema.names if k not in ("hour_utc", "value", "rows")]
-    columns = {"hour_utc": hour, **{k: src[k] for k in keys}, "value": src["value"]}
-    if from_rollup:
-        columns["rows"] = src["rows"]
-        count: tuple[Any, ...] = ("rows", "sum")
-    else:
-        count = ("value", "count", pc.CountOptions(mode="all"))
-    grouped = (
-        pa.table(columns)
-        .group_by(["hour_utc", *keys], use_threads=False)
-        .aggregate([("value", "sum"), count])
-    )
-    out = pa.table(
-        {
-            "hour_utc": grouped["hour_utc"],
-            **{k: grouped[k] for k in keys},
-            "value": grouped["value_sum"],
-            "rows": grouped["rows_sum" if from_rollup else "value_count"],
-        }
-    ).cast(schema)
-    return out.sort_by([(k, "ascending") for k in ("hour_utc", *keys)])
-
-
-#: ``minutes`` bit of a step: its minute of the (right-closed) hour, 0-59.
-_MINUTE_BIT = "(1::UBIGINT << (((epoch_us(ts_utc) - 1) % 3600000000) // 60000000)::INTEGER)"
-_GAUGES_ROLLUP_SQL = f"""
-SELECT {{period_end}} AS hour_utc, model, arm, instance,
-       sum(mean * step_s) AS weighted,
-       sum(step_s) FILTER (WHERE mean IS NOT NULL) AS seconds,
-       max(step_s) AS step_max, max(max) AS max, sum(samples) AS samples,
-       count(*) AS "rows", bit_or({_MINUTE_BIT}) AS minutes
-FROM rows_ GROUP BY ALL ORDER BY ALL"""
-_GAUGES_COARSER_SQL = """
-SELECT {period_end} AS hour_utc, model, arm, instance,
-       sum(weighted) AS weighted, sum(seconds) AS seconds, max(step_max) AS step_max,
-       max(max) AS max, sum(samples) AS samples, sum("rows") AS "rows",
-       bit_or(minutes) AS minutes
-FROM rows_ GROUP BY ALL ORDER BY ALL"""
-_GPU_STEPS_ROLLUP_SQL = f"""
-SELECT {_HOUR_OF} AS hour_utc, model, arm, pct,
-       sum(util * step_s) AS util_weighted, sum(step_s) AS seconds,
-       sum(power_w * step_s) AS power_energy_j,
-       sum(step_s) FILTER (WHERE power_w IS NOT NULL) AS power_seconds,
-       count(*) AS "rows"
-FROM ({{steps}}) GROUP BY ALL ORDER BY ALL"""
-
-
-def _duckdb_rollup(sql: str, tables: dict[str, pa.Table], schema: pa.Schema) -> pa.Table:
-    """Run a roll-up ``sql`` over Arrow ``tables`` (registered by name) on a private
-    one-thread DuckDB (sums add in row order) and cast the result to ``schema``.
-
-    The connection is kept per thread (opening one costs 10-50 ms, more than a
-    partition's roll-up); the tables are unregistered after each call.
-    """
-    con: duckdb.DuckDBPyConnection | None = getattr(_ROLLUP_DUCKDB, "con", None)
-    if con is None:
-        con = duckdb.connect(":memory:", config={"threads": 1})
-        con.execute("SET TimeZone='UTC'")
-        _ROLLUP_DUCKDB.con = con
-    try:
-        for name, table in tables.items():
-            con.register(name, table)
-        return con.sql(sql).to_arrow_table().select(schema.names).cast(schema)
-    finally:
-        for name in tables:
-            con.unregister(name)
-
-
-#: One private DuckDB connection per writing thread (:func:`_duckdb_rollup`).
-_ROLLUP_DUCKDB = threading.local()
-
-
-def gpu_steps_rollup(
-    files: list[Path], lo: datetime | None = None, hi: datetime | None = None
-) -> pa.Table:
-    """The GPU-step roll-up (:data:`GPU_STEPS_SCHEMA`) of one date's and region's
-    ``gpu_utilization`` and ``gpu_power`` data ``files`` (those that exist), or of
-    their steps in ``(lo, hi]`` only (naive UTC; whole hours for a roll-up update).
-
-    Utilisation and power rows of one (ts_utc, model, arm, instance) form a GPU-step,
-    as ``sql/queries/gpu_by_group.sql`` pairs them; steps are summed per hour, model,
-    arm and whole-percent utilisation ``pct`` (:data:`PCT_SQL`).
-    """
-    if not files:
-        return GPU_STEPS_SCHEMA.empty_table()
-    listed = ", ".join("'" + f.as_posix().replace("'", "''") + "'" for f in files)
-    src = f"read_parquet([{listed}], hive_partitioning=true, hive_types={{'signal': VARCHAR}})"
-    where = "TRUE"
-    if lo is not None and hi is not None:
-        where = (
-            f"ts_utc > TIMESTAMP '{lo.isoformat(sep=' ')}' "
-            f"AND ts_utc <= TIMESTAMP '{hi.isoformat(sep=' ')}'"
-        )
-    steps = GPU_STEPS_SQL.format(src=src, where=where, region="")
-    return _duckdb_rollup(_GPU_STEPS_ROLLUP_SQL.format(steps=steps), {}, GPU_STEPS_SCHEMA)
-
-
-def _is_sorted(ts: pa.ChunkedArray) -> bool:
-    """True when ``ts`` is already in ascending order (then no sort is needed)."""
-    if len(ts) < 2:
-        return True
-    arr = ts.combine_chunks() if isinstance(ts, pa.ChunkedArray) else ts
-    return bool(pc.all(pc.greater_equal(arr.slice(1), arr.slice(0, len(arr) - 1))).as_py())
-
-
-def _outside(path: Path, start: datetime, end: datetime) -> bool:
-    """True when the file's ``ts_utc`` statistics show no row in ``(start, end]``."""
-    try:
-        meta = pq.read_metadata(path)
-        col = meta.schema.to_arrow_schema().get_field_index("ts_utc")
-        for i in range(meta.num_row_groups):
-            stats = meta.row_group(i).column(col).statistics
-            if stats is None or not stats.has_min_max:
-                return False
-            lo, hi = stats.min, stats.max
-            if not (hi <= start or lo > end):
-                return False
-        return True
-    except (OSError, pa.ArrowException, ValueError, TypeError):
-        return False
-
-
-def _inside(path: Path, start: datetime, end: datetime) -> bool:
-    """True when the file's ``ts_utc`` statistics show every row in ``(start, end]``
-    (an empty file: True; unknown statistics or an unreadable footer: False)."""
-    try:
-        meta = pq.read_metadata(path)
-        col = meta.schema.to_arrow_schema().get_field_index("ts_utc")
-        for i in range(meta.num_row_groups):
-            group = meta.row_group(i)
-            if group.num_rows == 0:
-                continue
-            stats = group.column(col).statistics
-            if stats is None or not stats.has_min_max or stats.null_count:
-                return False
-            if not (stats.min > start and stats.max <= end):
-                return False
-        return True
-    except (OSError, pa.ArrowException, ValueError, TypeError):
-        return False
-
-
-def _empty(path: Path) -> bool:
-    """True when the data file holds no row (footer only; an unreadable one: False)."""
-    try:
-        return pq.read_metadata(path).num_rows == 0
-    except (OSError, pa.ArrowException):
-        return False
-
-
-def _covers_day(folder: Path, day: date, start: datetime, end: datetime) -> bool:
-    """True when the window ``(start, end]`` is a whole-day write of partition
-    ``folder`` of ``day``: it holds every step of the day after midnight (hour files
-    ``h01`` .. ``h24``; midnight's own step, ``h00``, may lie before the window, as in
-    a window ``(D 00:00, D+1 00:00]``) and every data file the window overlaps holds
-    only rows inside it (footer statistics), so the write replaces all their rows.
-    Such a write stores the day as one ``part.parquet`` (:meth:`Store._write_day_file`)."""
-    reach = hour_range(day, start, end)
-    if reach.start > 1 or reach.stop != len(HOURS):
-        return False
-    return all(
-        _inside(f, start, end) for f in folder_files(folder) if overlaps(day, f.name, start, end)
-    )
-
-
-def _codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, list[Any]]:
-    """``column`` as integer codes and the distinct values they index (codes of equal
-    values are equal).  A dictionary column with one chunk (what the collector's
-    ``blocks_table`` builds) gives its indices without touching a string."""
-    if isinstance(column, pa.ChunkedArray):
-        column = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
-    if not pa.types.is_dictionary(column.type) or column.null_count:
-        column = pc.dictionary_encode(column.cast(pa.string()), null_encoding="encode")
-    values = column.dictionary.to_pylist()
-    first: dict[Any, int] = {}
-    remap = np.fromiter((first.setdefault(v, i) for i, v in enumerate(values)), np.int64)
-    return remap[column.indices.to_numpy(zero_copy_only=False)], values
-
-
-def _column(column: pa.ChunkedArray, kind: pa.DataType) -> pa.ChunkedArray:
-    """``column`` as ``kind``, except that dictionary-encoded strings stay encoded for
-    a string column: the Parquet writer stores them as they are (the file holds the
-    same strings, read back as ``string``) instead of hashing every string again."""
-    t = column.type
-    if pa.types.is_string(kind) and pa.types.is_dictionary(t) and pa.types.is_string(t.value_type):
-        return column
-    return column.cast(kind)
-
-
-def _split_by_signal_and_date(new: pa.Table, schema: pa.Schema) -> dict[tuple[str, date], pa.Table]:
-    """The rows of ``new`` (a ``signal`` column plus ``schema``'s columns) per (signal,
-    date of ``ts_utc``), with ``schema``'s columns (strings possibly dictionary-encoded,
-    :func:`_column`); each part keeps the rows' order.
-
-    One stable sort by (signal, date) and zero-copy slices: every row is moved once,
-    not once per signal and date as with a filter per partition.
-    """
-    codes, values = _codes(new["signal"])
-    ts = new["ts_utc"].cast(pa.timestamp("us"))
-    day = ts.cast(pa.int64()).to_numpy() // 86_400_000_000
-    lo, width = int(day.min()), int(day.max() - day.min()) + 1
-    key = codes * width + (day - lo)
-    body = pa.table(
-        [_column(new[c], f.type) for c, f in zip(schema.names, schema, strict=True)],
-        names=schema.names,
-    )
-    if len(key) > 1 and bool((key[1:] < key[:-1]).any()):
-        order = np.argsort(key, kind="stable")
-        key, body = key[order], body.take(pa.array(order))
-    cuts = [0, *(np.flatnonzero(key[1:] != key[:-1]) + 1).tolist(), len(key)]
-    epoch = date(1970, 1, 1)
-    out: dict[tuple[str, date], pa.Table] = {}
-    for a, b in itertools.pairwise(cuts):
-        k = int(key[a])
-        sig = values[k // width]
-        out[(sig, epoch + timedelta(days=lo + k % width))] = body.slice(a, b - a)
-    return out
-
-
-def _split_by_hour(rows: pa.Table, day: date) -> dict[int, pa.Table]:
-    """The rows of one partition of ``day`` per hour file index (0-24,
-    :func:`observatory.hour_files.hour_indices`); each part keeps the rows' order.
-    A collector step (one minute) is one hour: no sort, no copy."""
-    if rows.num_rows == 0:
-        return {}
-    ts = rows["ts_utc"].cast(pa.timestamp("us")).cast(pa.int64()).to_numpy()
-    index = hour_indices(ts, day)
-    if index.min() == index.max():
-        return {int(index[0]): rows}
-    order = np.argsort(index, kind="stable")
-    index, rows = index[order], rows.take(pa.array(order))
-    cuts = [0, *(np.flatnonzero(index[1:] != index[:-1]) + 1).tolist(), len(index)]
-    return {int(index[a]): rows.slice(a, b - a) for a, b in itertools.pairwise(cuts)}
-
-
-def _read_rows(path: Path, schema: pa.Schema) -> pa.Table:
-    """All rows of one store file as ``schema``.
-
-    Raises:
-        StoreError: the file cannot be read (the message names it).
-    """
-    try:
-        return pq.read_table(path, schema=schema)
-    except (OSError, pa.ArrowException) as exc:
-        raise StoreError(f"cannot read {path}: {exc}") from exc
-
-
-def _concat(parts: list[pa.Table], schema: pa.Schema) -> pa.Table:
-    """``parts`` as one table of ``schema`` (a single part is returned as it is, its
-    strings possibly dictionary-encoded, :func:`_column`)."""
-    if not parts:
-        return schema.empty_table()
-    if len(parts) == 1:
-        return parts[0]
-    return pa.concat_tables([t.cast(schema) for t in parts])
-
-
-def _ts_scalar(t: datetime) -> pa.Scalar:
-    return pa.scalar(t, type=pa.timestamp("us"))
-
-
-def _within(rows: pa.Table, column: str, lo: datetime, hi: datetime) -> pa.Table:
-    """The rows of ``rows`` whose ``column`` lies in ``(lo, hi]``."""
-    col = rows[column]
-    return rows.filter(pc.and_(pc.greater(col, _ts_scalar(lo)), pc.less_equal(col, _ts_scalar(hi))))
-
-
-def _outside_window(rows: pa.Table, start: datetime, end: datetime) -> pa.Table:
-    """The rows of ``rows`` whose ``ts_utc`` lies outside ``(start, end]``."""
-    ts = rows["ts_utc"]
-    return rows.filter(
-        pc.or_(pc.less_equal(ts, _ts_scalar(start)), pc.greater(ts, _ts_scalar(end)))
-    )
-
-
-def _patched(old: pa.Table, part: pa.Table, lo: datetime, hi: datetime) -> pa.Table:
-    """Roll-up ``old`` (sorted by ``hour_utc`` first) with its periods in ``(lo, hi]``
-    replaced by ``part`` (the new roll-up of those periods, sorted): still sorted."""
-    col = old["hour_utc"]
-    before = old.filter(pc.less_equal(col, _ts_scalar(lo)))
-    after = old.filter(pc.greater(col, _ts_scalar(hi)))
-    return pa.concat_tables([before, part.cast(old.schema), after])
-
-
-def _restamp(folder: Path) -> int:
-    """Give a partition ``folder`` a new modification time (ns) and return it: the
-    freshness stamp of the roll-ups written from its files now.
-
-    The time is the wall clock (so "modified since" checks hold), made different from
-    the folder's current time: two writes within one timer tick of a file system with
-    coarse timestamps still give two stamps, and a writer killed before its roll-ups
-    leaves a folder time that no roll-up carries.
-    """
-    stamp = max(time.time_ns(), os.stat(folder).st_mtime_ns + 1)
-    os.utime(folder, ns=(stamp, stamp))
-    return stamp
-
-
-def _subfolders(folder: Path, prefix: str) -> list[str]:
-    """Names (``prefix`` removed) of the sub-folders of ``folder`` named ``prefix...``,
-    sorted; empty when ``folder`` does not exist."""
-    try:
-        with os.scandir(folder) as entries:
-            return sorted(
-                e.name[len(prefix) :] for e in entries if e.name.startswith(prefix) and e.is_dir()
-            )
-    except (FileNotFoundError, NotADirectoryError):
-        return []
-
-
-def _parse_date(text: str) -> date | None:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        return None
-
-
-def _stamp_options(folder: Path) -> tuple[int, int | None] | None:
-    """The stamps a fresh roll-up of partition ``folder`` may carry: the folder's
-    modification time (ns), and its legacy ``part.parquet``'s (None without one; the
-    stamp of roll-ups written before hour files; a writer changes that file's time
-    before it writes into the partition).  None when the folder does not exist."""
-    stamp = folder_stamp(folder)
-    if stamp is None:
-        return None
-    try:
-        return stamp, os.stat(folder / LEGACY_FILE).st_mtime_ns
-    except FileNotFoundError:
-        return stamp, None
-
-
-@dataclass(frozen=True)
-class _Change:
-    """Hours of a partition just rewritten (:meth:`Store._write_rollups`): the roll-up
-    periods in ``(lo, hi]`` are replaced by those of ``rows()``, the partition's rows
-    of that span, in the tiers of ``fresh`` (whose old roll-up was fresh)."""
-
-    lo: datetime
-    hi: datetime
-    rows: Callable[[], pa.Table]
-    fresh: frozenset[int]
-
-
-@dataclass(frozen=True)
-class _Written:
-    """One partition written by a window: data files written and the hour file
-    indices whose rows (and roll-up periods) changed."""
-
-    files: int
-    hours: range
-
-
-def _files_of_hours(day: date, files: list[Path], hour_ends: list[datetime]) -> list[Path]:
-    """The ``files`` of a partition of ``day`` that may hold steps of the hours ending
-    at ``hour_ends`` (each hour ``(h - 1 h, h]``)."""
-    return [
-        f for f in files if any(overlaps(day, f.name, h - timedelta(hours=1), h) for h in hour_ends)
-    ]
-
-
-def _split_dates(split_hours: Iterable[datetime]) -> set[date]:
-    """Dates holding steps of the hours ending at ``split_hours``."""
-    return {d for h in split_hours for d in _dates_in(_to_utc_naive(h) - timedelta(hours=1), h)}
-
-
-_EPOCH = datetime(1970, 1, 1)
-
-
-def _align(t: datetime, period_s: int, up: bool) -> datetime:
-    """``t`` (naive UTC) rounded down (or ``up``) to an epoch-aligned ``period_s`` boundary."""
-    us = (t - _EPOCH) // timedelta(microseconds=1)
-    step = period_s * 1_000_000
-    q = -(-us // step) if up else us // step
-    return _EPOCH + timedelta(microseconds=q * step)
-
-
-def _tier_pieces(
-    start: datetime, end: datetime, periods: tuple[int, ...]
-) -> list[tuple[int, datetime, datetime]]:
-    """``(start, end]`` cut into ``(period, lo, hi)`` pieces: the whole periods of the
-    coarsest tier of ``periods`` (descending), then recursively the edges left over
-    with the finer tiers; period 0 marks the minute rows of what no tier covers."""
-    if start >= end:
-        return []
-    if not periods:
-        return [(0, start, end)]
-    a, b = _align(start, periods[0], True), _align(end, periods[0], False)
-    if a >= b:
-        return _tier_pieces(start, end, periods[1:])
-    rest = periods[1:]
-    return [*_tier_pieces(start, a, rest), (periods[0], a, b), *_tier_pieces(b, end, rest)]
-
-
-@dataclass
-class _Partition:
-    """One partition of :meth:`Store.window_rows`: its date, data folders (one; two for
-    GPU-steps) and fresh roll-up file per tier period."""
-
-    day: date
-    folders: list[Path]
-    tiers: dict[int, Path]
-
-    @functools.cached_property
-    def _files(self) -> list[Path]:
-        return [f for folder in self.folders for f in folder_files(folder)]
-
-    def files(self, lo: datetime, hi: datetime) -> list[Path]:
-        """Its data files that may hold steps in ``(lo, hi]`` (listed once; hour files
-        of other hours are left out, a ``part.parquet`` never)."""
-        return [f for f in self._files if overlaps(self.day, f.name, lo, hi)]
-
-
-@dataclass(frozen=True)
-class DataPartition:
-    """One data partition folder ``lake/<table>/signal=/date=/region=/``
-    (:meth:`Store.partitions`).
-
-    Attributes:
-        table: ``counters``, ``gauges`` or ``histograms``.
-        signal, day, region: its Hive keys (``day`` a UTC date).
-        folder: the folder; its data files are :meth:`files`.
-    """
-
-    table: str
-    signal: str
-    day: date
-    region: str
-    folder: Path
-
-    def files(self) -> list[Path]:
-        """Its data files now (hour files, then a legacy ``part.parquet``), sorted;
-        one folder listing."""
-        return folder_files(self.folder)
-
-
-#: GPU-steps of minute rows as :meth:`Store.window_rows` columns (``FROM (`` steps ``)``).
-_GPU_STEPS_MINUTE_SQL = (
-    "SELECT ts_utc, region, model, arm, pct, util * step_s AS util_weighted, "
-    "step_s::BIGINT AS seconds, power_w * step_s AS power_energy_j, "
-    "(CASE WHEN power_w IS NOT NULL THEN step_s END)::BIGINT AS power_seconds, "
-    "1::BIGINT AS n FROM "
-)
-
-
-_LABELS = "signal, region, model, arm"
-#: Columns of :meth:`Store.window_rows` per table: (from minute rows, from roll-up rows).
-_WINDOW_COLUMNS: dict[str, tuple[str, str]] = {
-    "counters": (
-        f"ts_utc, {_LABELS}, value, 1::BIGINT AS n",
-        f'hour_utc AS ts_utc, {_LABELS}, value, "rows" AS n',
-    ),
-    "histograms": (
-        f"ts_utc, {_LABELS}, le, value, 1::BIGINT AS n",
-        f'hour_utc AS ts_utc, {_LABELS}, le, value, "rows" AS n',
-    ),
-    "gauges": (
-        f"ts_utc, {_LABELS}, instance, mean * step_s AS weighted, "
-        "(CASE WHEN mean IS NOT NULL THEN step_s END)::BIGINT AS seconds, "
-        "step_s AS step_max, max, samples::BIGINT AS samples, 1::BIGINT AS n, "
-        f"{_MINUTE_BIT} AS minutes",
-        f"hour_utc AS ts_utc, {_LABELS}, instance, weighted, seconds, step_max, max, "
-        'samples, "rows" AS n, minutes',
-    ),
-}
-#: ``{{rows:<kind>}}``, ``{{rows:<kind>:sig1,sig2}}`` or ``{{rows:<kind>:$param}}`` in a
-#: named query: :meth:`Store.window_rows` of those signals over ``($start, $end]``.
 _ROWS_PLACEHOLDER = re.compile(r"\{\{rows:(\w+)(?::([^}]*))?\}\}")
 
 
@@ -1043,6 +122,9 @@ class Housekeeping:
 
     tmp_removed: int
     rollups_rebuilt: int
+    #: False when the time budget ran out before every stale roll-up was rebuilt
+    #: (the next call goes on; readers meanwhile use the finer tiers, still exact).
+    complete: bool = True
 
 
 @dataclass(frozen=True)
@@ -1164,17 +246,31 @@ class Store:
             raise StoreError(f"cannot create the store folder {self.root}: {what}") from None
         with FileLock(str(self.root / ".writer.lock"), timeout=timeout):
             if not self._housekept:
-                self.housekeeping()
-                self._housekept = True
+                done = self.housekeeping(budget_s=HOUSEKEEPING_BUDGET_S)
+                self._housekept = done.complete
+                if not done.complete:
+                    log.info(
+                        "housekeeping rebuilt %d roll-up(s) in its %g s budget; the "
+                        "next writer goes on",
+                        done.rollups_rebuilt,
+                        HOUSEKEEPING_BUDGET_S,
+                    )
             yield
 
     def housekeeping(
-        self, tmp_age: timedelta = STALE_TMP_AGE, fine_days: int = FINE_TIER_DAYS
+        self,
+        tmp_age: timedelta = STALE_TMP_AGE,
+        fine_days: int = FINE_TIER_DAYS,
+        budget_s: float | None = None,
     ) -> Housekeeping:
         """Clean up after a killed writer; call it holding the writer lock.
 
-        :meth:`writer` runs it once per :class:`Store` object, when it first takes
-        the lock (a collector daemon: once at start).
+        :meth:`writer` runs it when it first takes the lock for a :class:`Store`
+        object (a collector daemon: at start), with a budget of
+        :data:`HOUSEKEEPING_BUDGET_S` seconds for the roll-up rebuilds, and again at
+        each later take until a pass completes: a store from an older version gains
+        a tier over several collector runs, never one long hold of the lock (the
+        daily tier's first build took 112.5 s at the 20-region scale fleet).
 
         - Temporary files (``.tmp-*``) anywhere in the store that are older than
           ``tmp_age`` are removed: a writer killed between creating one and its
@@ -1191,12 +287,24 @@ class Store:
           read hours plus minute rows, still exact, and get the tier when a writer
           rewrites them).
 
+        Args:
+            tmp_age: temporary files older than this are a killed writer's.
+            fine_days: the newest dates per table that get the 5-minute tier.
+            budget_s: seconds after which no further partition's roll-ups are
+                rebuilt (at least one is; None: no limit).
+
         Returns:
-            what was done: temporary files removed, roll-ups rebuilt.
+            what was done: temporary files removed, roll-ups rebuilt, and whether
+            every stale roll-up was (``complete``).
 
         Raises:
             StoreError: a data file of a stale partition cannot be read.
         """
+        began = time.monotonic()
+
+        def over_budget() -> bool:
+            return budget_s is not None and time.monotonic() - began > budget_s
+
         removed = 0
         cutoff = time.time() - tmp_age.total_seconds()
         if self.root.exists():
@@ -1221,6 +329,8 @@ class Store:
                 stale = [p for p in tiers if self._rollup_fresh(table, part.folder, p) is None]
                 stamp = folder_stamp(part.folder)
                 if stale and stamp is not None:
+                    if rebuilt and over_budget():
+                        return Housekeeping(removed, rebuilt, complete=False)
                     rows = functools.cache(lambda f=part.folder, t=table: self._all_rows(t, f))
                     self._write_rollups(table, part.folder, stamp, rows, stale)
                     rebuilt += 1
@@ -1231,6 +341,8 @@ class Store:
         }
         for day, region in sorted(pairs):
             if self._gpu_steps_fresh(day, region) is None:
+                if rebuilt and over_budget():
+                    return Housekeeping(removed, rebuilt, complete=False)
                 self._write_gpu_steps(day, region)
                 rebuilt += 1
         return Housekeeping(tmp_removed=removed, rollups_rebuilt=rebuilt)
@@ -1653,9 +765,7 @@ class Store:
                 f"window rows of {kind}: bucket_s must be a positive integer, got {bucket_s!r}"
             )
         start, end = _to_utc_naive(start), _to_utc_naive(end)
-        allowed = (
-            (3600,) if kind == "gpu_steps" else tuple(ROLLUP_TIERS) if tiers else WINDOW_TIERS
-        )
+        allowed = (3600,) if kind == "gpu_steps" else tuple(ROLLUP_TIERS) if tiers else WINDOW_TIERS
         periods = [
             p
             for p in allowed
@@ -2360,6 +1470,7 @@ class Store:
         (the benchmarks' baseline).  Without ``replans`` (``build`` returns the same
         SQL each time) an error over a named file that is gone is raised at once:
         running it again cannot help; the caller lists again (:func:`retry_on_vanished`)."""
+
         def once() -> pd.DataFrame:
             sql = build()
             files = planned_files(sql) if self.verify_files else []
@@ -2414,6 +1525,8 @@ class Store:
         Without ``limits`` the store's shared sandbox (default limits, built once,
         rebuilt after :meth:`refresh`); with ``limits`` a new one that the caller closes.
         """
+        from observatory.store.sandbox import SafeSQL  # it builds Stores: imported late
+
         if limits is not None:
             return SafeSQL(self, limits)
         with self._con_lock:
@@ -2505,579 +1618,3 @@ class Store:
         """Mark that new data was written (readers' caches key on it)."""
         self.root.mkdir(parents=True, exist_ok=True)
         (self.root / ".version").write_text(datetime.now(UTC).isoformat(), encoding="utf-8")
-
-
-# ====================================================================== sandbox
-# Untrusted ad hoc SQL (the dashboard's SQL page, ``observatory sql``) runs on a
-# separate in-memory DuckDB instance with the same views, locked down as described in
-# docs/sql.md ("Safety"): file access only under the lake, no extensions, no settings
-# changes, time / memory / thread / row limits, one read-only statement per query.
-
-#: Why a statement type is refused (DuckDB's parser names the type).
-_REFUSED_TYPES: dict[str, str] = {
-    "COPY": "COPY reads or writes files",
-    "EXPORT": "EXPORT DATABASE writes files",
-    "ATTACH": "ATTACH opens another database",
-    "DETACH": "DETACH changes the catalog",
-    "LOAD": "INSTALL and LOAD add extensions",
-    "SET": "SET, RESET, USE and PRAGMA name=value change settings",
-    "VARIABLE_SET": "SET VARIABLE changes session state",
-    "PRAGMA": "PRAGMA statements run commands (use the pragma_*() table functions or DESCRIBE)",
-    "CALL": "CALL runs procedures (use SELECT * FROM function() instead)",
-    "CREATE": "CREATE changes the catalog",
-    "INSERT": "INSERT writes data",
-    "UPDATE": "UPDATE writes data",
-    "DELETE": "DELETE writes data",
-    "DROP": "DROP changes the catalog",
-    "ALTER": "ALTER changes the catalog",
-    "MULTI": "this statement expands into several (e.g. PIVOT without an IN list)",
-}
-#: Functions that execute SQL text given as data, or escape the time and memory limits.
-_DENIED_FUNCTIONS = frozenset(
-    {
-        "query",
-        "query_table",
-        "json_execute_serialized_sql",
-        "json_deserialize_sql",
-        "destroy_external_resource",
-    }
-)
-_LENGTH_CAPPED = frozenset({"repeat", "lpad", "rpad"})
-_WIDTH_CAPPED = frozenset({"format", "printf"})
-_LOCAL_ONLY_SETTINGS = frozenset({"enable_progress_bar"})
-_MAX_STRING_LENGTH = 10_000_000
-
-
-def _function_calls(node: Any) -> Iterator[tuple[str, list[Any]]]:
-    """Every ``(function name, argument expressions)`` in a ``json_serialize_sql`` tree.
-
-    Table functions (``FROM f(...)``) are found too: they are function nodes inside a
-    ``TABLE_FUNCTION`` reference.
-    """
-    if isinstance(node, dict):
-        name = node.get("function_name")
-        if isinstance(name, str):
-            args = [
-                a.get("expression", a) for a in node.get("arguments") or [] if isinstance(a, dict)
-            ]
-            args += list(node.get("children") or [])
-            yield name.lower(), args
-        for value in node.values():
-            yield from _function_calls(value)
-    elif isinstance(node, list):
-        for item in node:
-            yield from _function_calls(item)
-
-
-def _constant_text(node: Any) -> str | None:
-    """The text of a string constant node, else None."""
-    if isinstance(node, dict) and node.get("class") == "CONSTANT":
-        literal = node.get("literal")
-        if isinstance(literal, dict) and literal.get("kind") == "STRING":
-            return str(literal.get("text", ""))
-    return None
-
-
-def _constant_number(node: Any) -> float | None:
-    """The value of a numeric constant node (also under a cast), else None."""
-    if not isinstance(node, dict):
-        return None
-    if node.get("class") == "CAST":
-        return _constant_number(node.get("child"))
-    literal = node.get("literal")
-    if (
-        node.get("class") == "CONSTANT"
-        and isinstance(literal, dict)
-        and literal.get("kind") in ("INTEGER", "NUMERIC", "DECIMAL", "FLOAT", "DOUBLE")
-    ):
-        try:
-            return float(literal.get("text", ""))
-        except ValueError:
-            return None
-    return None
-
-
-_READ_ONLY_KINDS = "SELECT, WITH, VALUES, FROM, TABLE, DESCRIBE, SHOW, SUMMARIZE, PIVOT, EXPLAIN"
-_LOCKED = "the configuration has been locked"
-
-
-def _sql_literal(value: object) -> str:
-    """A trusted Python value as a DuckDB literal (for ``SET``, which takes no parameters)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, list | tuple):
-        return "[" + ", ".join(_sql_literal(v) for v in value) + "]"
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-def _default_threads() -> int:
-    return max(1, min(4, os.cpu_count() or 1))
-
-
-@dataclass(frozen=True)
-class SandboxLimits:
-    """Limits of the untrusted-SQL sandbox (:class:`SafeSQL`).
-
-    Attributes:
-        max_rows: most rows one query returns; a longer result is cut there and
-            flagged ``truncated``.
-        timeout_s: wall-clock limit of one query, fetching included.
-        memory_limit: DuckDB ``memory_limit`` of the sandbox instance, shared by its
-            concurrent queries; nothing spills to disk.
-        threads: DuckDB worker threads of the sandbox instance.
-        max_query_chars: longest query text accepted.
-        max_concurrent: queries that run at once; others wait up to ``timeout_s``.
-    """
-
-    max_rows: int = 10_000
-    timeout_s: float = 30.0
-    memory_limit: str = "2GB"
-    threads: int = field(default_factory=_default_threads)
-    max_query_chars: int = 100_000
-    max_concurrent: int = 4
-
-
-SQLErrorKind = Literal["refused", "timeout", "memory", "busy", "failed"]
-
-
-class SQLError(StoreError):
-    """An untrusted query was refused or failed.
-
-    Attributes:
-        kind: ``refused`` (not allowed: statement type, length, a file outside the
-            lake, a settings change), ``timeout``, ``memory``, ``busy`` (no free
-            slot) or ``failed`` (DuckDB rejected it: syntax, unknown column, ...).
-    The message says why and includes DuckDB's own message, with the ``LINE n:``
-    excerpt and caret that mark the position, when DuckDB produced one.
-    """
-
-    def __init__(self, kind: SQLErrorKind, message: str):
-        super().__init__(message)
-        self.kind: SQLErrorKind = kind
-
-
-@dataclass(frozen=True)
-class SQLResult:
-    """The rows of one sandboxed query.
-
-    Attributes:
-        table: the rows (at most ``max_rows``), with DuckDB's Arrow types.
-        types: DuckDB's type name of each column (``TIMESTAMP``, ``DOUBLE``, ...).
-        truncated: the query returned more than ``max_rows`` rows; ``table`` holds
-            the first ``max_rows``.
-        max_rows: the row cap this query ran with.
-        elapsed_s: wall-clock seconds, checks and fetching included.
-        statement: ``SELECT`` or ``EXPLAIN``.
-    """
-
-    table: pa.Table
-    types: list[str]
-    truncated: bool
-    max_rows: int
-    elapsed_s: float
-    statement: str
-
-    @property
-    def columns(self) -> list[str]:
-        """The column names, in order."""
-        return list(self.table.column_names)
-
-    @property
-    def num_rows(self) -> int:
-        """Rows returned (after the cap)."""
-        return int(self.table.num_rows)
-
-    def to_pandas(self) -> pd.DataFrame:
-        """The rows as a DataFrame (duplicate column names are kept)."""
-        return self.table.to_pandas()
-
-    def to_parquet(self, where: str | os.PathLike[str] | BinaryIO) -> None:
-        """Write the rows as Parquet.
-
-        Column names made unique (``a``, ``a_2``); types Parquet cannot hold
-        (``INTERVAL``) written as their text.
-        """
-        table = self.table
-        seen: dict[str, int] = {}
-        names = []
-        for name in table.column_names:
-            seen[name] = seen.get(name, 0) + 1
-            names.append(name if seen[name] == 1 else f"{name}_{seen[name]}")
-        table = table.rename_columns(names)
-        for i, f in enumerate(table.schema):
-            if pa.types.is_interval(f.type):
-                text = pa.array(
-                    [None if v is None else str(v) for v in table.column(i).to_pylist()]
-                )
-                table = table.set_column(i, pa.field(f.name, pa.string()), text)
-        pq.write_table(table, where)
-
-
-#: DuckDB's "Did you mean" guess when it names a system table, not a store view.
-_SYSTEM_GUESS = re.compile(
-    r'\s*Did you mean "(?:pg_|sqlite_|duckdb_|information_schema)[^"]*"\??', re.IGNORECASE
-)
-
-
-class SafeSQL:
-    """Runs untrusted SQL on a locked-down, in-memory DuckDB instance over the lake.
-
-    The instance has the views of ``sql/views.sql`` and, set before
-    ``lock_configuration=true`` (so no query can undo them):
-    ``enable_external_access=false`` with ``allowed_directories`` = the lake folder
-    and ``allowed_paths`` = the run log (every file reader, ``glob``, ``COPY``,
-    ``ATTACH``, ``INSTALL`` and Python replacement scans are refused elsewhere),
-    extension auto-install/auto-load off, ``max_execution_time``, ``memory_limit``,
-    ``threads``, no temporary directory (nothing spills to disk).  Before running,
-    DuckDB's own parser must find exactly one statement, of type ``SELECT`` (which
-    covers WITH, VALUES, FROM-first, TABLE, DESCRIBE, SHOW, SUMMARIZE) or an
-    ``EXPLAIN`` of one.  A timer interrupts a query that outlives
-    ``timeout_s`` (DuckDB checks ``max_execution_time`` only at some points).
-    Rows are streamed and cut at ``max_rows``.  Each query runs on its own cursor:
-    a refused or failed query leaves the instance serving others.
-
-    Thread-safe.  Build it with :meth:`Store.sandbox`.
-    """
-
-    def __init__(self, store: Store, limits: SandboxLimits | None = None):
-        self.limits = limits or SandboxLimits()
-        # Absolute paths: allowed_directories compares paths as DuckDB resolves them.
-        self._store = Store(store.root.resolve())
-        self._slots = threading.BoundedSemaphore(self.limits.max_concurrent)
-        self._lock = threading.Lock()
-        try:
-            self._con: duckdb.DuckDBPyConnection | None = self._build()
-        except duckdb.Error as exc:
-            raise SQLError("failed", f"cannot open the SQL sandbox on {store.root}: {exc}") from exc
-
-    @property
-    def lake(self) -> Path:
-        """The only folder the sandbox reads."""
-        return self._store.lake
-
-    def _build(self) -> duckdb.DuckDBPyConnection:
-        lim = self.limits
-        con = duckdb.connect(":memory:")
-        try:
-            con.execute("SET GLOBAL TimeZone='UTC'")
-            _create_views(con, self._store._view_sources())
-            runs = self._store.root / "runs.jsonl"
-            settings: list[tuple[str, object]] = [
-                ("threads", int(lim.threads)),
-                ("memory_limit", lim.memory_limit),
-                ("temp_directory", ""),
-                ("max_temp_directory_size", "0B"),
-                ("max_execution_time", max(1, int(lim.timeout_s * 1000))),
-                ("autoinstall_known_extensions", False),
-                ("autoload_known_extensions", False),
-                ("allow_community_extensions", False),
-                ("python_enable_replacements", False),
-                ("allow_persistent_secrets", False),
-                ("enable_progress_bar", False),
-                ("allowed_directories", [self._store.lake.as_posix().rstrip("/") + "/"]),
-                ("allowed_paths", [runs.as_posix()] if runs.exists() else []),
-                ("enable_external_access", False),
-                ("lock_configuration", True),  # last: nothing above can be changed now
-            ]
-            for name, value in settings:
-                # GLOBAL where DuckDB allows it: a plain SET is local to this connection
-                # and would not reach the cursors queries run on (max_execution_time).
-                scope = "" if name in _LOCAL_ONLY_SETTINGS else "GLOBAL "
-                con.execute(f"SET {scope}{name} = {_sql_literal(value)}")
-        except BaseException:
-            con.close()
-            raise
-        return con
-
-    def close(self) -> None:
-        """Close the instance (queries after this raise :class:`SQLError`)."""
-        with self._lock:
-            if self._con is not None:
-                self._con.close()
-            self._con = None
-
-    def _cursor(self) -> duckdb.DuckDBPyConnection:
-        with self._lock:
-            if self._con is None:
-                raise SQLError("failed", "the SQL sandbox is closed")
-            return self._con.cursor()
-
-    # ------------------------------------------------------------ checks
-    def check(self, sql: str) -> str:
-        """Raise :class:`SQLError` (``refused``/``failed``) unless ``sql`` may run.
-
-        Returns:
-            the statement type that would run (``SELECT`` or ``EXPLAIN``).
-        """
-        cur = self._cursor()
-        try:
-            return self._check(sql, cur)[1]
-        finally:
-            cur.close()
-
-    def _check(self, sql: str, cur: duckdb.DuckDBPyConnection) -> tuple[Any, str]:
-        if not isinstance(sql, str):
-            raise SQLError("refused", "refused: the query must be text")
-        if len(sql) > self.limits.max_query_chars:
-            raise SQLError(
-                "refused",
-                f"refused: the query is {len(sql):,} characters long; "
-                f"the limit is {self.limits.max_query_chars:,}",
-            )
-        statements = self._parse(sql, cur)
-        if not statements:
-            raise SQLError("refused", "refused: the query is empty")
-        if len(statements) > 1:
-            kinds = ", ".join(self._type_name(s) for s in statements)
-            raise SQLError(
-                "refused",
-                f"refused: {len(statements)} statements ({kinds}); run one query at a time",
-            )
-        statement = statements[0]
-        kind = self._type_name(statement)
-        if kind == "SELECT":
-            self._check_functions(sql, cur)
-            return statement, kind
-        if kind == "EXPLAIN":
-            explained = self._explained(sql)
-            if explained is None:
-                raise SQLError(
-                    "refused",
-                    "refused: EXPLAIN ANALYZE runs the query; use EXPLAIN, or run the query",
-                )
-            inner = self._parse(explained, cur)
-            if len(inner) == 1 and self._type_name(inner[0]) == "SELECT":
-                self._check_functions(explained, cur)
-                return statement, kind
-            raise SQLError(
-                "refused",
-                f"refused: EXPLAIN is allowed only of one read-only query ({_READ_ONLY_KINDS})",
-            )
-        reason = _REFUSED_TYPES.get(
-            kind,
-            "this statement is not a read-only query"
-            if kind == "UNKNOWN"
-            else f"{kind} statements are not read-only queries",
-        )
-        raise SQLError(
-            "refused",
-            f"refused: {reason}. Only read-only queries run here ({_READ_ONLY_KINDS}).",
-        )
-
-    @staticmethod
-    def _type_name(statement: Any) -> str:
-        try:
-            return str(getattr(statement.type, "name", statement.type)).upper()
-        except ValueError:  # a statement type the Python client cannot name (UPDATE EXTENSIONS)
-            return "UNKNOWN"
-
-    @staticmethod
-    def _parse(sql: str, cur: duckdb.DuckDBPyConnection) -> list[Any]:
-        try:
-            return list(cur.extract_statements(sql))
-        except duckdb.ParserException as exc:
-            raise SQLError("failed", f"query failed: {exc}") from None
-        except (duckdb.Error, ValueError) as exc:
-            # e.g. a statement type the Python client cannot name (UPDATE EXTENSIONS)
-            raise SQLError("refused", f"refused: not a read-only query ({exc})") from None
-
-    @staticmethod
-    def _explained(sql: str) -> str | None:
-        """The text after ``EXPLAIN``; None for ``EXPLAIN ANALYZE`` (refused: it executes).
-
-        ``duckdb.tokenize`` gives offsets in UTF-8 bytes, so the text is cut as bytes:
-        cutting the ``str`` by those offsets let non-ASCII characters in a comment shift
-        the cut and smuggle a COPY past this check.
-        """
-        raw = sql.encode("utf-8")
-        starts = [
-            start for start, kind in duckdb.tokenize(sql) if kind != duckdb.token_type.comment
-        ]
-        words = []
-        for start in starts[:2]:
-            word = b""
-            for byte in raw[start : start + 16]:
-                if not (chr(byte).isalpha() or byte == ord("_")):
-                    break
-                word += bytes([byte])
-            words.append(word.decode("ascii", "replace").upper())
-        if not words or words[0] != "EXPLAIN":
-            return ""
-        if len(words) > 1 and words[1] in ("ANALYZE", "ANALYSE"):
-            return None
-        return raw[starts[1] :].decode("utf-8") if len(starts) > 1 else ""
-
-    def _check_functions(self, sql: str, cur: duckdb.DuckDBPyConnection) -> None:
-        """Refuse functions that run SQL text or free memory outside the limits.
-
-        The query is parsed to DuckDB's own JSON syntax tree (``json_serialize_sql``)
-        and every called function is checked against :data:`_DENIED_FUNCTIONS`;
-        ``repeat``/``lpad``/``rpad`` with a constant length above a cap are refused too
-        (their memory is not counted by ``memory_limit``).
-        """
-        try:
-            rows = cur.execute("SELECT json_serialize_sql($q)", {"q": sql}).fetchall()
-            row = rows[0] if rows else None
-        except duckdb.Error as exc:
-            raise SQLError("failed", f"query failed: {exc}") from None
-        tree = json.loads(row[0]) if row and row[0] else {}
-        if tree.get("error"):
-            raise SQLError("failed", f"query failed: {tree.get('error_message', tree)}")
-        for name, args in _function_calls(tree):
-            if name in _DENIED_FUNCTIONS:
-                raise SQLError("refused", f"refused: {name}() is not allowed here")
-            if name in _LENGTH_CAPPED and len(args) >= 2:
-                # The length must be a constant within the cap: these functions build
-                # the whole string at once, outside memory_limit and the interrupt.
-                value = _constant_number(args[1])
-                if value is None or value > _MAX_STRING_LENGTH:
-                    shown = "a computed length" if value is None else f"a length of {value:,.0f}"
-                    raise SQLError(
-                        "refused",
-                        f"refused: {name}() with {shown}; the length must be a number "
-                        f"up to {_MAX_STRING_LENGTH:,}",
-                    )
-            if name in _WIDTH_CAPPED and args:
-                text = _constant_text(args[0])
-                if text is None or re.search(r"\d{8,}", text):
-                    raise SQLError(
-                        "refused",
-                        f"refused: {name}() needs a constant format without widths over 7 digits",
-                    )
-
-    # ------------------------------------------------------------ running
-    def run(self, sql: str, max_rows: int | None = None) -> SQLResult:
-        """Check and run one untrusted query.
-
-        Args:
-            sql: one read-only statement (a trailing ``;`` and comments are fine).
-            max_rows: row cap for this query (default ``limits.max_rows``).
-
-        Raises:
-            SQLError: refused, stopped (time, memory), busy or failed; the message
-                says which and why.
-        """
-        cap = self.limits.max_rows if max_rows is None else int(max_rows)
-        if cap < 0:
-            raise SQLError("refused", f"refused: max_rows must be 0 or more, got {cap}")
-        began = time.perf_counter()
-        if not self._slots.acquire(timeout=self.limits.timeout_s):
-            raise SQLError(
-                "busy",
-                f"busy: {self.limits.max_concurrent} queries are already running; try again",
-            )
-        try:
-            return self._run(sql, cap, began)
-        finally:
-            self._slots.release()
-
-    def _run(self, sql: str, cap: int, began: float) -> SQLResult:
-        cur = self._cursor()
-        fired = threading.Event()
-
-        def stop() -> None:
-            fired.set()
-            cur.interrupt()
-
-        timer = threading.Timer(self.limits.timeout_s, stop)
-        timer.daemon = True
-        try:
-            statement, kind = self._check(sql, cur)
-            timer.start()
-            rel = cur.sql(statement)
-            types = [str(t) for t in rel.types]
-            reader = rel.to_arrow_reader(max(2048, min(cap + 1, 65_536)))
-            batches: list[pa.RecordBatch] = []
-            rows = 0
-            try:
-                for batch in reader:
-                    batches.append(batch)
-                    rows += batch.num_rows
-                    if rows > cap:
-                        break
-            finally:
-                reader.close()
-            table = pa.Table.from_batches(batches, schema=reader.schema)
-            truncated = table.num_rows > cap
-            if truncated:
-                table = table.slice(0, cap)
-            return SQLResult(
-                table=table,
-                types=types,
-                truncated=truncated,
-                max_rows=cap,
-                elapsed_s=time.perf_counter() - began,
-                statement=kind,
-            )
-        except SQLError:
-            raise
-        except duckdb.Error as exc:
-            raise self._failure(exc, fired.is_set()) from None
-        except Exception as exc:  # the service must survive anything a query provokes
-            raise SQLError("failed", f"query failed: {type(exc).__name__}: {exc}") from None
-        finally:
-            timer.cancel()
-            cur.close()
-
-    def _failure(self, exc: duckdb.Error, timed_out: bool) -> SQLError:
-        text = str(exc)
-        if timed_out or isinstance(exc, duckdb.InterruptException):
-            return SQLError(
-                "timeout",
-                f"stopped: the query ran longer than the {self.limits.timeout_s:g} s limit.\n"
-                f"DuckDB: {text}",
-            )
-        if isinstance(exc, duckdb.OutOfMemoryException):
-            return SQLError(
-                "memory",
-                "stopped: the query needs more memory than the sandbox's "
-                f"{self.limits.memory_limit} limit; aggregate more or add a LIMIT.\n"
-                f"DuckDB: {text}",
-            )
-        if isinstance(exc, duckdb.PermissionException):
-            return SQLError(
-                "refused",
-                f"refused: the SQL sandbox reads only the store's data folder "
-                f"{self.lake}/ (use the views).\nDuckDB: {text}",
-            )
-        if _LOCKED in text:
-            return SQLError("refused", f"refused: settings are locked in the SQL sandbox.\n{text}")
-        if isinstance(exc, duckdb.CatalogException) and "does not exist" in text:
-            return SQLError("failed", f"query failed: {self._unknown_name(text)}")
-        return SQLError("failed", f"query failed: {text}")
-
-    def _unknown_name(self, text: str) -> str:
-        """A catalogue error without DuckDB's guess when it names one of DuckDB's own
-        system tables (``pg_sequences``, ``sqlite_schema``, ...), which the sandbox user
-        never meant, plus the store's views to choose from."""
-        text = _SYSTEM_GUESS.sub("", text).rstrip()
-        cur = self._cursor()
-        try:
-            views = [
-                r[0]
-                for r in cur.execute(
-                    "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1"
-                ).fetchall()
-            ]
-        except duckdb.Error:
-            return text
-        finally:
-            cur.close()
-        return f"{text}\nThe store's views: {', '.join(views)}." if views else text
-
-    # ------------------------------------------------------------ catalogue
-    def columns(self) -> pd.DataFrame:
-        """Every view's columns and DuckDB types: ``view``, ``column``, ``type``, ``position``."""
-        cur = self._cursor()
-        try:
-            return cur.execute(
-                "SELECT table_name AS view, column_name AS column, data_type AS type, "
-                "column_index AS position FROM duckdb_columns() "
-                "WHERE NOT internal AND table_name IN "
-                "(SELECT view_name FROM duckdb_views() WHERE NOT internal) "
-                "ORDER BY view, position"
-            ).df()
-        finally:
-            cur.close()

@@ -50,6 +50,13 @@ DEFAULT_REFRESH = "1 min"
 URL_STATE: dict[str, Any] = {"bind": "query-params", "persist_state": "session"}
 
 
+def _or_every(chosen: list[str], known: list[str]) -> list[str] | None:
+    """``chosen``, or None when it holds every value of ``known`` (a non-empty list):
+    the query then keeps every row, as :meth:`Filters.keeps` keeps values the filter
+    does not know."""
+    return None if known and set(known) <= set(chosen) else chosen
+
+
 @dataclass(frozen=True)
 class Filters:
     """What the sidebar selects.
@@ -85,17 +92,21 @@ class Filters:
         return not self.regions or not self.models or (bool(self.all_arms) and not self.arms)
 
     def window_params(self) -> dict[str, Any]:
-        """``start``, ``end``, ``regions``, ``models`` for a named query."""
+        """``start``, ``end``, ``regions``, ``models`` for a named query; a filter that
+        selects every value the store knows is None (no filter: the store drops its
+        predicates, :meth:`observatory.store.Store.named`)."""
         return {
             "start": self.start,
             "end": self.end,
-            "regions": self.regions,
-            "models": self.models,
+            "regions": _or_every(self.regions, self.all_regions),
+            "models": _or_every(self.models, self.all_models),
         }
 
     def params(self) -> dict[str, Any]:
-        """:meth:`window_params` plus ``arms`` (queries with ``$arms``)."""
-        return {**self.window_params(), "arms": self.arms or [NO_ARM]}
+        """:meth:`window_params` plus ``arms`` (queries with ``$arms``; None when every
+        arm is selected)."""
+        arms = _or_every(self.arms, self.all_arms) if self.arms else [NO_ARM]
+        return {**self.window_params(), "arms": arms}
 
     def arm_params(self) -> dict[str, Any]:
         """:meth:`params` plus ``all_arms``, every arm the filter knows (queries that

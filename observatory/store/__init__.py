@@ -78,7 +78,7 @@ named queries); :meth:`Store.sandbox` (:class:`SafeSQL`) for untrusted ad hoc SQ
 a separate locked-down DuckDB instance (docs/sql.md).
 """
 
-from observatory.store.core import Store
+from observatory.store.core import FILTER_PARAMS, Store
 from observatory.store.files import (
     COMPACTION_MARK,
     TORN_READ_ATTEMPTS,
@@ -112,6 +112,7 @@ __all__ = [
     "COMPACTION_MARK",
     "COMPACT_GRACE",
     "DAY_S",
+    "FILTER_PARAMS",
     "GPU_STEPS_SCHEMA",
     "GPU_STEP_SIGNALS",
     "ROLLUP_DAILY_OF",

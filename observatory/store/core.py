@@ -115,6 +115,26 @@ if TYPE_CHECKING:
 _ROWS_PLACEHOLDER = re.compile(r"\{\{rows:(\w+)(?::([^}]*))?\}\}")
 
 
+#: The filter parameters of the dashboard's named queries (``VARCHAR[]``); None for
+#: one of them means every value (:meth:`Store.named`).
+FILTER_PARAMS = ("regions", "models", "arms")
+#: ``list_contains($regions|$models|$arms, <expression>)`` (one level of parentheses
+#: inside the expression, as in ``coalesce(model, '')``).
+_FILTER_PREDICATE = re.compile(
+    r"list_contains\(\$(" + "|".join(FILTER_PARAMS) + r"),\s*(?:[^()]|\([^()]*\))*\)"
+)
+
+
+def _unfiltered(sql: str, params: dict[str, Any]) -> str:
+    """``sql`` with each ``list_contains($k, ...)`` predicate replaced by ``TRUE`` for
+    every filter parameter ``k`` of :data:`FILTER_PARAMS` that ``params`` gives as
+    None (every value selected)."""
+    every = {k for k in FILTER_PARAMS if k in params and params[k] is None}
+    if not every:
+        return sql
+    return _FILTER_PREDICATE.sub(lambda m: "TRUE" if m.group(1) in every else m.group(0), sql)
+
+
 @dataclass(frozen=True)
 class Housekeeping:
     """What :meth:`Store.housekeeping` did: temporary files removed, and partitions
@@ -1545,6 +1565,14 @@ class Store:
         sets ``OBSERVATORY_ROLLUP=0`` (minute rows only, the benchmarks' baseline);
         ``OBSERVATORY_ROLLUP=hourly`` allows the hourly tier only (the former path).
 
+        A filter parameter of :data:`FILTER_PARAMS` given as None selects every value:
+        the query's ``list_contains($<name>, ...)`` predicates become ``TRUE`` (rows
+        whose value the caller does not know count too), so the default view does not
+        pay for a filter that keeps everything: DuckDB turns each such predicate into
+        a hash semi-join over every row (a third of the 24 h page queries' time at
+        the 20-region scale fleet, docs/scaling.md).  Other uses of the parameter
+        are bound to NULL.
+
         Raises:
             StoreError: no such named query, a placeholder without ``start``/``end``
                 or with an unknown kind or parameter, or the query failed.
@@ -1552,7 +1580,7 @@ class Store:
         path = SQL_DIR / "queries" / f"{name}.sql"
         if not path.exists():
             raise StoreError(f"no named query {name!r} in {path.parent}")
-        text = path.read_text(encoding="utf-8")
+        text = _unfiltered(path.read_text(encoding="utf-8"), params)
         code = "\n".join(x for x in text.split("\n") if not x.lstrip().startswith("--"))
         code = _ROWS_PLACEHOLDER.sub("", code)  # an expansion binds no parameter
         used = {k: v for k, v in params.items() if re.search(rf"\${re.escape(k)}\b", code)}

@@ -31,8 +31,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from observatory.store import core as current  # the module whose names Store uses
 from observatory.large_fleet import REGIONS, SIGNALS_OF_TABLE, region_day, sized
+from observatory.store import core as current  # the module whose names Store uses
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -80,7 +80,6 @@ from collectors.transform import (
     matrix_block,
     series_to_matrix,
 )
-from observatory.store import core as store_module  # the names Store uses
 from observatory.hour_files import LEGACY_FILE, hour_file_name
 from observatory.large_fleet import MODELS, REGIONS, SIGNALS_OF_TABLE, FleetSize, build, sized
 from observatory.store import (
@@ -91,6 +90,7 @@ from observatory.store import (
     DataPartition,
     Store,
 )
+from observatory.store import core as store_module  # the names Store uses
 
 
 def exporter_series(size: FleetSize, region: str, end: datetime, seed: int) -> list[Series]:

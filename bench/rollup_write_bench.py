@@ -28,8 +28,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from collectors.demo_fleet import REGIONS  # noqa: E402
-from observatory.store import core as store_module  # noqa: E402  (the names Store uses)
 from observatory.demo import build_store  # noqa: E402
+from observatory.store import core as store_module  # noqa: E402  (the names Store uses)
 
 
 def _size(root: Path, pattern: str) -> tuple[int, int]:

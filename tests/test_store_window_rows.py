@@ -448,28 +448,38 @@ def test_plans_read_rollups_and_minute_rows(store: Store) -> None:
 
 
 def test_window_rows_take_the_coarsest_tier_per_piece(store: Store) -> None:
-    """Whole hours from the hourly tier, whole 5-minute periods of the edge hours from
-    the 5-minute tier, the cut 5-minute periods from minute rows; 5-minute buckets
-    never read hours; a stale tier is skipped for its partition only."""
+    """Whole hours from the hourly tier; an edge hour cut off the 5-minute grid from
+    minute rows whole (its hour file is opened anyway), one on the grid from the
+    5-minute tier; 5-minute buckets never read hours; a stale tier is skipped for its
+    partition only."""
     start, end = DAY1 + timedelta(hours=7, minutes=17), DAY2 + timedelta(hours=5, minutes=43)
     sql = store.window_rows("histograms", ["latency"], start, end)
-    assert "lake/histograms_hourly/" in sql and "lake/histograms_5m/" in sql
+    assert "lake/histograms_hourly/" in sql
     assert (
         "hour_utc > TIMESTAMP '2026-03-02 08:00:00' AND hour_utc <= TIMESTAMP '2026-03-03 05:00:00'"
         in sql
     )
     assert (
+        "ts_utc > TIMESTAMP '2026-03-02 07:17:00' AND ts_utc <= TIMESTAMP '2026-03-02 08:00:00'"
+        in sql
+    )
+    assert (
+        "ts_utc > TIMESTAMP '2026-03-03 05:00:00' AND ts_utc <= TIMESTAMP '2026-03-03 05:43:00'"
+        in sql
+    )
+    three = timedelta(minutes=3)
+    on_grid = store.window_rows("histograms", ["latency"], start + three, end - three)
+    assert (
         "hour_utc > TIMESTAMP '2026-03-02 07:20:00' AND hour_utc <= TIMESTAMP '2026-03-02 08:00:00'"
-        in sql
+        in on_grid
     )
     assert (
-        "ts_utc > TIMESTAMP '2026-03-02 07:17:00' AND ts_utc <= TIMESTAMP '2026-03-02 07:20:00'"
-        in sql
+        "hour_utc > TIMESTAMP '2026-03-03 05:00:00' AND hour_utc <= TIMESTAMP '2026-03-03 05:40:00'"
+        in on_grid
     )
-    assert (
-        "ts_utc > TIMESTAMP '2026-03-03 05:40:00' AND ts_utc <= TIMESTAMP '2026-03-03 05:43:00'"
-        in sql
-    )
+    # no minute rows for the edge hours (only the stale partitions' whole windows)
+    assert "ts_utc <= TIMESTAMP '2026-03-02 08:00:00'" not in on_grid
+    assert "ts_utc > TIMESTAMP '2026-03-03 05:00:00'" not in on_grid
     five = store.window_rows("histograms", ["latency"], start, end, bucket_s=300)
     assert "_hourly/" not in five
     assert "lake/histograms_5m/" in five

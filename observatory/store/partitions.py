@@ -319,7 +319,13 @@ def _tier_pieces(
 ) -> list[tuple[int, datetime, datetime]]:
     """``(start, end]`` cut into ``(period, lo, hi)`` pieces: the whole periods of the
     coarsest tier of ``periods`` (descending), then recursively the edges left over
-    with the finer tiers; period 0 marks the minute rows of what no tier covers."""
+    with the finer tiers; period 0 marks the minute rows of what no tier covers.
+
+    An edge of an hourly (or finer) piece that needs minute rows anyway (it does not
+    start or end on the finer tier's grid) is read from minute rows whole: they lie
+    in the same hour file, so the finer tier's file would only add a file to open
+    (about 0.1 ms each; ``work_by_day`` over 24 h at 20 regions 96 -> 76 ms, 700 ->
+    500 files; docs/scaling.md).  An edge on the finer grid still reads that tier."""
     if start >= end:
         return []
     if not periods:
@@ -327,8 +333,18 @@ def _tier_pieces(
     a, b = _align(start, periods[0], True), _align(end, periods[0], False)
     if a >= b:
         return _tier_pieces(start, end, periods[1:])
-    rest = periods[1:]
-    return [*_tier_pieces(start, a, rest), (periods[0], a, b), *_tier_pieces(b, end, rest)]
+    rest, period = periods[1:], periods[0]
+    return [*_edge(start, a, rest, period), (period, a, b), *_edge(b, end, rest, period)]
+
+
+def _edge(
+    lo: datetime, hi: datetime, finer: tuple[int, ...], period_s: int
+) -> list[tuple[int, datetime, datetime]]:
+    """The pieces of an edge ``(lo, hi]`` of a ``period_s`` piece (:func:`_tier_pieces`)."""
+    pieces = _tier_pieces(lo, hi, finer)
+    if period_s <= 3600 and any(p == 0 for p, _, _ in pieces):
+        return [(0, lo, hi)]
+    return pieces
 
 
 @dataclass

@@ -472,6 +472,13 @@ def sql(
             "the query returned more",
             err=True,
         )
+    if result.store_changed:
+        click.echo(
+            "warning: a writer (the collector) wrote to the store while this query ran, "
+            "on every attempt: rows of the partitions it rewrote may mix two versions; "
+            "run it again when the collector is idle",
+            err=True,
+        )
     rows = "1 row" if result.num_rows == 1 else f"{result.num_rows:,} rows"
     click.echo(f"{rows} in {result.elapsed_s:.2f} s", err=True)
 

@@ -25,7 +25,15 @@ from collectors.signals import SIGNALS
 from observatory import sql_catalog
 from observatory.cli import main as cli
 from observatory.demo import build_store
-from observatory.store import SafeSQL, SandboxLimits, SQLError, Store
+from observatory.store import (
+    WRITE_MARK,
+    SafeSQL,
+    SandboxLimits,
+    SQLError,
+    SQLResult,
+    Store,
+    write_mark,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = str(ROOT / "app" / "views" / "sql.py")
@@ -376,7 +384,9 @@ def test_closed_sandbox_says_so(store_dir: Path) -> None:
 
 def test_queries_run_while_a_writer_rewrites_partitions(store_dir: Path) -> None:
     store = Store(store_dir)
-    box = store.sandbox(SandboxLimits(timeout_s=10))
+    # The writer holds the lock throughout: each query waits 0.05 s for it, runs
+    # three times, and says that the store changed while it ran.
+    box = store.sandbox(SandboxLimits(timeout_s=10, write_wait_s=0.05))
     day = END.replace(tzinfo=None) - timedelta(days=1)
     frame = store.query(
         "SELECT ts_utc, model, arm, instance, value, unit, signal FROM counters "
@@ -394,14 +404,70 @@ def test_queries_run_while_a_writer_rewrites_partitions(store_dir: Path) -> None
     thread.start()
     try:
         for _ in range(30):
-            rows = box.run(
+            result = box.run(
                 "SELECT sum(value) AS s FROM counters "
                 "WHERE region = 'eu-west-1' AND signal = 'errors'"
-            ).table.to_pylist()
-            assert rows[0]["s"] == pytest.approx(expected)
+            )
+            assert result.table.to_pylist()[0]["s"] == pytest.approx(expected)
+            assert result.store_changed
     finally:
         stop.set()
         thread.join()
+        box.close()
+
+
+def test_a_query_waits_for_a_writer_holding_the_lock(store_dir: Path) -> None:
+    store = Store(store_dir)
+    box = store.sandbox(SandboxLimits(write_wait_s=5.0))
+    holding, release = threading.Event(), threading.Event()
+
+    def writer() -> None:
+        with store.writer():
+            holding.set()
+            release.wait(5)
+
+    thread = threading.Thread(target=writer)
+    thread.start()
+    try:
+        holding.wait(5)
+        assert write_mark(store.root)[1]  # odd: a writer holds the lock
+        threading.Timer(0.6, release.set).start()
+        result = box.run("SELECT count(*) AS n FROM counters")
+        assert not result.store_changed
+        assert result.elapsed_s >= 0.5  # it waited for the writer
+        assert not write_mark(store.root)[1]
+    finally:
+        release.set()
+        thread.join()
+        box.close()
+
+
+def test_a_write_that_overlaps_the_query_runs_it_again(
+    store_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fault injection: a writer that takes and releases the lock while a query runs
+    cannot be timed into that window, so the first run moves the write mark on as
+    such a writer does (odd, then even); the query must run again."""
+    store = Store(store_dir)
+    box = store.sandbox(SandboxLimits())
+    runs: list[int] = []
+    original = SafeSQL._run
+
+    def overlapped(self: SafeSQL, sql: str, cap: int, began: float) -> SQLResult:
+        runs.append(1)
+        result = original(self, sql, cap, began)
+        if len(runs) == 1:
+            store._bump_mark(True, WRITE_MARK)
+            store._bump_mark(False, WRITE_MARK)
+        return result
+
+    monkeypatch.setattr(SafeSQL, "_run", overlapped)
+    try:
+        before = write_mark(store.root)
+        result = box.run("SELECT count(*) AS n FROM counters")
+        assert len(runs) == 2 and not result.store_changed
+        assert write_mark(store.root)[0] == before[0] + 2
+    finally:
         box.close()
 
 

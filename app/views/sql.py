@@ -162,6 +162,8 @@ def _run(query: str) -> None:
         status, rows, seconds = "ok", result.num_rows, round(result.elapsed_s, 3)
         if result.truncated:
             status = "ok (truncated)"
+        if result.store_changed:
+            status += " (store changed)"
     history = st.session_state.setdefault(HISTORY_KEY, [])
     history.append(
         {"time_utc": began, "status": status, "rows": rows, "seconds": seconds, "query": query}
@@ -243,6 +245,12 @@ if outcome is not None:
         st.code(outcome["error"], language=None, wrap_lines=True)
     else:
         result = outcome["result"]
+        if result.store_changed:
+            st.warning(
+                "The collector wrote to the store while this query ran (on every "
+                "attempt): rows of the partitions it rewrote may mix two versions of a "
+                "file. Run the query again when the collector is idle."
+            )
         if result.truncated:
             st.warning(
                 f"Showing the first {result.max_rows:,} rows: the query returned more. "

@@ -82,6 +82,7 @@ from observatory.store.core import FILTER_PARAMS, Store
 from observatory.store.files import (
     COMPACTION_MARK,
     TORN_READ_ATTEMPTS,
+    WRITE_MARK,
     StoreError,
     StoreMissing,
     atomic_write_bytes,
@@ -90,6 +91,7 @@ from observatory.store.files import (
     planned_files,
     retry_on_vanished,
     tree_identities,
+    write_mark,
 )
 from observatory.store.layout import (
     COMPACT_GRACE,
@@ -123,6 +125,7 @@ __all__ = [
     "SQL_DIR",
     "TORN_READ_ATTEMPTS",
     "WINDOW_TIERS",
+    "WRITE_MARK",
     "DataPartition",
     "SQLError",
     "SQLResult",
@@ -140,4 +143,5 @@ __all__ = [
     "planned_files",
     "retry_on_vanished",
     "tree_identities",
+    "write_mark",
 ]

@@ -39,6 +39,7 @@ from observatory.hour_files import (
 from observatory.store.files import (
     COMPACTION_MARK,
     TORN_READ_ATTEMPTS,
+    WRITE_MARK,
     StoreError,
     _atomic_write_table,
     _changed,
@@ -52,6 +53,7 @@ from observatory.store.files import (
     env_rollup,
     file_identity,
     planned_files,
+    read_mark,
 )
 from observatory.store.layout import (
     COMPACT_DIR,
@@ -251,6 +253,10 @@ class Store:
     def writer(self, timeout: float = 600) -> Iterator[None]:
         """Hold the writer lock (one writing process at a time; readers unaffected).
 
+        While it is held the write mark (:data:`WRITE_MARK`) is odd: the SQL sandbox,
+        whose views list files by glob, waits for it or runs a query again when a
+        write overlapped it (:meth:`SafeSQL.run`).
+
         Raises:
             StoreError: the store folder cannot be created (a file is in the way, no
                 permission).
@@ -265,17 +271,21 @@ class Store:
             )
             raise StoreError(f"cannot create the store folder {self.root}: {what}") from None
         with FileLock(str(self.root / ".writer.lock"), timeout=timeout):
-            if not self._housekept:
-                done = self.housekeeping(budget_s=HOUSEKEEPING_BUDGET_S)
-                self._housekept = done.complete
-                if not done.complete:
-                    log.info(
-                        "housekeeping rebuilt %d roll-up(s) in its %g s budget; the "
-                        "next writer goes on",
-                        done.rollups_rebuilt,
-                        HOUSEKEEPING_BUDGET_S,
-                    )
-            yield
+            self._bump_mark(True, WRITE_MARK)
+            try:
+                if not self._housekept:
+                    done = self.housekeeping(budget_s=HOUSEKEEPING_BUDGET_S)
+                    self._housekept = done.complete
+                    if not done.complete:
+                        log.info(
+                            "housekeeping rebuilt %d roll-up(s) in its %g s budget; the "
+                            "next writer goes on",
+                            done.rollups_rebuilt,
+                            HOUSEKEEPING_BUDGET_S,
+                        )
+                yield
+            finally:
+                self._bump_mark(False, WRITE_MARK)
 
     def housekeeping(
         self,
@@ -1226,18 +1236,19 @@ class Store:
             side.parent.rmdir()
         return True
 
-    def _bump_mark(self, swapping: bool) -> None:
-        """Move the compaction mark (:data:`COMPACTION_MARK`) to its next odd value
-        before a swap (``swapping``), to its next even value after one.
+    def _bump_mark(self, swapping: bool, name: str = COMPACTION_MARK) -> None:
+        """Move a mark (the compaction mark :data:`COMPACTION_MARK`, or the write mark
+        :data:`WRITE_MARK`) to its next odd value before a swap or write
+        (``swapping``), to its next even value after one.
 
         Written to a temporary name and renamed (readers see one value or the next),
         without ``fsync``: after a crash a reader only needs it to differ.
         """
-        value = max(_compaction_mark(self.root)[0], 0) + 1
+        value = max(read_mark(self.root / name, 0.0)[0], 0) + 1
         if value % 2 != int(swapping):
             value += 1
         self.root.mkdir(parents=True, exist_ok=True)
-        with _replacing(self.root / COMPACTION_MARK, ".tmp") as tmp, open(tmp, "w") as fh:
+        with _replacing(self.root / name, ".tmp") as tmp, open(tmp, "w") as fh:
             fh.write(str(value))
 
     def compact_closed(

@@ -68,6 +68,15 @@ _LISTED_FILE = re.compile(r"'((?:[^'*?\[]|'')+\.parquet)'")
 COMPACTION_MARK = ".compaction-mark"
 #: An odd compaction mark older than this is a killed compactor's, not a swap.
 _MARK_STALE_S = 30.0
+#: The write mark beside the lake (:meth:`Store.writer`): a counter, odd while a
+#: writer holds the writer lock, even otherwise.  The SQL sandbox, whose views list
+#: files by glob (so no per-file identity check is possible), compares it before and
+#: after a query: a write that overlapped may have replaced a file between DuckDB's
+#: two opens of it (docs/architecture.md, "Readers and writers").
+WRITE_MARK = ".write-mark"
+#: An odd write mark older than this is a killed writer's (a collector run holds the
+#: lock for seconds; housekeeping works within its budget).
+_WRITE_MARK_STALE_S = 300.0
 
 #: A file's identity for the torn-read check: (inode, mtime in ns, size in bytes);
 #: None when it does not exist.  A writer's atomic replace gives a new inode.
@@ -111,7 +120,19 @@ def _compaction_mark(root: Path) -> tuple[int, bool]:
     ``(0, False)`` without a mark; an odd counter older than :data:`_MARK_STALE_S`
     (a compactor killed between its two writes) counts as no swap in progress.
     """
-    path = root / COMPACTION_MARK
+    return read_mark(root / COMPACTION_MARK, _MARK_STALE_S)
+
+
+def write_mark(root: Path) -> tuple[int, bool]:
+    """The write mark (:data:`WRITE_MARK`) of the store at ``root``: (counter, a
+    writer holds the lock); an odd counter older than :data:`_WRITE_MARK_STALE_S`
+    counts as no writer."""
+    return read_mark(root / WRITE_MARK, _WRITE_MARK_STALE_S)
+
+
+def read_mark(path: Path, stale_s: float) -> tuple[int, bool]:
+    """A mark file's (counter, odd and younger than ``stale_s``); ``(0, False)``
+    without one, ``(-1, False)`` for one that does not hold a number."""
     try:
         with open(path, "rb") as fh:
             text = fh.read()
@@ -122,7 +143,7 @@ def _compaction_mark(root: Path) -> tuple[int, bool]:
         value = int(text)
     except ValueError:
         return -1, False
-    return value, value % 2 == 1 and age < _MARK_STALE_S
+    return value, value % 2 == 1 and age < stale_s
 
 
 class StoreError(RuntimeError):

@@ -4,6 +4,7 @@ locked-down in-memory DuckDB instance over the same views (docs/sql.md, "Safety"
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -19,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from observatory.store.core import Store, _create_views
-from observatory.store.files import StoreError
+from observatory.store.files import StoreError, write_mark
 
 if TYPE_CHECKING:  # pandas is imported where it is used: a collector run never needs
     import pandas as pd  # it, and importing it costs about 0.4 CPU-seconds at start-up
@@ -133,6 +134,10 @@ def _default_threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
+#: Attempts of one sandboxed query when writes overlap it (:meth:`SafeSQL.run`).
+WRITE_ATTEMPTS = 3
+
+
 @dataclass(frozen=True)
 class SandboxLimits:
     """Limits of the untrusted-SQL sandbox (:class:`SafeSQL`).
@@ -146,6 +151,8 @@ class SandboxLimits:
         threads: DuckDB worker threads of the sandbox instance.
         max_query_chars: longest query text accepted.
         max_concurrent: queries that run at once; others wait up to ``timeout_s``.
+        write_wait_s: how long a query waits for a writer that holds the store's
+            writer lock (a collector run) before it runs anyway, per attempt.
     """
 
     max_rows: int = 10_000
@@ -154,6 +161,7 @@ class SandboxLimits:
     threads: int = field(default_factory=_default_threads)
     max_query_chars: int = 100_000
     max_concurrent: int = 4
+    write_wait_s: float = 10.0
 
 
 SQLErrorKind = Literal["refused", "timeout", "memory", "busy", "failed"]
@@ -187,6 +195,10 @@ class SQLResult:
         max_rows: the row cap this query ran with.
         elapsed_s: wall-clock seconds, checks and fetching included.
         statement: ``SELECT`` or ``EXPLAIN``.
+        store_changed: a writer wrote to the store while the query ran, on every
+            attempt: rows of the partitions it rewrote may mix the two versions of a
+            file (the views read files by glob, so no per-file check is possible);
+            run the query again when the collector is idle.
     """
 
     table: pa.Table
@@ -195,6 +207,7 @@ class SQLResult:
     max_rows: int
     elapsed_s: float
     statement: str
+    store_changed: bool = False
 
     @property
     def columns(self) -> list[str]:
@@ -486,9 +499,44 @@ class SafeSQL:
                 f"busy: {self.limits.max_concurrent} queries are already running; try again",
             )
         try:
-            return self._run(sql, cap, began)
+            return self._run_quiet(sql, cap, began)
         finally:
             self._slots.release()
+
+    def _run_quiet(self, sql: str, cap: int, began: float) -> SQLResult:
+        """:meth:`_run` when no writer overlaps it: a writer holding the lock is waited
+        for (up to ``limits.write_wait_s``), and a query that a write overlapped (the
+        write mark changed or was odd) runs again, :data:`WRITE_ATTEMPTS` times in
+        all; the last result is flagged ``store_changed`` if every attempt overlapped.
+        A DuckDB error on an attempt a write overlapped is retried the same way."""
+        root = self._store.root
+        result: SQLResult | None = None
+        for attempt in range(WRITE_ATTEMPTS):
+            before = self._quiet_mark(root)
+            try:
+                result = self._run(sql, cap, began)
+            except SQLError:
+                after = write_mark(root)
+                if attempt + 1 < WRITE_ATTEMPTS and (before[1] or after != before):
+                    continue
+                raise
+            after = write_mark(root)
+            if not before[1] and after == before:
+                return result
+        assert result is not None
+        return dataclasses.replace(
+            result, store_changed=True, elapsed_s=time.perf_counter() - began
+        )
+
+    def _quiet_mark(self, root: Path) -> tuple[int, bool]:
+        """The write mark once no writer holds the lock, or after waiting
+        ``limits.write_wait_s`` for it."""
+        deadline = time.monotonic() + self.limits.write_wait_s
+        mark = write_mark(root)
+        while mark[1] and time.monotonic() < deadline:
+            time.sleep(0.1)
+            mark = write_mark(root)
+        return mark
 
     def _run(self, sql: str, cap: int, began: float) -> SQLResult:
         cur = self._cursor()

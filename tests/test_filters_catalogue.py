@@ -409,3 +409,57 @@ def test_serve_warms_the_catalogue_then_runs_streamlit_in_process(
         str(Path(fc.__file__).resolve().parent / "main.py"),
     ]
     assert "8599" in args and os.environ["OBSERVATORY_STORE"] == str(demo.resolve())
+
+
+def _restart(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A new server process: the per-process memory starts empty."""
+    monkeypatch.setattr(fc, "_SEEN", {})
+    monkeypatch.setattr(fc, "_INTERNED", {})
+    monkeypatch.setattr(fc, "_UNSAVED", set())
+    monkeypatch.setattr(fc, "_LOADED", set())
+    monkeypatch.setattr(fc, "_STEPS", {})
+
+
+def test_a_restart_reads_only_the_partitions_written_since(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _restart(monkeypatch)
+    first = read_catalogue(store)
+    kept = fc._kept_path(store)
+    assert kept is not None and kept.exists()
+    read: list[str] = []
+    original = fc._labels_by_folder
+
+    def spy(s: Store, files: list[fc.LabelFile], columns: tuple[str, ...]) -> dict:
+        read.extend(folder for folder, _, _ in files)
+        return original(s, files, columns)
+
+    monkeypatch.setattr(fc, "_labels_by_folder", spy)
+    _restart(monkeypatch)
+    again = read_catalogue(store)
+    assert read == []  # every partition's labels came from the kept file
+    assert_same(again, first)
+    assert_same(again, reference(store))
+    # A write after the restart: that partition only is read by the next process.
+    part = next(iter(store.partitions("counters", ["requests"])))
+    rows = pq.read_table(part.files()[0], schema=SCHEMAS["counters"])
+    step = pd.Timestamp(rows["ts_utc"][0].as_py())
+    with store.writer():
+        store.replace_window(
+            "counters", part.region, ["requests"], step - timedelta(minutes=1), step,
+            rows.slice(0, 1).to_pandas().assign(signal="requests"),
+        )  # fmt: skip
+    _restart(monkeypatch)
+    assert_same(read_catalogue(store), reference(store))
+    assert set(read) == {os.fspath(part.folder)}
+
+
+def test_a_damaged_kept_file_is_read_past(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    _restart(monkeypatch)
+    read_catalogue(store)
+    kept = fc._kept_path(store)
+    assert kept is not None
+    kept.write_text('{"version": 1, "entries": [["x", ', encoding="utf-8")
+    _restart(monkeypatch)
+    assert_same(read_catalogue(store), reference(store))
+    assert kept.read_text(encoding="utf-8").startswith('{"version":1')  # rewritten whole

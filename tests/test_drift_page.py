@@ -43,21 +43,26 @@ def _texts(at: AppTest) -> str:
     return "\n".join(str(p) for p in parts)
 
 
-def test_drift_page_heatmap_drilldown_and_archive(
-    store: Path, archive: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _after_on_demand(monkeypatch: pytest.MonkeyPatch, store: Path, reports: Path) -> AppTest:
+    """The Drift page on ``store`` (archive ``reports``) once its on-demand run ended."""
     monkeypatch.setenv("OBSERVATORY_STORE", str(store))
-    monkeypatch.setenv("OBSERVATORY_DRIFT_REPORTS", str(archive))
+    monkeypatch.setenv("OBSERVATORY_DRIFT_REPORTS", str(reports))
     monkeypatch.delenv("OBSERVATORY_CONFIG", raising=False)
     reset_on_demand()
     at = AppTest.from_file(MAIN, default_timeout=300).run()
     at.switch_page("views/drift.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    # The archive's report answers another question (one region, one signal): drift is
-    # computed on demand in the background, then picked up.
     finish_on_demand()
     at.run()
     assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_drift_page_heatmap_drilldown_and_archive(
+    store: Path, archive: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The archive's report answers another question (one region, one signal): drift is
+    # computed on demand in the background, then picked up.
+    at = _after_on_demand(monkeypatch, store, archive)
     assert at.title[0].value == "Drift"
     text = _texts(at)
     assert "CRITICAL" in text and "drift detected in 4 of" in text
@@ -248,15 +253,7 @@ def test_a_failed_on_demand_run_is_shown_and_can_be_tried_again(
     )
     good = bad.read_bytes()
     bad.write_bytes(b"not a parquet file")
-    monkeypatch.setenv("OBSERVATORY_STORE", str(copy))
-    monkeypatch.setenv("OBSERVATORY_DRIFT_REPORTS", str(tmp_path / "no-reports"))
-    monkeypatch.delenv("OBSERVATORY_CONFIG", raising=False)
-    reset_on_demand()
-    at = AppTest.from_file(MAIN, default_timeout=300).run()
-    at.switch_page("views/drift.py").run()
-    finish_on_demand()
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = _after_on_demand(monkeypatch, copy, tmp_path / "no-reports")
     errors = "\n".join(str(e.value) for e in at.error).replace("\\", "")
     assert "Could not compute drift for the 24 h window ending 2026-11-30 00:00 UTC: " in errors
     assert "StoreError: query failed: " in errors and "part.parquet" in errors  # DuckDB's
@@ -332,15 +329,7 @@ def test_a_store_younger_than_the_reference_says_so_instead_of_an_empty_heatmap(
 
     root = tmp_path / "young"
     build_store(root, days=1, regions=["us-east-1", "us-west-2"], end=END, force=True)
-    monkeypatch.setenv("OBSERVATORY_STORE", str(root))
-    monkeypatch.setenv("OBSERVATORY_DRIFT_REPORTS", str(tmp_path / "reports"))
-    monkeypatch.delenv("OBSERVATORY_CONFIG", raising=False)
-    reset_on_demand()
-    at = AppTest.from_file(MAIN, default_timeout=300).run()
-    at.switch_page("views/drift.py").run()
-    finish_on_demand()
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
+    at = _after_on_demand(monkeypatch, root, tmp_path / "reports")
     text = _texts(at)
     assert "INSUFFICIENT DATA" in text
     assert "No slice has a PSI value yet" in text

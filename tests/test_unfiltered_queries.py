@@ -24,6 +24,7 @@ QUERIES = {  # page queries and their extra parameters
     "latency_series": {"signal": "latency", "split": "region", "bucket_s": 300},
     "gpu_series": {"split": "model", "bucket_s": 3600},
     "overview_counters_by_bucket": {"bucket_s": 300},
+    "overview_series_latency": {"bucket_s": 300},
     "overview_gauges_by_region": {},
 }
 

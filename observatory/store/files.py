@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -22,9 +22,6 @@ import pyarrow.parquet as pq
 from observatory.store.layout import TMP_PREFIX
 
 log = logging.getLogger(__name__)
-
-if TYPE_CHECKING:  # pandas is imported where it is used: a collector run never needs
-    pass  # it, and importing it costs about 0.4 CPU-seconds at start-up
 
 TORN_READ_ATTEMPTS = 6
 

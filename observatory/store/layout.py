@@ -4,18 +4,12 @@ folder names of the lake (the layout in :mod:`observatory.store`'s docstring).
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
-if TYPE_CHECKING:  # pandas is imported where it is used: a collector run never needs
-    pass  # it, and importing it costs about 0.4 CPU-seconds at start-up
-
 SQL_DIR = Path(__file__).resolve().parents[2] / "sql"
-log = logging.getLogger(__name__)
 
 _COMMON = [
     ("ts_utc", pa.timestamp("us")),

@@ -298,6 +298,9 @@ def bar_chart(
             "height": 320,
             "margin": {"l": 10, "r": 10, "t": 40, "b": 10},
             "barmode": "group",
+            # x holds labels: without a category axis Plotly reads "2026-11-29" as a
+            # date and drops a label such as "2026-12-01 (partial)" from the axis.
+            "xaxis": {"type": "category", "categoryorder": "category ascending"},
             "yaxis": {"title": {"text": y_title}},
         },
     )

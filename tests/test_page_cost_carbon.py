@@ -127,9 +127,12 @@ def test_daily_cost_and_price_table_fallback_match_the_store(
         w,
     )
     assert len(direct) >= len(REGIONS)  # every region has cost, ap-south-1 via gpu_cost
+    spec = chart_specs(at)[0]
+    # Labels, not dates: a date axis would drop "YYYY-MM-DD (partial)" from the axis.
+    assert spec["layout"]["xaxis"]["type"] == "category"
     bars = {
         (trace["name"], day): usd
-        for trace in chart_specs(at)[0]["data"]
+        for trace in spec["data"]
         for day, usd in zip(trace["x"], plotly_numbers(trace["y"]), strict=True)
     }
     expected = {(r.region, r.day): r.usd for r in direct.itertuples()}

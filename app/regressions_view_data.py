@@ -133,5 +133,5 @@ def findings(f: Filters, bin_s: int = DEFAULT_BIN_S) -> tuple[rf.Findings, str]:
     found = _computed(str(path), version, noted, end, int(lookback.total_seconds()), bin_s, regions)
     return found, (
         "computed now for the selected regions (no precomputed findings for this range: "
-        "`observatory regressions precompute --lookback ...` makes this page fast)"
+        "running 'observatory regressions precompute' with this lookback makes this page fast)"
     )

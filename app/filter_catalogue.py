@@ -41,6 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from time import monotonic as time_now
 
 import pandas as pd
 
@@ -140,6 +141,13 @@ _LOADED: set[str] = set()
 #: partition's labels (0.8 s at the 20-region fleet).
 KEPT_FILE = "filter-catalogue.json"
 _KEPT_VERSION = 1
+#: After its first write in a process, the kept file is rewritten at most this often:
+#: in a live store every collector step gives today's partitions new stamps, and the
+#: whole file (thousands of partitions) need not be serialised on the page run that
+#: reads them each minute; a restart re-reads at most this much of today's writes.
+KEEP_EVERY_S = 300.0
+#: When each store's kept file was last written in this process (monotonic seconds).
+_KEPT_AT: dict[str, float] = {}
 
 
 def _kept_path(store: Store) -> Path | None:
@@ -178,13 +186,17 @@ def _load_kept(store: Store) -> None:
 
 def _keep(store: Store) -> None:
     """Write :data:`_SEEN`'s entries of ``store`` to :data:`KEPT_FILE` when partitions
-    were read since the last write (temporary file + rename; a failure to write is
-    logged and changes nothing else)."""
+    were read since the last write, at most every :data:`KEEP_EVERY_S` after the first
+    (temporary file + rename; a failure to write is logged and changes nothing else)."""
     path = _kept_path(store)
     prefix = os.fspath(store.lake) + os.sep
+    last = _KEPT_AT.get(prefix)
+    if last is not None and time_now() - last < KEEP_EVERY_S:
+        return
     with _SEEN_LOCK:
         if path is None or not any(k[0].startswith(prefix) for k in _UNSAVED):
             return
+        _KEPT_AT[prefix] = time_now()
         entries = [
             [folder, list(columns), stamp, sorted(list(row) for row in labels)]
             for (folder, columns), (stamp, labels) in _SEEN.items()

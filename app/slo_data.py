@@ -35,8 +35,6 @@ from observatory.slo_engine import (
 from observatory.slo_specs import SloDefinition, SpecError, load_specs
 from observatory.store import Store
 
-DEFAULT_SPECS = slo_specs.DEFAULT_SPECS
-
 __all__ = [
     "SpecError",
     "definitions",
@@ -48,25 +46,18 @@ __all__ = [
     "narrowed_labels",
     "region_states",
     "selected_rows",
-    "spec_paths",
     "status",
     "status_source",
     "timeline",
 ]
 
 
-def spec_paths() -> list[Path]:
-    """The spec files or folders (``OBSERVATORY_SLO_SPECS``, default ``examples/slo``;
-    :func:`observatory.slo_specs.spec_paths`)."""
-    return slo_specs.spec_paths()
-
-
 def specs_caption() -> str:
     """Where the SLO specs come from, for the pages (Markdown-safe)."""
     from app.ui import md
 
-    paths = spec_paths()
-    if paths == [DEFAULT_SPECS]:
+    paths = slo_specs.spec_paths()
+    if paths == [slo_specs.DEFAULT_SPECS]:
         return (
             "SLO specs: the built-in examples (`examples/slo`). For your own, start the "
             "dashboard with `observatory serve --slo-specs FILE_OR_FOLDER` "
@@ -96,7 +87,7 @@ def definitions() -> list[SloDefinition]:
     Raises:
         SpecError: a spec is invalid (every message names file, line and field).
     """
-    paths = spec_paths()
+    paths = slo_specs.spec_paths()
     return _definitions(tuple(str(p) for p in paths), _stamp(paths))
 
 

@@ -105,4 +105,3 @@ def day_labels(days: pd.Series, start: object, end: object) -> pd.Series:
     d = pd.to_datetime(days)
     whole = (d >= pd.Timestamp(start)) & (d + pd.Timedelta(days=1) <= pd.Timestamp(end))
     return d.dt.strftime("%Y-%m-%d") + (~whole).map({True: PARTIAL, False: ""})
-

@@ -57,7 +57,7 @@ def annotate(
     store = open_store(store_path, config_path)
     when = parse_time(at, "--at") or datetime.now(UTC)
     if region is not None:
-        known = {p.region for table in ("counters", "gauges") for p in store.partitions(table)}
+        known = _regions_with_data(store, ("counters", "gauges"))
         if known and region not in known:
             # Recorded all the same: a deployment may go to a region before its data does.
             click.echo(
@@ -105,12 +105,17 @@ def _check_scores(pass_score: float, marginal_score: float) -> None:
         sys.exit(EXIT_USAGE)
 
 
+def _regions_with_data(store: Any, tables: tuple[str, ...]) -> set[str]:
+    """Regions with a data partition in ``tables`` (folder listings, no data read)."""
+    return {p.region for table in tables for p in store.partitions(table)}
+
+
 def _known_regions(store: Any, regions: tuple[str, ...]) -> None:
     """Refuse unknown region names: a typo must not turn a CI/CD gate into "no regression"."""
     if not regions:
         return
     known = set(store.query("SELECT DISTINCT region FROM regions")["region"])
-    known |= set(store.query("SELECT DISTINCT region FROM counters")["region"])
+    known |= _regions_with_data(store, ("counters",))
     unknown = sorted(set(regions) - known)
     if unknown:
         click.echo(f"error: unknown region(s) {unknown}; the store has {sorted(known)}", err=True)

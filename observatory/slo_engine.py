@@ -281,8 +281,10 @@ class SloEngine:
             s = None
             if newest_files():  # listed again on each attempt (a day may be compacted)
                 s = self.store.query_planned(
-                    lambda: "SELECT min(step_s) AS s FROM "
-                    + self.store.parquet_source("gauges", newest_files())
+                    lambda: (
+                        "SELECT min(step_s) AS s FROM "
+                        + self.store.parquet_source("gauges", newest_files())
+                    )
                 )["s"].iloc[0]
             self._step = timedelta(seconds=60)
             if s is not None and pd.notna(s):
@@ -766,9 +768,7 @@ class SloEngine:
                 found = {math.inf}
                 for s, p in zip(slos, preps, strict=True):
                     if s.indicator.kind == "latency":
-                        found |= {
-                            x for x in p.params["les"]
-                        }
+                        found |= {x for x in p.params["les"]}
                 les = sorted(found)
             frames[table] = self._batch_sums(table, signals, les, windows, t)
         batches = {table: _BatchRows.of(rows) for table, rows in frames.items()}
@@ -881,11 +881,8 @@ class SloEngine:
         steps = rows.steps
         ngroups = sizes[0] * sizes[1] * sizes[2]
 
-        def acc(sel: np.ndarray, global_: bool = False) -> np.ndarray:
-            return acc_weighted(sel, None, global_)
-
-        def acc_weighted(
-            sel: np.ndarray, weight: np.ndarray | None, global_: bool = False
+        def acc(
+            sel: np.ndarray, global_: bool = False, weight: np.ndarray | None = None
         ) -> np.ndarray:
             idx = (np.zeros(int(sel.sum()), dtype=np.int64) if global_ else gid[sel]) * nk + k[sel]
             w = value[sel] if weight is None else value[sel] * weight[sel]
@@ -909,7 +906,7 @@ class SloEngine:
             le = rows.le
             lo, up, fr = _row_readings(prep.params, rows)
             weight = np.where(le == lo, 1.0 - fr, 0.0) + np.where(le == up, fr, 0.0)
-            good = acc_weighted(mask & (weight != 0), weight, global_)
+            good = acc(mask & (weight != 0), global_, weight)
             inf_sel = mask & np.isinf(le)
             tot = acc(inf_sel, global_)
             bad = good if prep.params["num_is_bad"] else tot - good

@@ -418,6 +418,7 @@ def _restart(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fc, "_UNSAVED", set())
     monkeypatch.setattr(fc, "_LOADED", set())
     monkeypatch.setattr(fc, "_STEPS", {})
+    monkeypatch.setattr(fc, "_KEPT_AT", {})
 
 
 def test_a_restart_reads_only_the_partitions_written_since(
